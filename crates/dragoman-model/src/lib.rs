@@ -1,0 +1,83 @@
+//! The canonical model: the one vocabulary every dialect decodes into and encodes from.
+//!
+//! No dialect crate ever sees another dialect's types; they meet only here. The stream events
+//! follow Anthropic's block lifecycle because it is the richest of the three, so encoders only
+//! drop or reshape information and never have to invent it. Everything is plain data: no I/O,
+//! no async, no HTTP.
+
+mod error;
+mod loss;
+mod reasoning;
+mod request;
+mod response;
+mod stream;
+mod usage;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{DecodeError, ErrorBody, ErrorKind};
+pub use loss::{Loss, LossKind, Losses};
+pub use reasoning::{Family, ReasoningSeal, SEAL_PREFIX, SealKind};
+pub use request::{
+    CacheControl, Effort, Extension, MediaSource, Message, Part, ReasoningConfig, Request,
+    ResponseFormat, Role, Tool, ToolChoice, ToolKind,
+};
+pub use response::{Response, StopReason};
+pub use stream::{BlockKind, Collector, Delta, StreamEvent, collect, response_events};
+pub use usage::Usage;
+
+/// The wire formats dragoman speaks. A dialect is not a provider: Azure and vLLM speak the
+/// OpenAI dialects; Bedrock can speak Anthropic's.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    Anthropic,
+    Chat,
+    Responses,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 3] = [Dialect::Anthropic, Dialect::Chat, Dialect::Responses];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Anthropic => "anthropic",
+            Dialect::Chat => "chat",
+            Dialect::Responses => "responses",
+        }
+    }
+
+    /// The provider family whose opaque reasoning this dialect's upstreams accept.
+    pub fn family(self) -> Family {
+        match self {
+            Dialect::Anthropic => Family::Anthropic,
+            Dialect::Chat | Dialect::Responses => Family::OpenAi,
+        }
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "anthropic" | "messages" => Ok(Dialect::Anthropic),
+            "chat" | "openai-chat" | "chat_completions" => Ok(Dialect::Chat),
+            "responses" | "openai-responses" => Ok(Dialect::Responses),
+            other => Err(format!(
+                "unknown dialect `{other}` (expected anthropic, chat or responses)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A JSON object, the form extension fields and opaque values keep.
+pub type JsonMap = serde_json::Map<String, serde_json::Value>;
