@@ -7,6 +7,7 @@
 
 mod error;
 mod loss;
+mod options;
 mod reasoning;
 mod request;
 mod response;
@@ -18,6 +19,7 @@ mod tests;
 
 pub use error::{DecodeError, ErrorBody, ErrorKind};
 pub use loss::{Loss, LossKind, Losses};
+pub use options::{GrammarError, StreamOptions};
 pub use reasoning::{Family, ReasoningSeal, SEAL_PREFIX, SealKind};
 pub use request::{
     CacheControl, Effort, Extension, MediaSource, Message, Part, ReasoningConfig, Request,
