@@ -13,7 +13,10 @@ pub struct StreamOptions {
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions { input_estimate: None, include_usage: true }
+        StreamOptions {
+            input_estimate: None,
+            include_usage: true,
+        }
     }
 }
 

@@ -1,1 +1,127 @@
-//! placeholder until the codec lands
+//! The OpenAI Chat Completions dialect: pure translation between Chat wire JSON / SSE and the
+//! canonical model, with no I/O, so the gateway can put it on either side of a bridge.
+//!
+//! Choices this crate makes where Chat and the canonical model do not line up (each is also
+//! explained where it is implemented):
+//! - Request fields the canonical model cannot hold stay as `Extension { dialect: Chat, .. }`
+//!   under their own key. A few extensions are *markers* that only steer this crate's encoder so
+//!   that a Chat → Chat round trip is exact: `max_tokens_field` (the client used the deprecated
+//!   `max_tokens` instead of `max_completion_tokens`), `user_field` (the client sent only
+//!   `safety_identifier`) and `reasoning_field` (the client replays `reasoning_content` /
+//!   `reasoning` on assistant messages, which DeepSeek-style servers need).
+//! - Message-level fields the model has no place for (`name`, `audio`, vendor additions such as
+//!   `extra_content`) become one `Part::Opaque { dialect: Chat }` per field, holding
+//!   `{"chat_message_field": {key: value}}`; the encoder merges them back into the message.
+//! - `created` timestamps travel as an extension; when absent the encoders write 0 and the
+//!   gateway, which owns the clock, stamps the real value.
+
+mod error;
+mod request;
+mod response;
+mod stop;
+mod stream;
+mod usage;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{decode_error, encode_error, stream_error_event};
+pub use request::{decode_request, encode_request};
+pub use response::{decode_response, encode_response};
+pub use stream::{StreamDecoder, StreamEncoder};
+pub use validate::{Validator, validate};
+
+use dragoman_model::{DecodeError, JsonMap};
+use serde_json::Value;
+
+/// Key of the opaque part that carries one unknown message-level field.
+pub(crate) const MESSAGE_FIELD: &str = "chat_message_field";
+
+/// Marker extensions (see the crate docs): read by this crate's encoder, never written as
+/// fields themselves.
+pub(crate) const MARKER_MAX_TOKENS: &str = "max_tokens_field";
+pub(crate) const MARKER_USER: &str = "user_field";
+pub(crate) const MARKER_REASONING: &str = "reasoning_field";
+
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+pub(crate) fn at(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+pub(crate) fn as_obj<'a>(v: &'a Value, path: &str) -> Result<&'a JsonMap, DecodeError> {
+    v.as_object()
+        .ok_or_else(|| DecodeError::wrong_type(path, "an object"))
+}
+
+pub(crate) fn as_arr<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, DecodeError> {
+    v.as_array()
+        .ok_or_else(|| DecodeError::wrong_type(path, "an array"))
+}
+
+/// A field that may be absent; JSON `null` counts as absent because Chat clients send explicit
+/// nulls for unset options.
+pub(crate) fn field<'a>(m: &'a JsonMap, key: &str) -> Option<&'a Value> {
+    m.get(key).filter(|v| !v.is_null())
+}
+
+pub(crate) fn opt_str<'a>(
+    m: &'a JsonMap,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, DecodeError> {
+    match field(m, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(DecodeError::wrong_type(join(path, key), "a string")),
+    }
+}
+
+pub(crate) fn req_str<'a>(m: &'a JsonMap, key: &str, path: &str) -> Result<&'a str, DecodeError> {
+    opt_str(m, key, path)?.ok_or_else(|| DecodeError::missing(join(path, key)))
+}
+
+pub(crate) fn opt_u64(m: &JsonMap, key: &str, path: &str) -> Result<Option<u64>, DecodeError> {
+    match field(m, key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| DecodeError::wrong_type(join(path, key), "a non-negative integer")),
+    }
+}
+
+pub(crate) fn opt_i64(m: &JsonMap, key: &str, path: &str) -> Result<Option<i64>, DecodeError> {
+    match field(m, key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| DecodeError::wrong_type(join(path, key), "an integer")),
+    }
+}
+
+pub(crate) fn opt_f64(m: &JsonMap, key: &str, path: &str) -> Result<Option<f64>, DecodeError> {
+    match field(m, key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| DecodeError::wrong_type(join(path, key), "a number")),
+    }
+}
+
+pub(crate) fn opt_bool(m: &JsonMap, key: &str, path: &str) -> Result<Option<bool>, DecodeError> {
+    match field(m, key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(DecodeError::wrong_type(join(path, key), "a boolean")),
+    }
+}

@@ -1,0 +1,1281 @@
+//! Anthropic Messages request bodies ⇄ canonical `Request`, plus the content-block codec that
+//! responses share, because Anthropic uses one block vocabulary in both directions.
+
+use dragoman_model::{
+    CacheControl, DecodeError, Dialect, Effort, Extension, Family, Losses, MediaSource, Message,
+    Part, ReasoningConfig, ReasoningSeal, Request, ResponseFormat, Role, SealKind, Tool,
+    ToolChoice, ToolKind,
+};
+use serde_json::{Map, Value, json};
+
+pub(crate) type JsonMap = Map<String, Value>;
+
+/// Extension key (never a real Anthropic field) that keeps client-tool fields the canonical
+/// `Tool` has no place for (`defer_loading`, `input_examples`, ...), keyed by tool name, so that
+/// Anthropic-to-Anthropic traffic keeps them. Other dialects report it as dropped, which is true.
+pub const TOOL_FIELDS_KEY: &str = "x-dragoman-tool-fields";
+
+/// Extension key (never a real Anthropic field) that keeps message-level fields besides `role`
+/// and `content` (Claude Code puts `output_config` on system messages), keyed by the canonical
+/// message index they belong to.
+pub const MESSAGE_FIELDS_KEY: &str = "x-dragoman-message-fields";
+
+/// Which body a block is written into: request history must only carry Anthropic-verifiable
+/// signatures, while responses to clients carry any seal through the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    Request,
+    Response,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small JSON readers. Every one names the place of a problem, because decode errors must.
+
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+pub(crate) fn at(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+pub(crate) fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a JsonMap, DecodeError> {
+    v.as_object()
+        .ok_or_else(|| DecodeError::wrong_type(path, "an object"))
+}
+
+pub(crate) fn req_str(m: &JsonMap, key: &str, path: &str) -> Result<String, DecodeError> {
+    match m.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(DecodeError::missing(join(path, key))),
+        Some(_) => Err(DecodeError::wrong_type(join(path, key), "a string")),
+    }
+}
+
+pub(crate) fn opt_str(m: &JsonMap, key: &str, path: &str) -> Result<Option<String>, DecodeError> {
+    match m.get(key) {
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(DecodeError::wrong_type(join(path, key), "a string")),
+    }
+}
+
+pub(crate) fn opt_u64(m: &JsonMap, key: &str, path: &str) -> Result<Option<u64>, DecodeError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| DecodeError::wrong_type(join(path, key), "a non-negative integer")),
+    }
+}
+
+fn opt_f64(m: &JsonMap, key: &str, path: &str) -> Result<Option<f64>, DecodeError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| DecodeError::wrong_type(join(path, key), "a number")),
+    }
+}
+
+fn opt_bool(m: &JsonMap, key: &str, path: &str) -> Result<Option<bool>, DecodeError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(DecodeError::wrong_type(join(path, key), "a boolean")),
+    }
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn report_unknown(m: &JsonMap, known: &[&str], path: &str, what: &str, losses: &mut Losses) {
+    for k in m.keys() {
+        if !known.contains(&k.as_str()) {
+            losses.dropped(
+                join(path, k),
+                format!("{what} field `{k}` has no canonical form"),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content blocks.
+
+fn decode_cache_control(m: &JsonMap, path: &str) -> Result<Option<CacheControl>, DecodeError> {
+    match m.get("cache_control") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let cm = obj(v, &join(path, "cache_control"))?;
+            Ok(Some(CacheControl {
+                ttl: opt_str(cm, "ttl", &join(path, "cache_control"))?,
+            }))
+        }
+    }
+}
+
+fn put_cache_control(m: &mut JsonMap, cc: &Option<CacheControl>) {
+    if let Some(cc) = cc {
+        let mut c = Map::new();
+        c.insert("type".into(), json!("ephemeral"));
+        if let Some(ttl) = &cc.ttl {
+            c.insert("ttl".into(), json!(ttl));
+        }
+        m.insert("cache_control".into(), Value::Object(c));
+    }
+}
+
+/// `None` for source shapes the canonical model has no form for (the block then stays opaque).
+fn decode_source(v: Option<&Value>, path: &str) -> Result<Option<MediaSource>, DecodeError> {
+    let v = v.ok_or_else(|| DecodeError::missing(path))?;
+    let m = obj(v, path)?;
+    let ty = req_str(m, "type", path)?;
+    Ok(Some(match ty.as_str() {
+        "base64" => MediaSource::Base64 {
+            media_type: req_str(m, "media_type", path)?,
+            data: req_str(m, "data", path)?,
+        },
+        "url" => MediaSource::Url {
+            url: req_str(m, "url", path)?,
+        },
+        "file" => MediaSource::FileId {
+            file_id: req_str(m, "file_id", path)?,
+        },
+        "text" => MediaSource::Text {
+            media_type: opt_str(m, "media_type", path)?.unwrap_or_else(|| "text/plain".into()),
+            text: req_str(m, "data", path)?,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+fn encode_source(src: &MediaSource, image: bool, path: &str, losses: &mut Losses) -> Option<Value> {
+    Some(match src {
+        MediaSource::Base64 { media_type, data } => {
+            json!({"type": "base64", "media_type": media_type, "data": data})
+        }
+        MediaSource::Url { url } => json!({"type": "url", "url": url}),
+        MediaSource::FileId { file_id } => json!({"type": "file", "file_id": file_id}),
+        MediaSource::Text { media_type, text } => {
+            if image {
+                losses.dropped(path, "an image cannot have a text source");
+                return None;
+            }
+            json!({"type": "text", "media_type": media_type, "data": text})
+        }
+    })
+}
+
+fn decode_seal(signature: &str) -> Option<ReasoningSeal> {
+    if signature.is_empty() {
+        return None;
+    }
+    Some(
+        ReasoningSeal::unwrap(signature)
+            .unwrap_or_else(|| ReasoningSeal::anthropic_signature(signature)),
+    )
+}
+
+/// One content block (message content, system, tool_result content or response content).
+pub(crate) fn decode_block(
+    v: &Value,
+    path: &str,
+    losses: &mut Losses,
+) -> Result<Part, DecodeError> {
+    let m = obj(v, path)?;
+    let ty = match m.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(DecodeError::wrong_type(join(path, "type"), "a string")),
+        None => return Err(DecodeError::missing(join(path, "type"))),
+    };
+    let opaque = || Part::Opaque {
+        dialect: Dialect::Anthropic,
+        value: v.clone(),
+    };
+    let (part, known): (Part, &[&str]) = match ty {
+        "text" => (
+            Part::Text {
+                text: req_str(m, "text", path)?,
+                cache_control: decode_cache_control(m, path)?,
+                citations: match m.get("citations") {
+                    None | Some(Value::Null) => None,
+                    Some(c) => Some((Dialect::Anthropic, c.clone())),
+                },
+            },
+            &["type", "text", "cache_control", "citations"],
+        ),
+        "image" => {
+            let Some(source) = decode_source(m.get("source"), &join(path, "source"))? else {
+                return Ok(opaque());
+            };
+            (
+                Part::Image {
+                    source,
+                    detail: None,
+                    cache_control: decode_cache_control(m, path)?,
+                },
+                &["type", "source", "cache_control"],
+            )
+        }
+        "document" => {
+            let Some(source) = decode_source(m.get("source"), &join(path, "source"))? else {
+                return Ok(opaque());
+            };
+            (
+                Part::Document {
+                    source,
+                    title: opt_str(m, "title", path)?,
+                    filename: None,
+                    cache_control: decode_cache_control(m, path)?,
+                },
+                &["type", "source", "title", "cache_control"],
+            )
+        }
+        "tool_use" => {
+            let input = m
+                .get("input")
+                .ok_or_else(|| DecodeError::missing(join(path, "input")))?;
+            if let Some(caller) = m.get("caller")
+                && caller != &json!({"type": "direct"})
+            {
+                losses.dropped(
+                    join(path, "caller"),
+                    "a programmatic tool_use caller has no canonical form",
+                );
+            }
+            (
+                Part::ToolCall {
+                    id: req_str(m, "id", path)?,
+                    name: req_str(m, "name", path)?,
+                    arguments: compact(input),
+                    kind: ToolKind::Function,
+                },
+                &["type", "id", "name", "input", "caller"],
+            )
+        }
+        "tool_result" => {
+            let cpath = join(path, "content");
+            let content = match m.get("content") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::String(s)) => vec![Part::text(s.clone())],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| decode_block(b, &at(&cpath, i), losses))
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(DecodeError::wrong_type(cpath, "a string or an array")),
+            };
+            (
+                Part::ToolResult {
+                    call_id: req_str(m, "tool_use_id", path)?,
+                    content,
+                    is_error: opt_bool(m, "is_error", path)?.unwrap_or(false),
+                    kind: ToolKind::Function,
+                    cache_control: decode_cache_control(m, path)?,
+                },
+                &[
+                    "type",
+                    "tool_use_id",
+                    "content",
+                    "is_error",
+                    "cache_control",
+                ],
+            )
+        }
+        "thinking" => (
+            Part::Reasoning {
+                text: opt_str(m, "thinking", path)?.unwrap_or_default(),
+                seal: decode_seal(&opt_str(m, "signature", path)?.unwrap_or_default()),
+            },
+            &["type", "thinking", "signature"],
+        ),
+        "redacted_thinking" => (
+            Part::Reasoning {
+                text: String::new(),
+                seal: Some(ReasoningSeal::anthropic_redacted(req_str(m, "data", path)?)),
+            },
+            &["type", "data"],
+        ),
+        _ => return Ok(opaque()),
+    };
+    report_unknown(m, known, path, &format!("`{ty}` block"), losses);
+    Ok(part)
+}
+
+/// The `input` object of a `tool_use` block for canonical arguments.
+fn tool_input(arguments: &str, kind: ToolKind, path: &str, losses: &mut Losses) -> Value {
+    if kind == ToolKind::Custom {
+        losses.approximated(
+            join(path, "input"),
+            "custom tool input sent as {\"input\": <text>}",
+        );
+        return json!({ "input": arguments });
+    }
+    if arguments.trim().is_empty() {
+        return json!({});
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            losses.approximated(
+                join(path, "input"),
+                "tool arguments that are not a JSON object sent as {\"input\": <text>}",
+            );
+            json!({ "input": arguments })
+        }
+    }
+}
+
+pub(crate) fn is_plain_text_block(v: &Value) -> Option<&str> {
+    let m = v.as_object()?;
+    if m.len() == 2 && m.get("type")? == "text" {
+        return m.get("text")?.as_str();
+    }
+    None
+}
+
+/// Blocks as Anthropic content: a lone plain text block becomes the string form.
+fn content_value(blocks: Vec<Value>) -> Value {
+    if blocks.len() == 1
+        && let Some(t) = is_plain_text_block(&blocks[0])
+    {
+        return Value::String(t.to_owned());
+    }
+    Value::Array(blocks)
+}
+
+/// One canonical part as an Anthropic block; `None` when it cannot be expressed (reported).
+pub(crate) fn encode_part(
+    part: &Part,
+    path: &str,
+    target: Target,
+    losses: &mut Losses,
+) -> Option<Value> {
+    let mut m = Map::new();
+    match part {
+        Part::Text {
+            text,
+            cache_control,
+            citations,
+        } => {
+            m.insert("type".into(), json!("text"));
+            m.insert("text".into(), json!(text));
+            if let Some((dialect, c)) = citations {
+                if *dialect == Dialect::Anthropic {
+                    m.insert("citations".into(), c.clone());
+                } else {
+                    losses.dropped(
+                        join(path, "citations"),
+                        format!("{dialect} annotations have no Anthropic form"),
+                    );
+                }
+            }
+            put_cache_control(&mut m, cache_control);
+        }
+        Part::Image {
+            source,
+            detail,
+            cache_control,
+        } => {
+            let src = encode_source(source, true, path, losses)?;
+            if detail.is_some() {
+                losses.dropped(
+                    join(path, "detail"),
+                    "Anthropic images have no detail level",
+                );
+            }
+            m.insert("type".into(), json!("image"));
+            m.insert("source".into(), src);
+            put_cache_control(&mut m, cache_control);
+        }
+        Part::Document {
+            source,
+            title,
+            filename,
+            cache_control,
+        } => {
+            let src = encode_source(source, false, path, losses)?;
+            m.insert("type".into(), json!("document"));
+            m.insert("source".into(), src);
+            match (title, filename) {
+                (Some(t), f) => {
+                    m.insert("title".into(), json!(t));
+                    if f.is_some() {
+                        losses.dropped(
+                            join(path, "filename"),
+                            "Anthropic documents have no filename",
+                        );
+                    }
+                }
+                (None, Some(f)) => {
+                    losses.approximated(
+                        join(path, "filename"),
+                        "document filename sent as its title",
+                    );
+                    m.insert("title".into(), json!(f));
+                }
+                (None, None) => {}
+            }
+            put_cache_control(&mut m, cache_control);
+        }
+        Part::Audio { .. } => {
+            losses.dropped(path, "Anthropic does not accept audio input");
+            return None;
+        }
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+            kind,
+        } => {
+            m.insert("type".into(), json!("tool_use"));
+            m.insert("id".into(), json!(id));
+            m.insert("name".into(), json!(name));
+            m.insert("input".into(), tool_input(arguments, *kind, path, losses));
+        }
+        Part::ToolResult {
+            call_id,
+            content,
+            is_error,
+            kind: _,
+            cache_control,
+        } => {
+            m.insert("type".into(), json!("tool_result"));
+            m.insert("tool_use_id".into(), json!(call_id));
+            if !content.is_empty() {
+                let cpath = join(path, "content");
+                let blocks: Vec<Value> = content
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| encode_part(p, &at(&cpath, i), target, losses))
+                    .collect();
+                m.insert("content".into(), content_value(blocks));
+            }
+            if *is_error {
+                m.insert("is_error".into(), json!(true));
+            }
+            put_cache_control(&mut m, cache_control);
+        }
+        Part::Reasoning { text, seal } => match (target, seal) {
+            (_, Some(s)) if s.family == Family::Anthropic && s.kind == SealKind::Redacted => {
+                m.insert("type".into(), json!("redacted_thinking"));
+                m.insert("data".into(), json!(s.payload));
+            }
+            (Target::Request, Some(s)) if s.family == Family::Anthropic => {
+                m.insert("type".into(), json!("thinking"));
+                m.insert("thinking".into(), json!(text));
+                m.insert("signature".into(), json!(s.payload));
+            }
+            (Target::Request, Some(s)) => {
+                losses.dropped(
+                    path,
+                    format!(
+                        "reasoning sealed by the {:?} family cannot be verified by Anthropic",
+                        s.family
+                    ),
+                );
+                return None;
+            }
+            (Target::Request, None) => {
+                losses.dropped(
+                    path,
+                    "reasoning without an Anthropic signature cannot be replayed",
+                );
+                return None;
+            }
+            (Target::Response, s) => {
+                m.insert("type".into(), json!("thinking"));
+                m.insert("thinking".into(), json!(text));
+                let sig = s
+                    .as_ref()
+                    .map(|s| s.carry_in(Family::Anthropic))
+                    .unwrap_or_default();
+                m.insert("signature".into(), json!(sig));
+            }
+        },
+        Part::Refusal { text } => {
+            losses.approximated(path, "refusal sent as a text block");
+            m.insert("type".into(), json!("text"));
+            m.insert("text".into(), json!(text));
+        }
+        Part::Opaque { dialect, value } => {
+            if *dialect == Dialect::Anthropic {
+                return Some(value.clone());
+            }
+            losses.dropped(path, format!("{dialect} content has no Anthropic form"));
+            return None;
+        }
+    }
+    Some(Value::Object(m))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests.
+
+fn decode_content(
+    v: Option<&Value>,
+    path: &str,
+    losses: &mut Losses,
+) -> Result<Vec<Part>, DecodeError> {
+    match v {
+        Some(Value::String(s)) => Ok(vec![Part::text(s.clone())]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, b)| decode_block(b, &at(path, i), losses))
+            .collect(),
+        None | Some(Value::Null) => Err(DecodeError::missing(path)),
+        Some(_) => Err(DecodeError::wrong_type(
+            path,
+            "a string or an array of blocks",
+        )),
+    }
+}
+
+fn decode_tool(v: &Value, path: &str, fields: &mut JsonMap) -> Result<Tool, DecodeError> {
+    let m = obj(v, path)?;
+    if let Some(t) = m.get("type")
+        && t != "custom"
+    {
+        return Ok(Tool::Opaque {
+            dialect: Dialect::Anthropic,
+            value: v.clone(),
+        });
+    }
+    let name = req_str(m, "name", path)?;
+    let known = [
+        "type",
+        "name",
+        "description",
+        "input_schema",
+        "strict",
+        "cache_control",
+    ];
+    let extra: JsonMap = m
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !extra.is_empty() {
+        fields.insert(name.clone(), Value::Object(extra));
+    }
+    Ok(Tool::Function {
+        description: opt_str(m, "description", path)?,
+        parameters: m
+            .get("input_schema")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        strict: opt_bool(m, "strict", path)?,
+        cache_control: decode_cache_control(m, path)?,
+        name,
+    })
+}
+
+/// Decodes an Anthropic Messages request body.
+pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, DecodeError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("$", &e))?;
+    let m = obj(&v, "$")?;
+    let mut req = Request {
+        model: req_str(m, "model", "")?,
+        ..Request::default()
+    };
+    if let Some(s) = m.get("system") {
+        req.system = match s {
+            Value::Null => Vec::new(),
+            _ => decode_content(Some(s), "system", losses)?,
+        };
+    }
+    let msgs = match m.get("messages") {
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(DecodeError::wrong_type("messages", "an array")),
+        None => return Err(DecodeError::missing("messages")),
+    };
+    let mut conversation_started = false;
+    let mut message_fields = Map::new();
+    for (i, mv) in msgs.iter().enumerate() {
+        let path = at("messages", i);
+        let mm = obj(mv, &path)?;
+        let extra: JsonMap = mm
+            .iter()
+            .filter(|(k, _)| k.as_str() != "role" && k.as_str() != "content")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let first_index = req.messages.len();
+        let role = req_str(mm, "role", &path)?;
+        let content = decode_content(mm.get("content"), &join(&path, "content"), losses)?;
+        match role.as_str() {
+            "user" => {
+                conversation_started = true;
+                let (results, rest): (Vec<Part>, Vec<Part>) = content
+                    .into_iter()
+                    .partition(|p| matches!(p, Part::ToolResult { .. }));
+                let had_results = !results.is_empty();
+                if had_results {
+                    req.messages.push(Message::new(Role::Tool, results));
+                }
+                if !rest.is_empty() || !had_results {
+                    req.messages.push(Message::new(Role::User, rest));
+                }
+            }
+            "assistant" => {
+                conversation_started = true;
+                req.messages.push(Message::new(Role::Assistant, content));
+            }
+            "system" | "developer" => {
+                // A leading system message means exactly what the top-level `system` means;
+                // folding it there keeps decode(encode(x)) equal to x.
+                if conversation_started {
+                    let role = if role == "system" {
+                        Role::System
+                    } else {
+                        Role::Developer
+                    };
+                    req.messages.push(Message::new(role, content));
+                } else {
+                    req.system.extend(content);
+                }
+            }
+            other => {
+                return Err(DecodeError::new(
+                    join(&path, "role"),
+                    format!("unknown role `{other}`"),
+                ));
+            }
+        }
+        if !extra.is_empty() {
+            if req.messages.len() > first_index {
+                message_fields.insert(first_index.to_string(), Value::Object(extra));
+            } else {
+                report_unknown(mm, &["role", "content"], &path, "message", losses);
+            }
+        }
+    }
+    req.max_tokens = opt_u64(m, "max_tokens", "")?;
+    req.temperature = opt_f64(m, "temperature", "")?;
+    req.top_p = opt_f64(m, "top_p", "")?;
+    req.top_k = opt_u64(m, "top_k", "")?;
+    req.stream = opt_bool(m, "stream", "")?.unwrap_or(false);
+    if let Some(s) = m.get("stop_sequences")
+        && !s.is_null()
+    {
+        let a = s
+            .as_array()
+            .ok_or_else(|| DecodeError::wrong_type("stop_sequences", "an array"))?;
+        for (i, x) in a.iter().enumerate() {
+            req.stop.push(
+                x.as_str()
+                    .ok_or_else(|| DecodeError::wrong_type(at("stop_sequences", i), "a string"))?
+                    .to_owned(),
+            );
+        }
+    }
+    let mut tool_fields = Map::new();
+    if let Some(t) = m.get("tools")
+        && !t.is_null()
+    {
+        let a = t
+            .as_array()
+            .ok_or_else(|| DecodeError::wrong_type("tools", "an array"))?;
+        for (i, tv) in a.iter().enumerate() {
+            req.tools
+                .push(decode_tool(tv, &at("tools", i), &mut tool_fields)?);
+        }
+    }
+    if let Some(tc) = m.get("tool_choice")
+        && !tc.is_null()
+    {
+        let tm = obj(tc, "tool_choice")?;
+        req.tool_choice = Some(match req_str(tm, "type", "tool_choice")?.as_str() {
+            "auto" => ToolChoice::Auto,
+            "any" => ToolChoice::Required,
+            "none" => ToolChoice::None,
+            "tool" => ToolChoice::Tool {
+                name: req_str(tm, "name", "tool_choice")?,
+            },
+            other => {
+                return Err(DecodeError::new(
+                    "tool_choice.type",
+                    format!("unknown tool_choice type `{other}`"),
+                ));
+            }
+        });
+        if let Some(d) = opt_bool(tm, "disable_parallel_tool_use", "tool_choice")? {
+            req.parallel_tool_calls = Some(!d);
+        }
+        report_unknown(
+            tm,
+            &["type", "name", "disable_parallel_tool_use"],
+            "tool_choice",
+            "tool_choice",
+            losses,
+        );
+    }
+    let mut rc = ReasoningConfig::default();
+    let mut has_reasoning = false;
+    if let Some(t) = m.get("thinking")
+        && !t.is_null()
+    {
+        let tm = obj(t, "thinking")?;
+        has_reasoning = true;
+        match req_str(tm, "type", "thinking")?.as_str() {
+            "enabled" => {
+                rc.enabled = Some(true);
+                rc.budget_tokens = opt_u64(tm, "budget_tokens", "thinking")?;
+            }
+            "adaptive" => {
+                rc.enabled = Some(true);
+                rc.adaptive = true;
+            }
+            "disabled" => rc.enabled = Some(false),
+            other => {
+                return Err(DecodeError::new(
+                    "thinking.type",
+                    format!("unknown thinking type `{other}`"),
+                ));
+            }
+        }
+        rc.display = opt_str(tm, "display", "thinking")?;
+        report_unknown(
+            tm,
+            &["type", "budget_tokens", "display"],
+            "thinking",
+            "thinking",
+            losses,
+        );
+    }
+    if let Some(oc) = m.get("output_config")
+        && !oc.is_null()
+    {
+        let om = obj(oc, "output_config")?;
+        if let Some(e) = opt_str(om, "effort", "output_config")? {
+            rc.effort = Some(Effort::parse(&e).ok_or_else(|| {
+                DecodeError::new("output_config.effort", format!("unknown effort `{e}`"))
+            })?);
+            has_reasoning = true;
+        }
+        if let Some(f) = om.get("format")
+            && !f.is_null()
+        {
+            let fm = obj(f, "output_config.format")?;
+            match req_str(fm, "type", "output_config.format")?.as_str() {
+                "json_schema" => {
+                    req.response_format = Some(ResponseFormat::JsonSchema {
+                        name: None,
+                        schema: fm.get("schema").cloned().unwrap_or(Value::Null),
+                        strict: None,
+                        description: None,
+                    });
+                }
+                other => losses.dropped(
+                    "output_config.format",
+                    format!("output format `{other}` has no canonical form"),
+                ),
+            }
+        }
+        report_unknown(
+            om,
+            &["effort", "format"],
+            "output_config",
+            "output_config",
+            losses,
+        );
+    }
+    if has_reasoning {
+        req.reasoning = Some(rc);
+    }
+    if let Some(md) = m.get("metadata")
+        && !md.is_null()
+    {
+        let mut mm = obj(md, "metadata")?.clone();
+        match mm.remove("user_id") {
+            Some(Value::String(u)) => req.user = Some(u),
+            None | Some(Value::Null) => {}
+            Some(_) => return Err(DecodeError::wrong_type("metadata.user_id", "a string")),
+        }
+        if !mm.is_empty() {
+            req.metadata = Some(mm);
+        }
+    }
+    const KNOWN: &[&str] = &[
+        "model",
+        "system",
+        "messages",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stream",
+        "stop_sequences",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "metadata",
+    ];
+    for (k, val) in m {
+        if !KNOWN.contains(&k.as_str()) {
+            req.extensions
+                .push(Extension::new(Dialect::Anthropic, k.clone(), val.clone()));
+        }
+    }
+    if !message_fields.is_empty() {
+        req.extensions.push(Extension::new(
+            Dialect::Anthropic,
+            MESSAGE_FIELDS_KEY,
+            Value::Object(message_fields),
+        ));
+    }
+    if !tool_fields.is_empty() {
+        req.extensions.push(Extension::new(
+            Dialect::Anthropic,
+            TOOL_FIELDS_KEY,
+            Value::Object(tool_fields),
+        ));
+    }
+    Ok(req)
+}
+
+/// The `max_tokens` to send when the client gave none (other dialects make it optional).
+pub fn default_max_tokens(model: &str) -> u64 {
+    let m = model.to_ascii_lowercase();
+    if m.contains("claude-3-opus") || m.contains("claude-3-haiku") || m.contains("claude-2") {
+        return 4096;
+    }
+    if m.contains("claude-3-5") || m.contains("claude-3.5") {
+        return 8192;
+    }
+    if m.contains("claude-3-7") || m.contains("claude-3.7") {
+        return 64000;
+    }
+    if let Some(pos) = m.find("opus-4") {
+        let rest = &m[pos + "opus-4".len()..];
+        let old = rest.is_empty()
+            || rest.starts_with('@')
+            || rest.starts_with("-2")
+            || rest == "-1"
+            || rest.starts_with("-1-")
+            || rest.starts_with("-1@")
+            || rest.starts_with(".1");
+        return if old { 32000 } else { 64000 };
+    }
+    if m.contains("claude") && !m.contains("claude-3") {
+        return 64000;
+    }
+    8192
+}
+
+fn encode_effort(e: Effort, losses: &mut Losses) -> Option<&'static str> {
+    match e {
+        Effort::None => None,
+        Effort::Minimal => {
+            losses.approximated("reasoning.effort", "effort `minimal` sent as `low`");
+            Some("low")
+        }
+        other => Some(other.as_str()),
+    }
+}
+
+/// Writes `thinking` and `output_config.effort` for the canonical reasoning settings.
+fn encode_reasoning(
+    r: &ReasoningConfig,
+    max_tokens: u64,
+    out: &mut JsonMap,
+    output_config: &mut JsonMap,
+    losses: &mut Losses,
+) {
+    let mut thinking = Map::new();
+    let mut effort = None;
+    if r.enabled == Some(false)
+        || (r.effort == Some(Effort::None) && r.budget_tokens.is_none() && !r.adaptive)
+    {
+        thinking.insert("type".into(), json!("disabled"));
+        effort = r.effort;
+    } else if r.adaptive {
+        thinking.insert("type".into(), json!("adaptive"));
+        effort = r.effort;
+    } else if let Some(b) = r.budget_tokens {
+        thinking.insert("type".into(), json!("enabled"));
+        thinking.insert("budget_tokens".into(), json!(b));
+        effort = r.effort;
+    } else if r.enabled == Some(true) {
+        // An effort from a dialect that speaks only efforts: Anthropic wants a budget, kept
+        // below max_tokens because thinking counts toward it.
+        let wanted = r.effort.and_then(Effort::budget_tokens).unwrap_or(8192);
+        let b = wanted.min(max_tokens.saturating_sub(1));
+        if b >= 1024 {
+            thinking.insert("type".into(), json!("enabled"));
+            thinking.insert("budget_tokens".into(), json!(b));
+            losses.approximated(
+                "reasoning.effort",
+                format!("reasoning effort sent as a thinking budget of {b} tokens"),
+            );
+        } else {
+            losses.dropped(
+                "reasoning",
+                "max_tokens leaves no room for the minimum thinking budget of 1024",
+            );
+        }
+    } else {
+        // Effort alone: Anthropic's own `output_config.effort` without a thinking switch.
+        effort = r.effort;
+    }
+    if let Some(d) = &r.display {
+        if thinking.get("type").is_some_and(|t| t != "disabled") {
+            thinking.insert("display".into(), json!(d));
+        } else {
+            losses.dropped(
+                "reasoning.display",
+                "display only applies when thinking is on",
+            );
+        }
+    }
+    if r.summary.is_some() {
+        losses.dropped(
+            "reasoning.summary",
+            "Anthropic has no reasoning summary setting",
+        );
+    }
+    if !thinking.is_empty() {
+        out.insert("thinking".into(), Value::Object(thinking));
+    }
+    if let Some(e) = effort.and_then(|e| encode_effort(e, losses)) {
+        output_config.insert("effort".into(), json!(e));
+    }
+}
+
+fn encode_tool(
+    t: &Tool,
+    path: &str,
+    fields: Option<&JsonMap>,
+    losses: &mut Losses,
+) -> Option<Value> {
+    match t {
+        Tool::Function {
+            name,
+            description,
+            parameters,
+            strict,
+            cache_control,
+        } => {
+            let mut m = Map::new();
+            m.insert("name".into(), json!(name));
+            if let Some(d) = description {
+                m.insert("description".into(), json!(d));
+            }
+            let schema = if parameters.is_null() {
+                json!({"type": "object", "properties": {}})
+            } else {
+                parameters.clone()
+            };
+            m.insert("input_schema".into(), schema);
+            if let Some(s) = strict {
+                m.insert("strict".into(), json!(s));
+            }
+            put_cache_control(&mut m, cache_control);
+            if let Some(Value::Object(extra)) = fields.and_then(|f| f.get(name)) {
+                for (k, v) in extra {
+                    m.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            Some(Value::Object(m))
+        }
+        Tool::Custom {
+            name,
+            description,
+            format,
+        } => {
+            losses.approximated(
+                path,
+                "custom tool sent as a function with one string property `input`",
+            );
+            if format.is_some() {
+                losses.dropped(
+                    join(path, "format"),
+                    "Anthropic tools take no input grammar",
+                );
+            }
+            let mut m = Map::new();
+            m.insert("name".into(), json!(name));
+            if let Some(d) = description {
+                m.insert("description".into(), json!(d));
+            }
+            m.insert(
+                "input_schema".into(),
+                json!({"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}),
+            );
+            Some(Value::Object(m))
+        }
+        Tool::Opaque { dialect, value } => {
+            if *dialect == Dialect::Anthropic {
+                Some(value.clone())
+            } else {
+                losses.dropped(
+                    path,
+                    format!("{dialect} built-in tool has no Anthropic form"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn encode_parts(parts: &[Part], path: &str, losses: &mut Losses) -> Vec<Value> {
+    parts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            // Anthropic rejects empty text blocks; other dialects produce them next to tool calls.
+            !matches!(p, Part::Text { text, cache_control: None, citations: None } if text.is_empty())
+        })
+        .filter_map(|(j, p)| encode_part(p, &at(path, j), Target::Request, losses))
+        .collect()
+}
+
+/// Encodes a canonical request as an Anthropic Messages body.
+pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
+    let mut out = Map::new();
+    out.insert("model".into(), json!(req.model));
+    let max_tokens = match req.max_tokens {
+        Some(n) => n,
+        None => {
+            let n = default_max_tokens(&req.model);
+            losses.approximated(
+                "max_tokens",
+                format!("Anthropic requires max_tokens; sent the model default {n}"),
+            );
+            n
+        }
+    };
+    out.insert("max_tokens".into(), json!(max_tokens));
+
+    // System prompt: the top-level parts, then leading system/developer messages.
+    let mut system = Vec::new();
+    let mut sys_parts: Vec<(String, &Part)> = req
+        .system
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (at("system", i), p))
+        .collect();
+    let lead = req
+        .messages
+        .iter()
+        .take_while(|m| matches!(m.role, Role::System | Role::Developer))
+        .count();
+    for (i, msg) in req.messages.iter().enumerate().take(lead) {
+        for (j, p) in msg.content.iter().enumerate() {
+            sys_parts.push((at(&join(&at("messages", i), "content"), j), p));
+        }
+    }
+    for (path, p) in sys_parts {
+        match p {
+            Part::Text { .. } | Part::Refusal { .. } | Part::Opaque { .. } => {
+                if let Some(b) = encode_part(p, &path, Target::Request, losses) {
+                    system.push(b);
+                }
+            }
+            _ => losses.dropped(path, "the Anthropic system prompt holds only text"),
+        }
+    }
+    if !system.is_empty() {
+        out.insert("system".into(), content_value(system));
+    }
+
+    // Turns: tool results and a directly following user message share one user turn, results
+    // first, as Anthropic requires.
+    let message_fields = req.extensions.iter().find_map(|e| {
+        (e.dialect == Dialect::Anthropic && e.key == MESSAGE_FIELDS_KEY)
+            .then(|| e.value.as_object())
+            .flatten()
+    });
+    let mut turns: Vec<(&'static str, Vec<Value>, bool, Option<&Value>)> = Vec::new();
+    for (i, msg) in req.messages.iter().enumerate().skip(lead) {
+        let path = at("messages", i);
+        let blocks = encode_parts(&msg.content, &join(&path, "content"), losses);
+        if blocks.is_empty() && !msg.content.is_empty() {
+            losses.dropped(path, "no content of this message can be sent to Anthropic");
+            continue;
+        }
+        let fields = message_fields.and_then(|f| f.get(&i.to_string()));
+        let open_tool_turn = matches!(turns.last(), Some((_, _, true, _)));
+        match msg.role {
+            Role::Tool | Role::User if open_tool_turn => {
+                if let Some(last) = turns.last_mut() {
+                    last.1.extend(blocks);
+                    last.2 = msg.role == Role::Tool;
+                }
+            }
+            Role::Tool => turns.push(("user", blocks, true, fields)),
+            Role::User => turns.push(("user", blocks, false, fields)),
+            Role::Assistant => turns.push(("assistant", blocks, false, fields)),
+            Role::System => turns.push(("system", blocks, false, fields)),
+            Role::Developer => {
+                losses.approximated(
+                    join(&path, "role"),
+                    "developer message sent as a system message",
+                );
+                turns.push(("system", blocks, false, fields));
+            }
+        }
+    }
+    let messages: Vec<Value> = turns
+        .into_iter()
+        .map(|(role, blocks, _, fields)| {
+            let mut m = Map::new();
+            m.insert("role".into(), json!(role));
+            m.insert("content".into(), content_value(blocks));
+            if let Some(Value::Object(extra)) = fields {
+                for (k, v) in extra {
+                    m.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            Value::Object(m)
+        })
+        .collect();
+    out.insert("messages".into(), Value::Array(messages));
+
+    // Tools and tool choice.
+    let fields = req.extensions.iter().find_map(|e| {
+        (e.dialect == Dialect::Anthropic && e.key == TOOL_FIELDS_KEY)
+            .then(|| e.value.as_object())
+            .flatten()
+    });
+    let tools: Vec<Value> = req
+        .tools
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| encode_tool(t, &at("tools", i), fields, losses))
+        .collect();
+    let has_tools = !tools.is_empty();
+    if has_tools {
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    let disable = req.parallel_tool_calls.map(|p| !p);
+    let choice = match (&req.tool_choice, disable) {
+        (Some(c), d) => {
+            let mut cm = Map::new();
+            match c {
+                ToolChoice::Auto => {
+                    cm.insert("type".into(), json!("auto"));
+                }
+                ToolChoice::Required => {
+                    cm.insert("type".into(), json!("any"));
+                }
+                ToolChoice::None => {
+                    cm.insert("type".into(), json!("none"));
+                }
+                ToolChoice::Tool { name } => {
+                    cm.insert("type".into(), json!("tool"));
+                    cm.insert("name".into(), json!(name));
+                }
+            }
+            if let Some(d) = d
+                && *c != ToolChoice::None
+            {
+                cm.insert("disable_parallel_tool_use".into(), json!(d));
+            }
+            Some(Value::Object(cm))
+        }
+        (None, Some(true)) => Some(json!({"type": "auto", "disable_parallel_tool_use": true})),
+        (None, _) => None,
+    };
+    if let Some(c) = choice {
+        if has_tools {
+            out.insert("tool_choice".into(), c);
+        } else if req.tool_choice.is_some() {
+            losses.dropped("tool_choice", "no tools to choose from");
+        }
+    }
+
+    // Sampling.
+    if let Some(t) = req.temperature {
+        if t > 1.0 {
+            losses.approximated("temperature", "Anthropic temperature is at most 1; clamped");
+            out.insert("temperature".into(), json!(1.0));
+        } else {
+            out.insert("temperature".into(), json!(t));
+        }
+    }
+    if let Some(p) = req.top_p {
+        out.insert("top_p".into(), json!(p));
+    }
+    if let Some(k) = req.top_k {
+        out.insert("top_k".into(), json!(k));
+    }
+    if !req.stop.is_empty() {
+        out.insert("stop_sequences".into(), json!(req.stop));
+    }
+    if req.seed.is_some() {
+        losses.dropped("seed", "Anthropic has no seed");
+    }
+
+    let mut output_config = Map::new();
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            losses.dropped(
+                "response_format",
+                "Anthropic has no JSON mode without a schema",
+            );
+        }
+        Some(ResponseFormat::JsonSchema {
+            schema,
+            description,
+            ..
+        }) => {
+            output_config.insert(
+                "format".into(),
+                json!({"type": "json_schema", "schema": schema}),
+            );
+            if description.is_some() {
+                losses.dropped(
+                    "response_format.description",
+                    "Anthropic output formats have no description",
+                );
+            }
+        }
+    }
+    if let Some(r) = &req.reasoning {
+        encode_reasoning(r, max_tokens, &mut out, &mut output_config, losses);
+    }
+    if !output_config.is_empty() {
+        out.insert("output_config".into(), Value::Object(output_config));
+    }
+
+    let mut metadata = req.metadata.clone().unwrap_or_default();
+    if let Some(u) = &req.user {
+        metadata.insert("user_id".into(), json!(u));
+    }
+    if !metadata.is_empty() {
+        out.insert("metadata".into(), Value::Object(metadata));
+    }
+    if req.stream {
+        out.insert("stream".into(), json!(true));
+    }
+
+    for e in &req.extensions {
+        if e.dialect != Dialect::Anthropic {
+            losses.dropped(
+                join("extensions", &e.key),
+                format!("{} field has no Anthropic equivalent", e.dialect),
+            );
+        } else if e.key == TOOL_FIELDS_KEY || e.key == MESSAGE_FIELDS_KEY {
+            continue;
+        } else if out.contains_key(&e.key) {
+            losses.dropped(
+                join("extensions", &e.key),
+                "collides with a field already set",
+            );
+        } else {
+            out.insert(e.key.clone(), e.value.clone());
+        }
+    }
+    Value::Object(out)
+}

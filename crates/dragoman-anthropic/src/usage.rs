@@ -1,0 +1,132 @@
+//! Anthropic `usage` objects ⇄ canonical `Usage`: the only place these fields are read or
+//! written, so the "input_tokens excludes cache" rule lives in exactly one spot.
+
+use dragoman_model::{Losses, Usage};
+use serde_json::{Map, Value, json};
+
+fn num(m: &Map<String, Value>, key: &str) -> Option<u64> {
+    m.get(key).and_then(Value::as_u64)
+}
+
+fn sub<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
+    m.get(key).and_then(Value::as_object)
+}
+
+/// Reads a `Usage` or `MessageDeltaUsage` object; absent or null fields stay unknown.
+pub(crate) fn decode(v: Option<&Value>) -> Usage {
+    let Some(m) = v.and_then(Value::as_object) else {
+        return Usage::default();
+    };
+    let cc = sub(m, "cache_creation");
+    let stu = sub(m, "server_tool_use");
+    Usage {
+        input_uncached: num(m, "input_tokens"),
+        cache_read: num(m, "cache_read_input_tokens"),
+        cache_write: num(m, "cache_creation_input_tokens"),
+        cache_write_5m: cc.and_then(|c| num(c, "ephemeral_5m_input_tokens")),
+        cache_write_1h: cc.and_then(|c| num(c, "ephemeral_1h_input_tokens")),
+        output: num(m, "output_tokens"),
+        reasoning: sub(m, "output_tokens_details").and_then(|d| num(d, "thinking_tokens")),
+        web_search_requests: stu.and_then(|s| num(s, "web_search_requests")),
+        web_fetch_requests: stu.and_then(|s| num(s, "web_fetch_requests")),
+    }
+}
+
+/// The input-side buckets, which is what `message_start` reliably knows.
+pub(crate) fn input_side(u: &Usage) -> Usage {
+    Usage {
+        input_uncached: u.input_uncached,
+        cache_read: u.cache_read,
+        cache_write: u.cache_write,
+        cache_write_5m: u.cache_write_5m,
+        cache_write_1h: u.cache_write_1h,
+        ..Usage::default()
+    }
+}
+
+/// Reports usage fields that have no bucket (service tier, geography, per-iteration splits).
+pub(crate) fn report_extras(v: Option<&Value>, path: &str, losses: &mut Losses) {
+    const KNOWN: &[&str] = &[
+        "input_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "cache_creation",
+        "output_tokens",
+        "output_tokens_details",
+        "server_tool_use",
+    ];
+    if let Some(m) = v.and_then(Value::as_object) {
+        for (k, val) in m {
+            if !KNOWN.contains(&k.as_str()) && !val.is_null() {
+                losses.dropped(format!("{path}.{k}"), "usage field has no canonical bucket");
+            }
+        }
+    }
+}
+
+fn put_optional(m: &mut Map<String, Value>, u: &Usage) {
+    if u.cache_write_5m.is_some() || u.cache_write_1h.is_some() {
+        m.insert(
+            "cache_creation".into(),
+            json!({
+                "ephemeral_5m_input_tokens": u.cache_write_5m.unwrap_or(0),
+                "ephemeral_1h_input_tokens": u.cache_write_1h.unwrap_or(0),
+            }),
+        );
+    }
+}
+
+/// A full usage object (responses and the final `message_delta`): the four required counts
+/// always, 0 where unknown, and the optional details where known.
+pub(crate) fn encode(u: &Usage) -> Value {
+    let mut m = Map::new();
+    m.insert("input_tokens".into(), json!(u.input_uncached.unwrap_or(0)));
+    m.insert(
+        "cache_creation_input_tokens".into(),
+        json!(u.cache_write.unwrap_or(0)),
+    );
+    m.insert(
+        "cache_read_input_tokens".into(),
+        json!(u.cache_read.unwrap_or(0)),
+    );
+    put_optional(&mut m, u);
+    m.insert("output_tokens".into(), json!(u.output.unwrap_or(0)));
+    if let Some(r) = u.reasoning {
+        m.insert(
+            "output_tokens_details".into(),
+            json!({"thinking_tokens": r}),
+        );
+    }
+    if u.web_search_requests.is_some() || u.web_fetch_requests.is_some() {
+        let mut s = Map::new();
+        if let Some(n) = u.web_search_requests {
+            s.insert("web_search_requests".into(), json!(n));
+        }
+        if let Some(n) = u.web_fetch_requests {
+            s.insert("web_fetch_requests".into(), json!(n));
+        }
+        m.insert("server_tool_use".into(), Value::Object(s));
+    }
+    Value::Object(m)
+}
+
+/// The usage of `message_start`: input side (or the caller's estimate when the upstream reports
+/// input only at the end) and a placeholder output count, as Anthropic itself sends.
+pub(crate) fn encode_start(u: &Usage, input_estimate: Option<u64>) -> Value {
+    let mut m = Map::new();
+    m.insert(
+        "input_tokens".into(),
+        json!(u.input_uncached.or(input_estimate).unwrap_or(0)),
+    );
+    m.insert(
+        "cache_creation_input_tokens".into(),
+        json!(u.cache_write.unwrap_or(0)),
+    );
+    m.insert(
+        "cache_read_input_tokens".into(),
+        json!(u.cache_read.unwrap_or(0)),
+    );
+    put_optional(&mut m, u);
+    m.insert("output_tokens".into(), json!(u.output.unwrap_or(1)));
+    Value::Object(m)
+}

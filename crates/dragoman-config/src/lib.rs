@@ -1,0 +1,485 @@
+//! Configuration: a LiteLLM-compatible `config.yaml` read into a validated [`Config`].
+//!
+//! The raw YAML is walked by hand rather than derived, so that every key dragoman does not
+//! support yet yields exactly one warning naming it, and every invalid value fails at start with
+//! the path of the offending field. Environment lookups go through a function the caller passes
+//! in, so this crate does no I/O of its own besides what the caller hands it.
+
+mod provider;
+mod secret;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use dragoman_model::Dialect;
+use serde_json::{Map, Value};
+
+pub use provider::Provider;
+pub use secret::Secret;
+
+/// A configuration error, naming the path of the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config {path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub deployments: Vec<Deployment>,
+    pub master_key: Option<Secret>,
+    pub server: ServerSettings,
+    /// One line per unsupported key or suspicious value, to log at start.
+    pub warnings: Vec<String>,
+}
+
+/// Listener and request-handling limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest request body accepted (bytes); larger ones get a 413 in the client's dialect.
+    pub max_body_bytes: usize,
+    /// Silence after which a keep-alive is sent on a stream.
+    pub keepalive: Duration,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            host: "0.0.0.0".into(),
+            port: 4000,
+            max_body_bytes: 32 * 1024 * 1024,
+            keepalive: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One upstream deployment: who to call, in which dialect, with what.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Stable id: `model_info.id`, or `<model_name>#<position>`.
+    pub id: String,
+    /// The public name clients send (the model group). May end in `*` to match a prefix.
+    pub model_name: String,
+    pub provider: Provider,
+    pub dialect: Dialect,
+    /// The provider's model name. For a wildcard deployment (`model_name: "claude-*"`) whose
+    /// upstream model also ends in `*`, the part of the requested name that the wildcard matched
+    /// replaces the `*`, as in LiteLLM.
+    pub upstream_model: String,
+    /// Base URL without trailing slash, e.g. `https://api.openai.com/v1`.
+    pub api_base: String,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub extra_headers: Vec<(String, String)>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    /// Price overrides in LiteLLM's keys (dollars per token), kept for the accounting issue.
+    pub prices: Map<String, Value>,
+}
+
+impl Deployment {
+    /// The upstream model for a requested name, or `None` if this deployment does not serve it.
+    pub fn resolve(&self, requested: &str) -> Option<String> {
+        match self.model_name.strip_suffix('*') {
+            None => (self.model_name == requested).then(|| self.upstream_model.clone()),
+            Some(prefix) => {
+                let rest = requested.strip_prefix(prefix)?;
+                Some(match self.upstream_model.strip_suffix('*') {
+                    Some(up) => format!("{up}{rest}"),
+                    None => self.upstream_model.clone(),
+                })
+            }
+        }
+    }
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where environment values come from (the process environment in production, a map in tests).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// Parses YAML text into a validated configuration.
+pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+    let root: Value = if yaml.trim().is_empty() {
+        Value::Object(Map::new())
+    } else {
+        serde_saphyr::from_str(yaml).map_err(|e| err("(document)", format!("invalid yaml: {e}")))?
+    };
+    let Value::Object(root) = root else {
+        return Err(err("(document)", "expected a mapping at the top level"));
+    };
+    let mut warnings = Vec::new();
+    let mut deployments = Vec::new();
+    let mut master_key = None;
+    let mut server = ServerSettings::default();
+    for (key, value) in &root {
+        match key.as_str() {
+            "model_list" => {
+                let Value::Array(list) = value else {
+                    return Err(err("model_list", "expected a list"));
+                };
+                for (i, entry) in list.iter().enumerate() {
+                    deployments.push(deployment(
+                        &format!("model_list[{i}]"),
+                        i,
+                        entry,
+                        env,
+                        &mut warnings,
+                    )?);
+                }
+            }
+            "general_settings" => {
+                let m = object(value, "general_settings")?;
+                for (k, v) in m {
+                    let path = format!("general_settings.{k}");
+                    match k.as_str() {
+                        "master_key" => {
+                            master_key =
+                                string_value(v, &path, env, &mut warnings)?.map(Secret::new)
+                        }
+                        _ => warnings.push(format!("{path} is not supported yet and is ignored")),
+                    }
+                }
+            }
+            "dragoman_settings" | "server_settings" => {
+                let m = object(value, key)?;
+                for (k, v) in m {
+                    let path = format!("{key}.{k}");
+                    match k.as_str() {
+                        "host" => server.host = req_string(v, &path)?,
+                        "port" => {
+                            server.port = u16::try_from(uint(v, &path)?)
+                                .map_err(|_| err(&path, "port out of range"))?
+                        }
+                        "max_body_bytes" | "max_request_size_bytes" => {
+                            server.max_body_bytes = uint(v, &path)? as usize
+                        }
+                        "keepalive_seconds" | "keepalive_interval" => {
+                            server.keepalive = seconds(v, &path)?
+                        }
+                        "shutdown_grace_seconds" => server.shutdown_grace = seconds(v, &path)?,
+                        _ => warnings.push(format!("{path} is not a known setting and is ignored")),
+                    }
+                }
+            }
+            "environment_variables"
+            | "litellm_settings"
+            | "router_settings"
+            | "guardrails"
+            | "callback_settings"
+            | "credential_list"
+            | "mcp_servers"
+            | "include" => {
+                warnings.push(format!("{key} is not supported yet and is ignored"));
+            }
+            _ => warnings.push(format!("{key} is not a known section and is ignored")),
+        }
+    }
+    Ok(Config {
+        deployments,
+        master_key,
+        server,
+        warnings,
+    })
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ConfigError> {
+    match v {
+        Value::Object(m) => Ok(m),
+        Value::Null => Err(err(path, "expected a mapping, found nothing")),
+        _ => Err(err(path, "expected a mapping")),
+    }
+}
+
+fn req_string(v: &Value, path: &str) -> Result<String, ConfigError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(err(path, "expected a string")),
+    }
+}
+
+/// A string value that may be `os.environ/NAME`. An unset variable is a warning, not an error:
+/// LiteLLM starts with it, and one missing key should not take every other model down.
+fn string_value(
+    v: &Value,
+    path: &str,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, ConfigError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let s = req_string(v, path)?;
+    match s.strip_prefix("os.environ/") {
+        Some(name) => match env.var(name) {
+            Some(val) if !val.is_empty() => Ok(Some(val)),
+            _ => {
+                warnings.push(format!("{path}: environment variable {name} is not set"));
+                Ok(None)
+            }
+        },
+        None => Ok(Some(s)),
+    }
+}
+
+fn uint(v: &Value, path: &str) -> Result<u64, ConfigError> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| err(path, "expected a non-negative integer")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| err(path, "expected a non-negative integer")),
+        _ => Err(err(path, "expected a non-negative integer")),
+    }
+}
+
+fn seconds(v: &Value, path: &str) -> Result<Duration, ConfigError> {
+    let f = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match f {
+        Some(f) if f.is_finite() && f > 0.0 => Ok(Duration::from_secs_f64(f)),
+        _ => Err(err(path, "expected a positive number of seconds")),
+    }
+}
+
+fn deployment(
+    path: &str,
+    position: usize,
+    v: &Value,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<Deployment, ConfigError> {
+    let m = object(v, path)?;
+    let model_name = match m.get("model_name") {
+        Some(v) => req_string(v, &format!("{path}.model_name"))?,
+        None => return Err(err(format!("{path}.model_name"), "required")),
+    };
+    if model_name.is_empty() {
+        return Err(err(format!("{path}.model_name"), "must not be empty"));
+    }
+    let params_path = format!("{path}.litellm_params");
+    let params = match m.get("litellm_params") {
+        Some(p) => object(p, &params_path)?,
+        None => return Err(err(params_path, "required")),
+    };
+    let mut mode = None;
+    let mut id = None;
+    let mut prices = Map::new();
+    let mut rpm = None;
+    let mut tpm = None;
+    for (k, v) in m {
+        let p = format!("{path}.{k}");
+        match k.as_str() {
+            "model_name" | "litellm_params" => {}
+            "model_info" => {
+                for (ik, iv) in object(v, &p)? {
+                    let ip = format!("{p}.{ik}");
+                    match ik.as_str() {
+                        "mode" => mode = Some(req_string(iv, &ip)?),
+                        "id" => id = Some(req_string(iv, &ip)?),
+                        k if is_price_key(k) => {
+                            prices.insert(k.to_owned(), iv.clone());
+                        }
+                        "base_model" | "description" | "max_tokens" | "max_input_tokens"
+                        | "max_output_tokens" => {}
+                        _ => warnings.push(format!("{ip} is not supported yet and is ignored")),
+                    }
+                }
+            }
+            "rpm" => rpm = Some(uint(v, &p)?),
+            "tpm" => tpm = Some(uint(v, &p)?),
+            _ => warnings.push(format!("{p} is not supported yet and is ignored")),
+        }
+    }
+    let model_path = format!("{params_path}.model");
+    let model = match params.get("model") {
+        Some(v) => req_string(v, &model_path)?,
+        None => {
+            return Err(err(
+                model_path,
+                "required (provider/model, e.g. openai/gpt-4o)",
+            ));
+        }
+    };
+    let (provider, upstream_model) = Provider::split(&model).map_err(|m| err(&model_path, m))?;
+    let mut api_base = None;
+    let mut api_key = None;
+    let mut api_version = None;
+    let mut timeout = DEFAULT_TIMEOUT;
+    let mut stream_timeout = None;
+    let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+    let mut extra_headers = Vec::new();
+    for (k, v) in params {
+        let p = format!("{params_path}.{k}");
+        match k.as_str() {
+            "model" => {}
+            "api_base" | "base_url" => api_base = string_value(v, &p, env, warnings)?,
+            "api_key" => api_key = string_value(v, &p, env, warnings)?.map(Secret::new),
+            "api_version" => api_version = string_value(v, &p, env, warnings)?,
+            "timeout" | "request_timeout" => timeout = seconds(v, &p)?,
+            "stream_timeout" => stream_timeout = Some(seconds(v, &p)?),
+            "connect_timeout" => connect_timeout = seconds(v, &p)?,
+            "rpm" => rpm = Some(uint(v, &p)?),
+            "tpm" => tpm = Some(uint(v, &p)?),
+            "extra_headers" | "headers" => {
+                for (hk, hv) in object(v, &p)? {
+                    let hp = format!("{p}.{hk}");
+                    if let Some(val) = string_value(hv, &hp, env, warnings)? {
+                        extra_headers.push((hk.clone(), val));
+                    }
+                }
+            }
+            k if is_price_key(k) => {
+                prices.insert(k.to_owned(), v.clone());
+            }
+            _ => warnings.push(format!("{p} is not supported yet and is ignored")),
+        }
+    }
+    let dialect = match (provider.native_dialect(), mode.as_deref()) {
+        (Dialect::Anthropic, None | Some("chat") | Some("messages")) => Dialect::Anthropic,
+        (Dialect::Anthropic, Some(other)) => {
+            return Err(err(
+                format!("{path}.model_info.mode"),
+                format!("`{other}` is not served by anthropic deployments"),
+            ));
+        }
+        (_, None | Some("chat") | Some("completion")) => Dialect::Chat,
+        (_, Some("responses")) => Dialect::Responses,
+        (_, Some(other)) => {
+            return Err(err(
+                format!("{path}.model_info.mode"),
+                format!("`{other}` is not supported (chat and responses are)"),
+            ));
+        }
+    };
+    let api_base = match api_base {
+        Some(b) => b.trim_end_matches('/').to_owned(),
+        None => match provider.default_base() {
+            Some(b) => b.to_owned(),
+            None => {
+                return Err(err(
+                    format!("{params_path}.api_base"),
+                    format!("required for {} deployments", provider.name()),
+                ));
+            }
+        },
+    };
+    if !(api_base.starts_with("http://") || api_base.starts_with("https://")) {
+        return Err(err(
+            format!("{params_path}.api_base"),
+            "must start with http:// or https://",
+        ));
+    }
+    if provider == Provider::Azure && api_version.is_none() {
+        warnings.push(format!(
+            "{params_path}.api_version is not set; using 2024-10-21"
+        ));
+        api_version = Some("2024-10-21".into());
+    }
+    Ok(Deployment {
+        id: id.unwrap_or_else(|| format!("{model_name}#{position}")),
+        model_name,
+        provider,
+        dialect,
+        upstream_model,
+        api_base,
+        api_key,
+        api_version,
+        timeout,
+        stream_timeout: stream_timeout.unwrap_or(timeout),
+        connect_timeout,
+        extra_headers,
+        rpm,
+        tpm,
+        prices,
+    })
+}
+
+fn is_price_key(k: &str) -> bool {
+    k.ends_with("_cost_per_token")
+        || k.ends_with("_token_cost")
+        || k.contains("cost_per_token_above")
+        || k == "input_cost_per_token_batches"
+}
+
+/// The configuration used when no file is given: every model reachable with the provider keys
+/// found in the environment, by name prefix.
+pub fn embedded(env: &dyn Env) -> Config {
+    let mut deployments = Vec::new();
+    let mut warnings = Vec::new();
+    let mut add = |prefix: &str, provider: Provider, key: &str, dialect: Dialect| {
+        let base = provider.default_base().unwrap_or_default().to_owned();
+        deployments.push(Deployment {
+            id: format!("{}:{prefix}*", provider.name()),
+            model_name: format!("{prefix}*"),
+            provider,
+            dialect,
+            upstream_model: format!("{prefix}*"),
+            api_base: base,
+            api_key: Some(Secret::new(key.to_owned())),
+            api_version: None,
+            timeout: DEFAULT_TIMEOUT,
+            stream_timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            extra_headers: Vec::new(),
+            rpm: None,
+            tpm: None,
+            prices: Map::new(),
+        });
+    };
+    if let Some(k) = env.var("ANTHROPIC_API_KEY").filter(|k| !k.is_empty()) {
+        add("claude-", Provider::Anthropic, &k, Dialect::Anthropic);
+    }
+    if let Some(k) = env.var("OPENAI_API_KEY").filter(|k| !k.is_empty()) {
+        for prefix in ["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"] {
+            add(prefix, Provider::OpenAi, &k, Dialect::Chat);
+        }
+    }
+    if deployments.is_empty() {
+        warnings.push("no config file and neither OPENAI_API_KEY nor ANTHROPIC_API_KEY is set: no models are served".into());
+    }
+    let master_key = env
+        .var("DRAGOMAN_MASTER_KEY")
+        .filter(|k| !k.is_empty())
+        .map(Secret::new);
+    Config {
+        deployments,
+        master_key,
+        server: ServerSettings::default(),
+        warnings,
+    }
+}

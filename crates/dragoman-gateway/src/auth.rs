@@ -1,0 +1,44 @@
+//! Master-key authentication, compared in constant time; keys are never logged.
+
+use axum::http::HeaderMap;
+use subtle::ConstantTimeEq;
+
+use crate::Gateway;
+
+/// The key a client presented: `Authorization: Bearer …`, or `x-api-key` (Anthropic SDKs), or
+/// `api-key` (Azure SDKs).
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Some(k) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Some(k.trim());
+        }
+    }
+    for name in ["x-api-key", "api-key"] {
+        if let Some(k) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Some(k.trim());
+        }
+    }
+    None
+}
+
+impl Gateway {
+    /// `Ok` when no master key is configured (open mode, warned about at start) or the presented
+    /// key equals it.
+    pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+        let Some(master) = &self.config.master_key else {
+            return Ok(());
+        };
+        match presented_key(headers) {
+            None => Err("missing api key: send Authorization: Bearer <key> or x-api-key"),
+            Some(k) if bool::from(k.as_bytes().ct_eq(master.expose().as_bytes())) => Ok(()),
+            Some(_) => Err("invalid api key"),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The gateway: an HTTP front door for the three dialects, routing by model name to a
+//! deployment, calling it in its own dialect and answering in the client's.
+//!
+//! The life of one request is in [`proxy::handle`]: authenticate, parse the envelope, route,
+//! translate (or pass through), call upstream, and answer — whole or as a stream pumped event
+//! by event. Nothing on that path blocks or buffers a whole stream.
+
+mod auth;
+mod errors;
+mod proxy;
+mod pump;
+mod routes;
+mod tokens;
+mod upstream;
+
+use std::sync::Arc;
+
+use dragoman_config::{Config, Deployment};
+
+pub use routes::app;
+
+/// Shared state of a running gateway.
+pub struct Gateway {
+    config: Config,
+    /// One HTTP client per deployment, because connect timeouts are per deployment.
+    clients: Vec<reqwest::Client>,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Result<Arc<Gateway>, String> {
+        let mut clients = Vec::with_capacity(config.deployments.len());
+        for d in &config.deployments {
+            let c = reqwest::Client::builder()
+                .connect_timeout(d.connect_timeout)
+                .pool_idle_timeout(std::time::Duration::from_secs(90))
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| format!("http client for {}: {e}", d.id))?;
+            clients.push(c);
+        }
+        Ok(Arc::new(Gateway { config, clients }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Picks a deployment for a requested model name: exact names first, then wildcard
+    /// patterns (longest prefix first). Several deployments of one group are chosen among at
+    /// random; weighted and health-aware routing comes with the routing work.
+    fn route(&self, requested: &str) -> Option<(usize, &Deployment, String)> {
+        let exact: Vec<usize> = (0..self.config.deployments.len())
+            .filter(|&i| self.config.deployments[i].model_name == requested)
+            .collect();
+        let pick = |cands: &[usize]| -> Option<(usize, &Deployment, String)> {
+            if cands.is_empty() {
+                return None;
+            }
+            let i = cands[fastrand::usize(..cands.len())];
+            let d = &self.config.deployments[i];
+            d.resolve(requested).map(|m| (i, d, m))
+        };
+        if let Some(hit) = pick(&exact) {
+            return Some(hit);
+        }
+        let mut wild: Vec<(usize, usize)> = (0..self.config.deployments.len())
+            .filter_map(|i| {
+                let d = &self.config.deployments[i];
+                let prefix = d.model_name.strip_suffix('*')?;
+                requested.starts_with(prefix).then_some((i, prefix.len()))
+            })
+            .collect();
+        let best = wild.iter().map(|(_, l)| *l).max()?;
+        wild.retain(|(_, l)| *l == best);
+        let cands: Vec<usize> = wild.into_iter().map(|(i, _)| i).collect();
+        pick(&cands)
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// for up to the configured grace period.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = gateway.config.server.shutdown_grace;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async {
+        let _ = rx.await;
+    });
+    let mut task = tokio::spawn(async move { server.await });
+    tokio::select! {
+        r = &mut task => return r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        () = shutdown => {}
+    }
+    tracing::info!(
+        grace_seconds = grace.as_secs_f64(),
+        "shutting down: no new connections, draining in-flight requests"
+    );
+    let _ = tx.send(());
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        Err(_) => {
+            tracing::warn!("shutdown grace period over; closing the remaining connections");
+            task.abort();
+            Ok(())
+        }
+    }
+}

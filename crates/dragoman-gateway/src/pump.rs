@@ -1,0 +1,207 @@
+//! The stream pump: upstream body chunks in, client bytes out, one read at a time.
+//!
+//! The pump is the response body itself (a `Stream` polled by hyper), so when the client goes
+//! away hyper drops it, which drops the upstream response and cancels the upstream call. Each
+//! upstream read is translated and handed on at once; silence is broken by keep-alives; a
+//! silence longer than the deployment's stream timeout, an upstream transport error or an
+//! upstream that stops early all end in the client dialect's error event.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses};
+use dragoman_translate::{Observed, PassthroughTap, StreamTranslator};
+use futures_util::{Stream, StreamExt};
+
+pub enum Mode {
+    Passthrough(Box<PassthroughTap>),
+    Translate(Box<StreamTranslator>),
+}
+
+/// Facts for the log line written when the stream ends.
+pub struct Context {
+    pub request_id: String,
+    pub model: String,
+    pub deployment: String,
+    pub client: Dialect,
+    pub upstream: Dialect,
+    pub started: Instant,
+}
+
+pub struct Pump<S> {
+    upstream: S,
+    mode: Mode,
+    keepalive: Duration,
+    idle_limit: Duration,
+    silent_since: Instant,
+    done: bool,
+    losses: Losses,
+    ctx: Context,
+    first_byte: Option<Duration>,
+}
+
+impl<S> Pump<S>
+where
+    S: Stream<Item = reqwest::Result<Bytes>> + Unpin + Send + 'static,
+{
+    pub fn new(
+        upstream: S,
+        mode: Mode,
+        keepalive: Duration,
+        idle_limit: Duration,
+        ctx: Context,
+    ) -> Self {
+        Pump {
+            upstream,
+            mode,
+            keepalive,
+            idle_limit,
+            silent_since: Instant::now(),
+            done: false,
+            losses: Losses::new(),
+            ctx,
+            first_byte: None,
+        }
+    }
+
+    /// The client body: a stream of byte chunks that ends after the terminal event.
+    pub fn into_stream(
+        self,
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+        futures_util::stream::unfold(self, |mut p| async move {
+            let chunk = p.next_chunk().await?;
+            Some((Ok(chunk), p))
+        })
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let mut out = Vec::new();
+            let waited = self.silent_since.elapsed();
+            let wait = self
+                .keepalive
+                .min(self.idle_limit.saturating_sub(waited))
+                .max(Duration::from_millis(1));
+            match tokio::time::timeout(wait, self.upstream.next()).await {
+                Err(_) => {
+                    if self.silent_since.elapsed() >= self.idle_limit {
+                        let msg = format!(
+                            "upstream sent nothing for {:.0} s",
+                            self.idle_limit.as_secs_f64()
+                        );
+                        self.fail(ErrorBody::new(ErrorKind::Timeout, msg), &mut out);
+                    } else {
+                        match &mut self.mode {
+                            Mode::Passthrough(t) => t.keepalive(&mut out),
+                            Mode::Translate(t) => t.keepalive(&mut out, &mut self.losses),
+                        }
+                    }
+                }
+                Ok(Some(Ok(chunk))) => {
+                    self.silent_since = Instant::now();
+                    if self.first_byte.is_none() {
+                        self.first_byte = Some(self.ctx.started.elapsed());
+                    }
+                    match &mut self.mode {
+                        Mode::Passthrough(t) => {
+                            out.extend_from_slice(&chunk);
+                            if let Err(e) = t.push(&chunk) {
+                                tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
+                                t.fail(
+                                    ErrorBody::new(
+                                        ErrorKind::Server,
+                                        format!("upstream stream is malformed: {e}"),
+                                    ),
+                                    &mut out,
+                                );
+                            }
+                        }
+                        Mode::Translate(t) => {
+                            if let Err(e) = t.push(&chunk, &mut out, &mut self.losses) {
+                                tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
+                            }
+                        }
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    let msg = format!(
+                        "upstream connection failed mid-stream: {}",
+                        crate::upstream::without_url(&e)
+                    );
+                    self.fail(ErrorBody::new(ErrorKind::Server, msg), &mut out);
+                }
+                Ok(None) => match &mut self.mode {
+                    Mode::Passthrough(t) => t.finish(&mut out),
+                    Mode::Translate(t) => {
+                        let _ = t.finish(&mut out, &mut self.losses);
+                    }
+                },
+            }
+            if self.observed().ended() && !self.done {
+                self.done = true;
+                self.log_end();
+            }
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
+            }
+        }
+    }
+
+    fn fail(&mut self, err: ErrorBody, out: &mut Vec<u8>) {
+        match &mut self.mode {
+            Mode::Passthrough(t) => t.fail(err, out),
+            Mode::Translate(t) => t.fail(err, out, &mut self.losses),
+        }
+    }
+
+    fn observed(&self) -> &Observed {
+        match &self.mode {
+            Mode::Passthrough(t) => t.observed(),
+            Mode::Translate(t) => t.observed(),
+        }
+    }
+
+    fn log_end(&self) {
+        let o = self.observed();
+        let u = &o.usage;
+        let losses: Vec<String> = self.losses.iter().map(|l| l.to_string()).collect();
+        tracing::info!(
+            request_id = %self.ctx.request_id,
+            model = %self.ctx.model,
+            deployment = %self.ctx.deployment,
+            client = %self.ctx.client,
+            upstream = %self.ctx.upstream,
+            stream = true,
+            outcome = if o.success == Some(true) { "ok" } else { "error" },
+            error = o.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""),
+            latency_ms = self.ctx.started.elapsed().as_millis() as u64,
+            ttfb_ms = self.first_byte.map(|d| d.as_millis() as u64),
+            input_uncached = u.input_uncached,
+            cache_read = u.cache_read,
+            cache_write = u.cache_write,
+            output = u.output,
+            reasoning = u.reasoning,
+            "request done"
+        );
+        if !losses.is_empty() {
+            tracing::debug!(request_id = %self.ctx.request_id, losses = ?losses, "stream translation losses");
+        }
+    }
+}
+
+impl<S> Drop for Pump<S> {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::info!(
+                request_id = %self.ctx.request_id,
+                model = %self.ctx.model,
+                outcome = "client_cancelled",
+                latency_ms = self.ctx.started.elapsed().as_millis() as u64,
+                "client went away; upstream call cancelled"
+            );
+        }
+    }
+}

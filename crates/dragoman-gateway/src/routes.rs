@@ -1,0 +1,146 @@
+//! The router: which path speaks which dialect, plus models and health. Handlers are thin; the
+//! work is in `proxy`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use dragoman_model::Dialect;
+use serde_json::json;
+
+use crate::Gateway;
+use crate::errors::{render, set_request_id};
+use crate::proxy::{self, Endpoint};
+
+/// Builds the HTTP application for a gateway. Tests drive it directly; `serve` binds it.
+pub fn app(gw: Arc<Gateway>) -> Router {
+    let mut r = Router::new();
+    for prefix in ["/v1", ""] {
+        r = r
+            .route(&format!("{prefix}/messages"), post(messages))
+            .route(
+                &format!("{prefix}/messages/count_tokens"),
+                post(count_tokens),
+            )
+            .route(&format!("{prefix}/chat/completions"), post(chat))
+            .route(
+                &format!("{prefix}/responses"),
+                post(responses).get(responses_websocket),
+            )
+            .route(&format!("{prefix}/models"), get(models));
+    }
+    r.route("/health/liveliness", get(live))
+        .route("/health/liveness", get(live))
+        .route("/health/readiness", get(ready))
+        .route("/health", get(ready))
+        .fallback(not_found)
+        .with_state(gw)
+}
+
+async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    proxy::handle(gw, Endpoint::Generate(Dialect::Anthropic), req).await
+}
+
+async fn chat(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    proxy::handle(gw, Endpoint::Generate(Dialect::Chat), req).await
+}
+
+async fn responses(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    proxy::handle(gw, Endpoint::Generate(Dialect::Responses), req).await
+}
+
+async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    proxy::handle(gw, Endpoint::CountTokens, req).await
+}
+
+/// Codex tries a WebSocket upgrade on `/v1/responses` first; 426 makes it fall back to HTTP at
+/// once (404 or 405 make it retry).
+async fn responses_websocket(headers: HeaderMap) -> Response {
+    let id = proxy::new_request_id();
+    let upgrade = headers.get(http::header::UPGRADE).is_some();
+    let err = dragoman_model::ErrorBody::new(
+        dragoman_model::ErrorKind::InvalidRequest,
+        if upgrade {
+            "websocket transport is not supported; use HTTP POST /v1/responses"
+        } else {
+            "use POST /v1/responses"
+        },
+    );
+    render(
+        Dialect::Responses,
+        &err,
+        Some(if upgrade { 426 } else { 405 }),
+        &id,
+    )
+}
+
+async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let id = proxy::new_request_id();
+    let anthropic = headers.contains_key("anthropic-version");
+    let dialect = if anthropic {
+        Dialect::Anthropic
+    } else {
+        Dialect::Chat
+    };
+    if let Err(m) = gw.authorize(&headers) {
+        return render(
+            dialect,
+            &dragoman_model::ErrorBody::new(dragoman_model::ErrorKind::Authentication, m),
+            None,
+            &id,
+        );
+    }
+    let mut names: Vec<&str> = gw
+        .config()
+        .deployments
+        .iter()
+        .map(|d| d.model_name.as_str())
+        .filter(|n| !n.ends_with('*'))
+        .collect();
+    names.dedup();
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(*n));
+    let body = if anthropic {
+        let data: Vec<_> = names
+            .iter()
+            .map(|n| json!({"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}))
+            .collect();
+        json!({"data": data, "has_more": false, "first_id": names.first(), "last_id": names.last()})
+    } else {
+        let data: Vec<_> = names
+            .iter()
+            .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "dragoman"}))
+            .collect();
+        json!({"object": "list", "data": data})
+    };
+    let mut resp = axum::Json(body).into_response();
+    set_request_id(resp.headers_mut(), &id);
+    resp
+}
+
+async fn live() -> &'static str {
+    "I'm alive!"
+}
+
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    axum::Json(json!({"status": "healthy", "models": gw.config().deployments.len()}))
+        .into_response()
+}
+
+async fn not_found(req: Request<Body>) -> Response {
+    let id = proxy::new_request_id();
+    let mut resp = (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": {"message": format!("no route for {} {}", req.method(), req.uri().path()), "type": "not_found_error", "param": null, "code": "not_found"}})),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        "x-request-id",
+        HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("-")),
+    );
+    resp
+}

@@ -1,0 +1,175 @@
+//! Calling a deployment: its URL, its auth and version headers, timeouts, and which of its
+//! response headers travel back to the client. The provider's key never leaves this module
+//! except on the wire to that provider.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use dragoman_config::{Deployment, Provider};
+use dragoman_model::{Dialect, ErrorBody, ErrorKind};
+
+/// What is asked of the upstream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Generate,
+    CountTokens,
+}
+
+pub fn url(dep: &Deployment, op: Op) -> String {
+    let base = dep.api_base.as_str();
+    let version = dep.api_version.as_deref().unwrap_or("2024-10-21");
+    match (dep.provider, dep.dialect, op) {
+        (_, Dialect::Anthropic, op) => {
+            let root = base.strip_suffix("/v1").unwrap_or(base);
+            match op {
+                Op::Generate => format!("{root}/v1/messages"),
+                Op::CountTokens => format!("{root}/v1/messages/count_tokens"),
+            }
+        }
+        (Provider::Azure, Dialect::Chat, _) => {
+            format!(
+                "{base}/openai/deployments/{}/chat/completions?api-version={version}",
+                dep.upstream_model
+            )
+        }
+        (Provider::Azure, Dialect::Responses, _) => {
+            format!("{base}/openai/responses?api-version={version}")
+        }
+        (_, Dialect::Chat, _) => format!("{base}/chat/completions"),
+        (_, Dialect::Responses, _) => format!("{base}/responses"),
+    }
+}
+
+/// Request headers for the upstream: its auth, Anthropic's version and beta headers (the
+/// client's own when the client speaks Anthropic), configured extra headers, and the client's
+/// user agent (we add none of our own).
+pub fn headers(dep: &Deployment, client: Dialect, client_headers: &HeaderMap) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(ua) = client_headers.get(http::header::USER_AGENT) {
+        h.insert(http::header::USER_AGENT, ua.clone());
+    }
+    let key = dep
+        .api_key
+        .as_ref()
+        .and_then(|k| HeaderValue::from_str(k.expose()).ok());
+    match (dep.provider, dep.dialect) {
+        (_, Dialect::Anthropic) => {
+            if let Some(mut k) = key {
+                k.set_sensitive(true);
+                h.insert("x-api-key", k);
+            }
+            let version = match client {
+                Dialect::Anthropic => client_headers.get("anthropic-version").cloned(),
+                _ => None,
+            };
+            h.insert(
+                "anthropic-version",
+                version.unwrap_or(HeaderValue::from_static("2023-06-01")),
+            );
+            if client == Dialect::Anthropic
+                && let Some(beta) = client_headers.get("anthropic-beta")
+            {
+                h.insert("anthropic-beta", beta.clone());
+            }
+        }
+        (Provider::Azure, _) => {
+            if let Some(mut k) = key {
+                k.set_sensitive(true);
+                h.insert("api-key", k);
+            }
+        }
+        _ => {
+            if let Some(k) = dep
+                .api_key
+                .as_ref()
+                .and_then(|k| HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
+            {
+                let mut k = k;
+                k.set_sensitive(true);
+                h.insert(http::header::AUTHORIZATION, k);
+            }
+        }
+    }
+    for (name, value) in &dep.extra_headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    h
+}
+
+/// Why an upstream call failed before it answered: rendered to the client with `status`.
+pub struct CallError {
+    pub status: u16,
+    pub body: ErrorBody,
+}
+
+/// Sends the request; `limit` bounds the wait for the response head.
+pub async fn send(
+    client: &reqwest::Client,
+    url: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    limit: Duration,
+) -> Result<reqwest::Response, CallError> {
+    let fut = client.post(url).headers(headers).body(body).send();
+    match tokio::time::timeout(limit, fut).await {
+        Err(_) => Err(CallError {
+            status: 504,
+            body: ErrorBody::new(
+                ErrorKind::Timeout,
+                format!(
+                    "upstream did not answer within {:.0} s",
+                    limit.as_secs_f64()
+                ),
+            ),
+        }),
+        Ok(Err(e)) => Err(CallError {
+            status: 502,
+            body: ErrorBody::new(
+                ErrorKind::Server,
+                if e.is_connect() {
+                    "upstream unreachable: connection failed".to_owned()
+                } else {
+                    format!("upstream request failed: {}", without_url(&e))
+                },
+            ),
+        }),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// reqwest errors print the URL, which may carry an Azure key in the query on some setups.
+pub fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "<upstream>");
+    }
+    s
+}
+
+/// Response headers worth passing back: rate limits and retry hints (Claude Code reads the
+/// `anthropic-ratelimit-unified-*` family; SDKs honour `retry-after`), and the upstream's own
+/// request id under a name that does not clash with ours.
+pub fn forwardable(upstream: &HeaderMap, out: &mut HeaderMap) {
+    for (name, value) in upstream {
+        let n = name.as_str();
+        if n == "retry-after"
+            || n == "retry-after-ms"
+            || n == "x-should-retry"
+            || n.starts_with("x-ratelimit-")
+            || n.starts_with("anthropic-ratelimit-")
+        {
+            out.append(name.clone(), value.clone());
+        } else if n == "request-id" || n == "x-request-id" {
+            out.insert("x-upstream-request-id", value.clone());
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Chat SSE chunks → canonical stream events. Chat has no blocks, so this decoder invents them:
+//! a run of `content`, `reasoning_content` or `refusal` pieces is one block, each tool call is
+//! one block, and everything still open is closed at `finish_reason`.
+
+use dragoman_model::{
+    BlockKind, DecodeError, Delta, ErrorBody, StopReason, StreamEvent, ToolKind, Usage,
+};
+use serde_json::Value;
+
+use super::DONE;
+use crate::{error, stop, usage};
+
+/// One tool call seen in the stream. Calls are keyed by their Chat `index` *and* `id`, because
+/// some servers put every call at index 0 and tell them apart only by id.
+#[derive(Debug)]
+struct ToolSlot {
+    chat_index: u64,
+    id: String,
+    block: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Text,
+    Reasoning,
+    Refusal,
+}
+
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    events: usize,
+    started: bool,
+    done: bool,
+    next_block: usize,
+    /// Open blocks in the order they were opened, so they close in that order.
+    open: Vec<usize>,
+    /// The open text-like block, if any (at most one: a new kind closes the previous one).
+    flow: Option<(Flow, usize)>,
+    tools: Vec<ToolSlot>,
+    saw_tool_call: bool,
+    stop: Option<StopReason>,
+    usage: Usage,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One SSE event in; zero or more canonical events appended to `out`.
+    pub fn push(
+        &mut self,
+        ev: &dragoman_sse::Event,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), DecodeError> {
+        let n = self.events;
+        self.events += 1;
+        if self.done {
+            return Ok(());
+        }
+        let data = ev.data.trim();
+        if data == DONE {
+            self.start("", "", out);
+            self.close_all(out);
+            let stop = self
+                .stop
+                .take()
+                .unwrap_or(StopReason::EndTurn)
+                .reconcile(self.saw_tool_call);
+            out.push(StreamEvent::MessageDelta {
+                stop,
+                usage: self.usage,
+            });
+            out.push(StreamEvent::MessageStop);
+            self.done = true;
+            return Ok(());
+        }
+        let chunk: Value =
+            serde_json::from_str(data).map_err(|e| DecodeError::json(format!("event {n}"), &e))?;
+        let Some(m) = chunk.as_object() else {
+            return Err(DecodeError::wrong_type(
+                format!("event {n}"),
+                "a JSON object",
+            ));
+        };
+        if let Some(err) = m.get("error").filter(|e| !e.is_null()) {
+            let wrapped = serde_json::json!({ "error": err });
+            out.push(StreamEvent::Error {
+                error: error::from_value(&wrapped, None),
+            });
+            self.done = true;
+            return Ok(());
+        }
+        let choices = match m.get("choices") {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(_) => {
+                return Err(DecodeError::wrong_type(
+                    format!("event {n}.choices"),
+                    "an array",
+                ));
+            }
+        };
+        let chunk_usage = m.get("usage").filter(|u| u.is_object());
+        if choices.is_empty() && chunk_usage.is_none() {
+            // Azure's prompt_filter_results preamble and other bookkeeping chunks.
+            return Ok(());
+        }
+        let id = m.get("id").and_then(Value::as_str).unwrap_or_default();
+        let model = m.get("model").and_then(Value::as_str).unwrap_or_default();
+        self.start(id, model, out);
+        if let Some(u) = chunk_usage {
+            self.usage.merge_from(&usage::decode(u).0);
+        }
+        for (k, c) in choices.iter().enumerate() {
+            let path = format!("event {n}.choices[{k}]");
+            let Some(c) = c.as_object() else {
+                return Err(DecodeError::wrong_type(path, "an object"));
+            };
+            // The canonical stream has one answer; other choices (n > 1) are not carried.
+            if c.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
+                continue;
+            }
+            if let Some(d) = c.get("delta").and_then(Value::as_object) {
+                self.delta(d, &path, out)?;
+            }
+            if let Some(fr) = c.get("finish_reason").and_then(Value::as_str) {
+                self.close_all(out);
+                self.stop = Some(stop::decode(Some(fr)));
+            }
+        }
+        Ok(())
+    }
+
+    /// End of input. Without `[DONE]` (or an error chunk) the stream was cut, even when a
+    /// `finish_reason` arrived: the usage chunk may be what was lost.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.done {
+            out.push(StreamEvent::Error {
+                error: ErrorBody::truncated_stream(),
+            });
+            self.done = true;
+        }
+    }
+
+    fn start(&mut self, id: &str, model: &str, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::MessageStart {
+                id: id.to_owned(),
+                model: model.to_owned(),
+                usage: Usage::default(),
+            });
+        }
+    }
+
+    fn open_block(&mut self, block: BlockKind, out: &mut Vec<StreamEvent>) -> usize {
+        let index = self.next_block;
+        self.next_block += 1;
+        self.open.push(index);
+        out.push(StreamEvent::BlockStart { index, block });
+        index
+    }
+
+    fn close(&mut self, index: usize, out: &mut Vec<StreamEvent>) {
+        if let Some(pos) = self.open.iter().position(|&i| i == index) {
+            self.open.remove(pos);
+            out.push(StreamEvent::BlockStop { index });
+        }
+    }
+
+    fn close_all(&mut self, out: &mut Vec<StreamEvent>) {
+        for index in std::mem::take(&mut self.open) {
+            out.push(StreamEvent::BlockStop { index });
+        }
+        self.flow = None;
+    }
+
+    fn close_flow(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some((_, index)) = self.flow.take() {
+            self.close(index, out);
+        }
+    }
+
+    /// Appends a text-like piece to the open block of its kind, opening one (and closing a
+    /// block of another kind) when needed.
+    fn flow_piece(&mut self, kind: Flow, text: &str, out: &mut Vec<StreamEvent>) {
+        if text.is_empty() {
+            return;
+        }
+        let index = match self.flow {
+            Some((k, i)) if k == kind => i,
+            _ => {
+                self.close_flow(out);
+                let block = match kind {
+                    Flow::Text => BlockKind::Text,
+                    Flow::Reasoning => BlockKind::Reasoning { seal: None },
+                    Flow::Refusal => BlockKind::Refusal,
+                };
+                let i = self.open_block(block, out);
+                self.flow = Some((kind, i));
+                i
+            }
+        };
+        let delta = match kind {
+            Flow::Text => Delta::Text(text.to_owned()),
+            Flow::Reasoning => Delta::Reasoning(text.to_owned()),
+            Flow::Refusal => Delta::Refusal(text.to_owned()),
+        };
+        out.push(StreamEvent::BlockDelta { index, delta });
+    }
+
+    fn delta(
+        &mut self,
+        d: &serde_json::Map<String, Value>,
+        path: &str,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), DecodeError> {
+        let str_of = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default();
+        let reasoning = match str_of("reasoning_content") {
+            "" => str_of("reasoning"),
+            r => r,
+        };
+        self.flow_piece(Flow::Reasoning, reasoning, out);
+        self.flow_piece(Flow::Text, str_of("content"), out);
+        self.flow_piece(Flow::Refusal, str_of("refusal"), out);
+        let mut calls = match d.get("tool_calls") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                return Err(DecodeError::wrong_type(
+                    format!("{path}.delta.tool_calls"),
+                    "an array",
+                ));
+            }
+        };
+        // The deprecated `function_call` delta is one call with no id; it gets an index no
+        // real tool call uses.
+        if let Some(fc) = d.get("function_call").filter(|f| f.is_object()) {
+            calls.push(serde_json::json!({"index": u64::MAX, "function": fc}));
+        }
+        for (pos, call) in calls.iter().enumerate() {
+            let Some(call) = call.as_object() else {
+                return Err(DecodeError::wrong_type(
+                    format!("{path}.delta.tool_calls[{pos}]"),
+                    "an object",
+                ));
+            };
+            let chat_index = call
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(pos as u64);
+            let id = call
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            let custom = call.get("type").and_then(Value::as_str) == Some("custom")
+                || call.get("custom").is_some_and(Value::is_object);
+            let inner = call
+                .get(if custom { "custom" } else { "function" })
+                .and_then(Value::as_object);
+            let name = inner
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let fragment = inner
+                .and_then(|f| f.get(if custom { "input" } else { "arguments" }))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let existing = self
+                .tools
+                .iter()
+                .rev()
+                .find(|s| {
+                    s.chat_index == chat_index
+                        && (s.id.is_empty() || id.is_none_or(|id| s.id == id))
+                })
+                .map(|s| s.block);
+            let block = match existing {
+                Some(b) => b,
+                None => {
+                    self.close_flow(out);
+                    self.saw_tool_call = true;
+                    let kind = if custom {
+                        ToolKind::Custom
+                    } else {
+                        ToolKind::Function
+                    };
+                    let id = id.unwrap_or_default().to_owned();
+                    let b = self.open_block(
+                        BlockKind::ToolCall {
+                            id: id.clone(),
+                            name: name.to_owned(),
+                            kind,
+                        },
+                        out,
+                    );
+                    self.tools.push(ToolSlot {
+                        chat_index,
+                        id,
+                        block: b,
+                    });
+                    b
+                }
+            };
+            // Fragments for a call closed by an earlier finish_reason have no block to go to.
+            if !fragment.is_empty() && self.open.contains(&block) {
+                out.push(StreamEvent::BlockDelta {
+                    index: block,
+                    delta: Delta::Arguments(fragment.to_owned()),
+                });
+            }
+        }
+        Ok(())
+    }
+}

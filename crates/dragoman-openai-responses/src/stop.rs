@@ -1,0 +1,59 @@
+//! Responses has no stop reason: it is derived from `status`, `incomplete_details.reason` and
+//! the output's content, and written back the same way (reference §3.7, §5.2; traps §30).
+
+use dragoman_model::{Losses, StopReason};
+use serde_json::{Value, json};
+
+use crate::get_str;
+
+/// The canonical stop reason for a response's status. `has_tool_calls` and `has_refusal`
+/// describe the output, because a completed response says nothing more.
+pub(crate) fn decode_stop(
+    status: Option<&str>,
+    incomplete_details: Option<&Value>,
+    has_tool_calls: bool,
+    has_refusal: bool,
+) -> StopReason {
+    let stop = match status {
+        Some("incomplete") => match incomplete_details.and_then(|d| get_str(d, "reason")) {
+            Some("content_filter") => StopReason::ContentFilter,
+            _ => StopReason::MaxTokens,
+        },
+        _ if has_refusal && !has_tool_calls => StopReason::Refusal { details: None },
+        _ => StopReason::EndTurn,
+    };
+    stop.reconcile(has_tool_calls)
+}
+
+/// `(status, incomplete_details)` for a stop reason.
+pub(crate) fn encode_stop(stop: &StopReason, losses: &mut Losses) -> (&'static str, Value) {
+    match stop {
+        StopReason::EndTurn | StopReason::ToolUse => ("completed", Value::Null),
+        StopReason::Refusal { details } => {
+            if details.is_some() {
+                losses.dropped("stop.details", "Responses has no refusal details");
+            }
+            ("completed", Value::Null)
+        }
+        StopReason::StopSequence { .. } => {
+            losses.approximated(
+                "stop",
+                "Responses has no stop sequences; reported as completed",
+            );
+            ("completed", Value::Null)
+        }
+        StopReason::PauseTurn => {
+            losses.approximated("stop", "Responses has no pause_turn; reported as completed");
+            ("completed", Value::Null)
+        }
+        StopReason::MaxTokens => ("incomplete", json!({ "reason": "max_output_tokens" })),
+        StopReason::ContextWindowExceeded => {
+            losses.approximated(
+                "stop",
+                "context window exceeded is reported as max_output_tokens",
+            );
+            ("incomplete", json!({ "reason": "max_output_tokens" }))
+        }
+        StopReason::ContentFilter => ("incomplete", json!({ "reason": "content_filter" })),
+    }
+}

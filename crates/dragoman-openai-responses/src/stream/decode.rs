@@ -1,0 +1,663 @@
+//! Responses SSE → canonical stream events. Output items become blocks; state is keyed by
+//! `output_index` because some backends rotate item ids between `added` and `done`
+//! (reference §3.6), and missing deltas are recovered from the `*.done` events (traps §32–33).
+
+use std::collections::BTreeMap;
+
+use dragoman_model::{
+    BlockKind, DecodeError, Delta, Dialect, ErrorBody, StreamEvent, ToolKind, Usage,
+};
+use dragoman_sse::Event;
+use serde_json::{Value, json};
+
+use crate::error::error_from_object;
+use crate::request::{reasoning_seal, reasoning_text};
+use crate::stop::decode_stop;
+use crate::usage::decode_usage;
+use crate::{get_str, get_u64};
+
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    /// Events seen, for error messages.
+    count: usize,
+    started: bool,
+    done: bool,
+    next_block: usize,
+    items: BTreeMap<u64, Item>,
+    last_index: Option<u64>,
+    any_tool_call: bool,
+    any_refusal: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemKind {
+    Message,
+    Call,
+    Reasoning,
+    Other,
+}
+
+#[derive(Debug)]
+struct Item {
+    kind: ItemKind,
+    item_id: Option<String>,
+    /// The block of a call or reasoning item.
+    block: Option<usize>,
+    /// Text already emitted for a call (arguments) or reasoning item.
+    emitted: String,
+    /// Which summary or content part of a reasoning item the last delta belonged to, so parts
+    /// are separated by a blank line as in the non-streamed form.
+    reasoning_part: Option<(bool, u64)>,
+    /// Content parts of a message, by `content_index`.
+    parts: BTreeMap<u64, TextPart>,
+    done: bool,
+}
+
+#[derive(Debug)]
+struct TextPart {
+    block: usize,
+    refusal: bool,
+    emitted: String,
+    citations: usize,
+    open: bool,
+}
+
+/// The part of `full` not yet emitted, when what was emitted is a prefix of it.
+fn remainder<'a>(emitted: &str, full: &'a str) -> Option<&'a str> {
+    (full.len() > emitted.len() && full.starts_with(emitted)).then(|| &full[emitted.len()..])
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, ev: &Event, out: &mut Vec<StreamEvent>) -> Result<(), DecodeError> {
+        let n = self.count;
+        self.count += 1;
+        let data = ev.data.trim();
+        if data.is_empty() || data == "[DONE]" {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(data).map_err(|e| {
+            DecodeError::json(
+                format!("event {n} ({})", ev.event.as_deref().unwrap_or("data")),
+                &e,
+            )
+        })?;
+        if self.done {
+            return Ok(());
+        }
+        let ty = get_str(&v, "type")
+            .or(ev.event.as_deref())
+            .unwrap_or_default()
+            .to_owned();
+        match ty.as_str() {
+            "response.created" | "response.in_progress" | "response.queued" => {
+                self.start(v.get("response"), out);
+            }
+            "response.output_item.added" => {
+                self.start(None, out);
+                let idx = self.index(&v);
+                let item = v.get("item").cloned().unwrap_or(Value::Null);
+                self.item_added(idx, &item, out);
+            }
+            "response.output_item.done" => {
+                self.start(None, out);
+                let idx = self.index(&v);
+                let item = v.get("item").cloned().unwrap_or(Value::Null);
+                self.item_done(idx, &item, out);
+            }
+            "response.content_part.added" => {
+                self.start(None, out);
+                let idx = self.index(&v);
+                let ci = get_u64(&v, "content_index").unwrap_or(0);
+                let part_ty = v.get("part").and_then(|p| get_str(p, "type"));
+                match part_ty {
+                    Some("output_text") => {
+                        self.text_part(idx, ci, false, out);
+                    }
+                    Some("refusal") => {
+                        self.text_part(idx, ci, true, out);
+                    }
+                    _ => {}
+                }
+            }
+            "response.output_text.delta" | "response.refusal.delta" => {
+                self.start(None, out);
+                let idx = self.index(&v);
+                let ci = get_u64(&v, "content_index").unwrap_or(0);
+                let refusal = ty == "response.refusal.delta";
+                let delta = get_str(&v, "delta").unwrap_or_default().to_owned();
+                self.text_delta(idx, ci, refusal, &delta, out);
+            }
+            "response.output_text.done" | "response.refusal.done" => {
+                let idx = self.index(&v);
+                let ci = get_u64(&v, "content_index").unwrap_or(0);
+                let refusal = ty == "response.refusal.done";
+                let key = if refusal { "refusal" } else { "text" };
+                if let Some(full) = get_str(&v, key) {
+                    let full = full.to_owned();
+                    self.text_remainder(idx, ci, refusal, &full, out);
+                }
+            }
+            "response.output_text.annotation.added" => {
+                let idx = self.index(&v);
+                let ci = get_u64(&v, "content_index").unwrap_or(0);
+                let block = self.text_part(idx, ci, false, out);
+                if let (Some(block), Some(a)) = (block, v.get("annotation")) {
+                    if let Some(p) = self.part_mut(idx, ci) {
+                        p.citations += 1;
+                    }
+                    out.push(StreamEvent::BlockDelta {
+                        index: block,
+                        delta: Delta::Citation {
+                            dialect: Dialect::Responses,
+                            value: a.clone(),
+                        },
+                    });
+                }
+            }
+            "response.content_part.done" => {
+                let idx = self.index(&v);
+                let ci = get_u64(&v, "content_index").unwrap_or(0);
+                let part = v.get("part").cloned().unwrap_or(Value::Null);
+                if matches!(get_str(&part, "type"), Some("output_text" | "refusal")) {
+                    self.close_part(idx, ci, &part, out);
+                }
+            }
+            "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
+                let idx = self.index(&v);
+                let delta = get_str(&v, "delta").unwrap_or_default().to_owned();
+                self.item_delta(idx, &delta, out);
+            }
+            "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
+                let idx = self.index(&v);
+                let key = if ty.starts_with("response.function") {
+                    "arguments"
+                } else {
+                    "input"
+                };
+                if let Some(full) = get_str(&v, key) {
+                    let full = full.to_owned();
+                    self.item_remainder(idx, &full, out);
+                }
+            }
+            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+                let idx = self.index(&v);
+                let summary = ty == "response.reasoning_summary_text.delta";
+                let part = get_u64(
+                    &v,
+                    if summary {
+                        "summary_index"
+                    } else {
+                        "content_index"
+                    },
+                )
+                .unwrap_or(0);
+                let delta = get_str(&v, "delta").unwrap_or_default().to_owned();
+                if delta.is_empty() {
+                    return Ok(());
+                }
+                if let Some(item) = self.items.get_mut(&idx)
+                    && item.kind == ItemKind::Reasoning
+                    && !item.done
+                {
+                    let key = Some((summary, part));
+                    if item.reasoning_part != key {
+                        if item.reasoning_part.is_some() && !item.emitted.is_empty() {
+                            item.emitted.push_str("\n\n");
+                            if let Some(b) = item.block {
+                                out.push(StreamEvent::BlockDelta {
+                                    index: b,
+                                    delta: Delta::Reasoning("\n\n".into()),
+                                });
+                            }
+                        }
+                        item.reasoning_part = key;
+                    }
+                }
+                self.item_delta(idx, &delta, out);
+            }
+            "response.completed" | "response.incomplete" => {
+                let resp = v.get("response").cloned().unwrap_or(Value::Null);
+                self.start(Some(&resp), out);
+                // Trap §32: some backends put items only in the final output.
+                if let Some(items) = resp.get("output").and_then(Value::as_array) {
+                    for (i, item) in items.iter().enumerate() {
+                        if !self.items.contains_key(&(i as u64)) {
+                            self.item_done(i as u64, item, out);
+                        }
+                    }
+                }
+                self.close_all(out);
+                let status = get_str(&resp, "status").unwrap_or(if ty == "response.incomplete" {
+                    "incomplete"
+                } else {
+                    "completed"
+                });
+                let stop = decode_stop(
+                    Some(status),
+                    resp.get("incomplete_details"),
+                    self.any_tool_call,
+                    self.any_refusal,
+                );
+                out.push(StreamEvent::MessageDelta {
+                    stop,
+                    usage: decode_usage(resp.get("usage")),
+                });
+                out.push(StreamEvent::MessageStop);
+                self.done = true;
+            }
+            "response.failed" => {
+                let resp = v.get("response").cloned().unwrap_or(Value::Null);
+                self.start(Some(&resp), out);
+                let err = match resp.get("error").filter(|e| e.is_object()) {
+                    Some(e) => error_from_object(e, None),
+                    None => ErrorBody::new(dragoman_model::ErrorKind::Server, "response failed"),
+                };
+                out.push(StreamEvent::Error { error: err });
+                self.done = true;
+            }
+            "error" => {
+                self.start(None, out);
+                let err = match v.get("error").filter(|e| e.is_object()) {
+                    Some(e) => error_from_object(e, None),
+                    None => {
+                        let flat = json!({
+                            "code": v.get("code").cloned().unwrap_or(Value::Null),
+                            "message": v.get("message").cloned().unwrap_or(Value::Null),
+                            "param": v.get("param").cloned().unwrap_or(Value::Null),
+                        });
+                        error_from_object(&flat, None)
+                    }
+                };
+                out.push(StreamEvent::Error { error: err });
+                self.done = true;
+            }
+            // Built-in tool progress, audio and anything newer: their items still arrive
+            // whole at `output_item.done`.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.done {
+            self.done = true;
+            out.push(StreamEvent::Error {
+                error: ErrorBody::truncated_stream(),
+            });
+        }
+    }
+
+    fn start(&mut self, resp: Option<&Value>, out: &mut Vec<StreamEvent>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let resp = resp.unwrap_or(&Value::Null);
+        out.push(StreamEvent::MessageStart {
+            id: get_str(resp, "id").unwrap_or_default().to_owned(),
+            model: get_str(resp, "model").unwrap_or_default().to_owned(),
+            usage: Usage::default(),
+        });
+    }
+
+    /// The `output_index` an event refers to; by item id, then the latest item, for servers
+    /// that leave it out.
+    fn index(&self, v: &Value) -> u64 {
+        if let Some(i) = get_u64(v, "output_index") {
+            return i;
+        }
+        if let Some(id) = get_str(v, "item_id")
+            && let Some((i, _)) = self
+                .items
+                .iter()
+                .find(|(_, it)| it.item_id.as_deref() == Some(id))
+        {
+            return *i;
+        }
+        self.last_index.unwrap_or(0)
+    }
+
+    fn new_block(&mut self) -> usize {
+        let b = self.next_block;
+        self.next_block += 1;
+        b
+    }
+
+    fn item_added(&mut self, idx: u64, item: &Value, out: &mut Vec<StreamEvent>) {
+        if self.items.contains_key(&idx) {
+            return;
+        }
+        self.last_index = Some(idx);
+        let mut state = Item {
+            kind: ItemKind::Other,
+            item_id: get_str(item, "id").map(str::to_owned),
+            block: None,
+            emitted: String::new(),
+            reasoning_part: None,
+            parts: BTreeMap::new(),
+            done: false,
+        };
+        match get_str(item, "type") {
+            Some("message") => state.kind = ItemKind::Message,
+            Some(ty @ ("function_call" | "custom_tool_call")) => {
+                let custom = ty == "custom_tool_call";
+                let b = self.new_block();
+                state.kind = ItemKind::Call;
+                state.block = Some(b);
+                self.any_tool_call = true;
+                out.push(StreamEvent::BlockStart {
+                    index: b,
+                    block: BlockKind::ToolCall {
+                        id: get_str(item, "call_id")
+                            .or_else(|| get_str(item, "id"))
+                            .unwrap_or_default()
+                            .to_owned(),
+                        name: get_str(item, "name").unwrap_or_default().to_owned(),
+                        kind: if custom {
+                            ToolKind::Custom
+                        } else {
+                            ToolKind::Function
+                        },
+                    },
+                });
+                let args =
+                    get_str(item, if custom { "input" } else { "arguments" }).unwrap_or_default();
+                if !args.is_empty() {
+                    state.emitted.push_str(args);
+                    out.push(StreamEvent::BlockDelta {
+                        index: b,
+                        delta: Delta::Arguments(args.to_owned()),
+                    });
+                }
+            }
+            Some("reasoning") => {
+                let b = self.new_block();
+                state.kind = ItemKind::Reasoning;
+                state.block = Some(b);
+                out.push(StreamEvent::BlockStart {
+                    index: b,
+                    block: BlockKind::Reasoning { seal: None },
+                });
+            }
+            _ => {}
+        }
+        self.items.insert(idx, state);
+    }
+
+    fn item_done(&mut self, idx: u64, item: &Value, out: &mut Vec<StreamEvent>) {
+        if !self.items.contains_key(&idx) {
+            // Never announced: open it now so the rules below apply.
+            if matches!(
+                get_str(item, "type"),
+                Some("function_call" | "custom_tool_call" | "reasoning" | "message")
+            ) {
+                let mut bare = item.clone();
+                if let Some(m) = bare.as_object_mut() {
+                    m.remove("arguments");
+                    m.remove("input");
+                }
+                self.item_added(idx, &bare, out);
+            } else {
+                self.item_added(idx, &Value::Null, out);
+            }
+        }
+        let Some(state) = self.items.get(&idx) else {
+            return;
+        };
+        if state.done {
+            return;
+        }
+        let kind = state.kind;
+        let block = state.block;
+        match kind {
+            ItemKind::Message => {
+                let content = item
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for (ci, part) in content.iter().enumerate() {
+                    let ci = ci as u64;
+                    let refusal = match get_str(part, "type") {
+                        Some("output_text") => false,
+                        Some("refusal") => true,
+                        _ => continue,
+                    };
+                    let known = self
+                        .items
+                        .get(&idx)
+                        .is_some_and(|s| s.parts.contains_key(&ci));
+                    if !known {
+                        self.text_part(idx, ci, refusal, out);
+                    }
+                    self.close_part(idx, ci, part, out);
+                }
+                self.close_item(idx, out);
+            }
+            ItemKind::Call => {
+                let key = if get_str(item, "type") == Some("custom_tool_call") {
+                    "input"
+                } else {
+                    "arguments"
+                };
+                if let Some(full) = get_str(item, key) {
+                    let full = full.to_owned();
+                    self.item_remainder(idx, &full, out);
+                }
+                self.close_item(idx, out);
+            }
+            ItemKind::Reasoning => {
+                let full = reasoning_text(item);
+                self.item_remainder(idx, &full, out);
+                if let (Some(seal), Some(b)) = (reasoning_seal(item), block) {
+                    out.push(StreamEvent::BlockDelta {
+                        index: b,
+                        delta: Delta::Seal(seal),
+                    });
+                }
+                self.close_item(idx, out);
+            }
+            ItemKind::Other => {
+                let b = self.new_block();
+                out.push(StreamEvent::BlockStart {
+                    index: b,
+                    block: BlockKind::Opaque {
+                        dialect: Dialect::Responses,
+                        value: item.clone(),
+                    },
+                });
+                out.push(StreamEvent::BlockStop { index: b });
+                if let Some(s) = self.items.get_mut(&idx) {
+                    s.done = true;
+                }
+            }
+        }
+    }
+
+    fn close_item(&mut self, idx: u64, out: &mut Vec<StreamEvent>) {
+        let Some(state) = self.items.get_mut(&idx) else {
+            return;
+        };
+        if state.done {
+            return;
+        }
+        state.done = true;
+        for p in state.parts.values_mut() {
+            if p.open {
+                p.open = false;
+                out.push(StreamEvent::BlockStop { index: p.block });
+            }
+        }
+        if let Some(b) = state.block {
+            out.push(StreamEvent::BlockStop { index: b });
+        }
+    }
+
+    fn close_all(&mut self, out: &mut Vec<StreamEvent>) {
+        let open: Vec<u64> = self
+            .items
+            .iter()
+            .filter(|(_, s)| !s.done)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in open {
+            self.close_item(i, out);
+        }
+    }
+
+    fn part_mut(&mut self, idx: u64, ci: u64) -> Option<&mut TextPart> {
+        self.items.get_mut(&idx)?.parts.get_mut(&ci)
+    }
+
+    /// The block of a message content part, opening it when this is its first event.
+    fn text_part(
+        &mut self,
+        idx: u64,
+        ci: u64,
+        refusal: bool,
+        out: &mut Vec<StreamEvent>,
+    ) -> Option<usize> {
+        if !self.items.contains_key(&idx) {
+            self.item_added(idx, &json!({"type": "message"}), out);
+        }
+        let state = self.items.get(&idx)?;
+        if state.kind != ItemKind::Message || state.done {
+            return None;
+        }
+        if let Some(p) = state.parts.get(&ci) {
+            return p.open.then_some(p.block);
+        }
+        let b = self.new_block();
+        if refusal {
+            self.any_refusal = true;
+        }
+        out.push(StreamEvent::BlockStart {
+            index: b,
+            block: if refusal {
+                BlockKind::Refusal
+            } else {
+                BlockKind::Text
+            },
+        });
+        let state = self.items.get_mut(&idx)?;
+        state.parts.insert(
+            ci,
+            TextPart {
+                block: b,
+                refusal,
+                emitted: String::new(),
+                citations: 0,
+                open: true,
+            },
+        );
+        Some(b)
+    }
+
+    fn text_delta(
+        &mut self,
+        idx: u64,
+        ci: u64,
+        refusal: bool,
+        delta: &str,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        if delta.is_empty() {
+            return;
+        }
+        let Some(b) = self.text_part(idx, ci, refusal, out) else {
+            return;
+        };
+        let Some(p) = self.part_mut(idx, ci) else {
+            return;
+        };
+        p.emitted.push_str(delta);
+        let delta = delta.to_owned();
+        out.push(StreamEvent::BlockDelta {
+            index: b,
+            delta: if p.refusal {
+                Delta::Refusal(delta)
+            } else {
+                Delta::Text(delta)
+            },
+        });
+    }
+
+    fn text_remainder(
+        &mut self,
+        idx: u64,
+        ci: u64,
+        refusal: bool,
+        full: &str,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let emitted = self
+            .part_mut(idx, ci)
+            .map(|p| p.emitted.clone())
+            .unwrap_or_default();
+        if let Some(rest) = remainder(&emitted, full) {
+            let rest = rest.to_owned();
+            self.text_delta(idx, ci, refusal, &rest, out);
+        }
+    }
+
+    fn close_part(&mut self, idx: u64, ci: u64, part: &Value, out: &mut Vec<StreamEvent>) {
+        let refusal = get_str(part, "type") == Some("refusal");
+        if let Some(full) = get_str(part, if refusal { "refusal" } else { "text" }) {
+            let full = full.to_owned();
+            self.text_remainder(idx, ci, refusal, &full, out);
+        }
+        let Some(p) = self.part_mut(idx, ci) else {
+            return;
+        };
+        if !p.open {
+            return;
+        }
+        if let Some(ann) = part.get("annotations").and_then(Value::as_array) {
+            for a in ann.iter().skip(p.citations) {
+                out.push(StreamEvent::BlockDelta {
+                    index: p.block,
+                    delta: Delta::Citation {
+                        dialect: Dialect::Responses,
+                        value: a.clone(),
+                    },
+                });
+            }
+            p.citations = p.citations.max(ann.len());
+        }
+        p.open = false;
+        out.push(StreamEvent::BlockStop { index: p.block });
+    }
+
+    fn item_delta(&mut self, idx: u64, delta: &str, out: &mut Vec<StreamEvent>) {
+        if delta.is_empty() {
+            return;
+        }
+        let Some(state) = self.items.get_mut(&idx) else {
+            return;
+        };
+        if state.done {
+            return;
+        }
+        let Some(b) = state.block else { return };
+        state.emitted.push_str(delta);
+        let delta = match state.kind {
+            ItemKind::Reasoning => Delta::Reasoning(delta.to_owned()),
+            _ => Delta::Arguments(delta.to_owned()),
+        };
+        out.push(StreamEvent::BlockDelta { index: b, delta });
+    }
+
+    fn item_remainder(&mut self, idx: u64, full: &str, out: &mut Vec<StreamEvent>) {
+        let Some(state) = self.items.get(&idx) else {
+            return;
+        };
+        if let Some(rest) = remainder(&state.emitted, full) {
+            let rest = rest.to_owned();
+            self.item_delta(idx, &rest, out);
+        }
+    }
+}

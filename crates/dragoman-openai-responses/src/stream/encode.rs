@@ -1,0 +1,553 @@
+//! Canonical stream events → Responses SSE. Responses items cannot interleave, so a block that
+//! starts while another item streams is buffered and replayed when that item is done. The
+//! encoder owns every id, `output_index`, `content_index` and `sequence_number`, and keeps the
+//! finished items so the terminal `response` object lists exactly what was streamed.
+
+use dragoman_model::{
+    BlockKind, Delta, Dialect, ErrorBody, Family, Losses, ReasoningSeal, StopReason, StreamEvent,
+    StreamOptions, ToolKind, Usage,
+};
+use dragoman_sse::Event;
+use serde_json::{Map, Value, json};
+
+use crate::error::{response_error_object, stream_error_event};
+use crate::response::{
+    call_item, call_prefix, message_item, output_text_part, reasoning_item, reasoning_item_id,
+};
+use crate::stop::encode_stop;
+use crate::usage::encode_usage;
+use crate::{id_base, response_id};
+
+#[derive(Debug)]
+pub struct StreamEncoder {
+    #[allow(dead_code)]
+    opts: StreamOptions,
+    seq: u64,
+    started: bool,
+    finished: bool,
+    id: String,
+    model: String,
+    next_output: usize,
+    done_items: Vec<Value>,
+    current: Option<Open>,
+    /// Blocks that started while another item was open, in start order.
+    queue: Vec<Pending>,
+    /// Blocks dropped at their start (another dialect's opaque content).
+    dropped: Vec<usize>,
+    stop: Option<StopReason>,
+    usage: Usage,
+}
+
+#[derive(Debug)]
+struct Pending {
+    index: usize,
+    events: Vec<StreamEvent>,
+    stopped: bool,
+}
+
+#[derive(Debug)]
+enum OpenKind {
+    Text,
+    Refusal,
+    Call {
+        kind: ToolKind,
+        call_id: String,
+        name: String,
+    },
+    Reasoning {
+        seal: Option<ReasoningSeal>,
+        summary_started: bool,
+    },
+    Opaque(Value),
+}
+
+#[derive(Debug)]
+struct Open {
+    index: usize,
+    output_index: usize,
+    item_id: String,
+    kind: OpenKind,
+    text: String,
+    annotations: Vec<Value>,
+}
+
+impl StreamEncoder {
+    pub fn new(opts: StreamOptions) -> Self {
+        StreamEncoder {
+            opts,
+            seq: 0,
+            started: false,
+            finished: false,
+            id: String::new(),
+            model: String::new(),
+            next_output: 0,
+            done_items: Vec::new(),
+            current: None,
+            queue: Vec::new(),
+            dropped: Vec::new(),
+            stop: None,
+            usage: Usage::default(),
+        }
+    }
+
+    pub fn push(&mut self, ev: &StreamEvent, out: &mut Vec<Event>, losses: &mut Losses) {
+        if self.finished {
+            return;
+        }
+        if let StreamEvent::MessageStart { id, model, usage } = ev {
+            if !self.started {
+                self.id = response_id(id);
+                self.model.clone_from(model);
+                self.usage.merge_from(usage);
+                self.start(out);
+            }
+            return;
+        }
+        self.start(out);
+        match ev {
+            StreamEvent::MessageStart { .. } | StreamEvent::Ping => {}
+            StreamEvent::BlockStart { index, block } => {
+                if let BlockKind::Opaque { dialect, .. } = block
+                    && *dialect != Dialect::Responses
+                {
+                    losses.dropped(
+                        format!("content[{index}]"),
+                        format!("{dialect} content has no Responses output item"),
+                    );
+                    self.dropped.push(*index);
+                    return;
+                }
+                if self.current.is_some() || !self.queue.is_empty() {
+                    self.queue.push(Pending {
+                        index: *index,
+                        events: vec![ev.clone()],
+                        stopped: false,
+                    });
+                } else {
+                    self.open(*index, block, out);
+                }
+            }
+            StreamEvent::BlockDelta { index, delta } => {
+                if self.current.as_ref().is_some_and(|c| c.index == *index) {
+                    self.delta(delta, out, losses);
+                } else if let Some(p) = self.queue.iter_mut().find(|p| p.index == *index) {
+                    p.events.push(ev.clone());
+                }
+            }
+            StreamEvent::BlockStop { index } => {
+                if self.current.as_ref().is_some_and(|c| c.index == *index) {
+                    self.close(out);
+                    self.drain(out, losses, false);
+                } else if let Some(p) = self.queue.iter_mut().find(|p| p.index == *index) {
+                    p.stopped = true;
+                }
+            }
+            StreamEvent::MessageDelta { stop, usage } => {
+                self.stop = Some(stop.clone());
+                self.usage.merge_from(usage);
+            }
+            StreamEvent::MessageStop => {
+                if self.current.is_some() {
+                    self.close(out);
+                }
+                self.drain(out, losses, true);
+                self.complete(out, losses);
+            }
+            StreamEvent::Error { error } => self.fail(error, out),
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<Event>, _losses: &mut Losses) {
+        if !self.finished {
+            self.start(out);
+            self.fail(&ErrorBody::truncated_stream(), out);
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<Event>, ty: &str, fields: Value) {
+        let mut m = Map::new();
+        m.insert("type".into(), json!(ty));
+        m.insert("sequence_number".into(), json!(self.seq));
+        if let Value::Object(f) = fields {
+            m.extend(f);
+        }
+        self.seq += 1;
+        out.push(Event::named(ty, Value::Object(m).to_string()));
+    }
+
+    fn response_object(
+        &self,
+        status: &str,
+        output: Value,
+        usage: Value,
+        error: Value,
+        incomplete: Value,
+    ) -> Value {
+        json!({
+            "id": self.id,
+            "object": "response",
+            "created_at": 0,
+            "status": status,
+            "model": self.model,
+            "output": output,
+            "usage": usage,
+            "error": error,
+            "incomplete_details": incomplete,
+        })
+    }
+
+    fn start(&mut self, out: &mut Vec<Event>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if self.id.is_empty() {
+            self.id = "resp_dragoman".into();
+        }
+        let r = self.response_object(
+            "in_progress",
+            json!([]),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        );
+        self.emit(out, "response.created", json!({ "response": r }));
+        let r = self.response_object(
+            "in_progress",
+            json!([]),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        );
+        self.emit(out, "response.in_progress", json!({ "response": r }));
+    }
+
+    fn open(&mut self, index: usize, block: &BlockKind, out: &mut Vec<Event>) {
+        let oi = self.next_output;
+        self.next_output += 1;
+        let base = id_base(&self.id).to_owned();
+        let (kind, item_id, item) = match block {
+            BlockKind::Text | BlockKind::Refusal => {
+                let id = format!("msg_{base}_{oi}");
+                let item = message_item(&id, "in_progress", Vec::new());
+                let kind = if matches!(block, BlockKind::Text) {
+                    OpenKind::Text
+                } else {
+                    OpenKind::Refusal
+                };
+                (kind, id, item)
+            }
+            BlockKind::ToolCall { id, name, kind } => {
+                let item_id = format!("{}_{base}_{oi}", call_prefix(*kind));
+                let item = call_item(*kind, &item_id, id, name, "", "in_progress");
+                (
+                    OpenKind::Call {
+                        kind: *kind,
+                        call_id: id.clone(),
+                        name: name.clone(),
+                    },
+                    item_id,
+                    item,
+                )
+            }
+            BlockKind::Reasoning { seal } => {
+                let id = reasoning_item_id(seal.as_ref(), &base, oi);
+                let item = json!({"type": "reasoning", "id": id, "summary": []});
+                (
+                    OpenKind::Reasoning {
+                        seal: seal.clone(),
+                        summary_started: false,
+                    },
+                    id,
+                    item,
+                )
+            }
+            BlockKind::Opaque { value, .. } => {
+                let id = value
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                (OpenKind::Opaque(value.clone()), id, value.clone())
+            }
+        };
+        self.emit(
+            out,
+            "response.output_item.added",
+            json!({"output_index": oi, "item": item}),
+        );
+        match &kind {
+            OpenKind::Text => self.emit(
+                out,
+                "response.content_part.added",
+                json!({"item_id": item_id, "output_index": oi, "content_index": 0,
+                       "part": output_text_part("", json!([]))}),
+            ),
+            OpenKind::Refusal => self.emit(
+                out,
+                "response.content_part.added",
+                json!({"item_id": item_id, "output_index": oi, "content_index": 0,
+                       "part": {"type": "refusal", "refusal": ""}}),
+            ),
+            _ => {}
+        }
+        self.current = Some(Open {
+            index,
+            output_index: oi,
+            item_id,
+            kind,
+            text: String::new(),
+            annotations: Vec::new(),
+        });
+    }
+
+    fn delta(&mut self, delta: &Delta, out: &mut Vec<Event>, losses: &mut Losses) {
+        let Some(mut cur) = self.current.take() else {
+            return;
+        };
+        let (id, oi) = (cur.item_id.clone(), cur.output_index);
+        let path = format!("content[{}]", cur.index);
+        match (&mut cur.kind, delta) {
+            (OpenKind::Text, Delta::Text(t)) if !t.is_empty() => {
+                cur.text.push_str(t);
+                self.emit(
+                    out,
+                    "response.output_text.delta",
+                    json!({"item_id": id, "output_index": oi,
+                    "content_index": 0, "delta": t, "logprobs": []}),
+                );
+            }
+            (
+                OpenKind::Text,
+                Delta::Citation {
+                    dialect: Dialect::Responses,
+                    value,
+                },
+            ) => {
+                let n = cur.annotations.len();
+                cur.annotations.push(value.clone());
+                self.emit(out, "response.output_text.annotation.added", json!({"item_id": id,
+                    "output_index": oi, "content_index": 0, "annotation_index": n, "annotation": value}));
+            }
+            (OpenKind::Refusal, Delta::Refusal(t)) if !t.is_empty() => {
+                cur.text.push_str(t);
+                self.emit(
+                    out,
+                    "response.refusal.delta",
+                    json!({"item_id": id, "output_index": oi,
+                    "content_index": 0, "delta": t}),
+                );
+            }
+            (OpenKind::Call { kind, .. }, Delta::Arguments(a)) if !a.is_empty() => {
+                cur.text.push_str(a);
+                let ty = match kind {
+                    ToolKind::Function => "response.function_call_arguments.delta",
+                    ToolKind::Custom => "response.custom_tool_call_input.delta",
+                };
+                self.emit(
+                    out,
+                    ty,
+                    json!({"item_id": id, "output_index": oi, "delta": a}),
+                );
+            }
+            (
+                OpenKind::Reasoning {
+                    summary_started, ..
+                },
+                Delta::Reasoning(t),
+            ) if !t.is_empty() => {
+                if !*summary_started {
+                    *summary_started = true;
+                    self.emit(out, "response.reasoning_summary_part.added", json!({"item_id": id,
+                        "output_index": oi, "summary_index": 0, "part": {"type": "summary_text", "text": ""}}));
+                }
+                cur.text.push_str(t);
+                self.emit(
+                    out,
+                    "response.reasoning_summary_text.delta",
+                    json!({"item_id": id,
+                    "output_index": oi, "summary_index": 0, "delta": t}),
+                );
+            }
+            (OpenKind::Reasoning { seal, .. }, Delta::Seal(s)) => *seal = Some(s.clone()),
+            (_, Delta::Text(t) | Delta::Refusal(t) | Delta::Arguments(t) | Delta::Reasoning(t))
+                if t.is_empty() => {}
+            (_, d) => losses.dropped(
+                path,
+                format!("delta {} does not fit a Responses item", delta_name(d)),
+            ),
+        }
+        self.current = Some(cur);
+    }
+
+    fn close(&mut self, out: &mut Vec<Event>) {
+        let Some(cur) = self.current.take() else {
+            return;
+        };
+        let (id, oi) = (cur.item_id.clone(), cur.output_index);
+        let item = match cur.kind {
+            OpenKind::Text => {
+                let part = output_text_part(&cur.text, Value::Array(cur.annotations));
+                self.emit(
+                    out,
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": oi,
+                    "content_index": 0, "text": cur.text, "logprobs": []}),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": oi,
+                    "content_index": 0, "part": part}),
+                );
+                message_item(&id, "completed", vec![part])
+            }
+            OpenKind::Refusal => {
+                let part = json!({"type": "refusal", "refusal": cur.text});
+                self.emit(
+                    out,
+                    "response.refusal.done",
+                    json!({"item_id": id, "output_index": oi,
+                    "content_index": 0, "refusal": cur.text}),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": oi,
+                    "content_index": 0, "part": part}),
+                );
+                message_item(&id, "completed", vec![part])
+            }
+            OpenKind::Call {
+                kind,
+                call_id,
+                name,
+            } => {
+                match kind {
+                    ToolKind::Function => self.emit(out, "response.function_call_arguments.done",
+                        json!({"item_id": id, "output_index": oi, "name": name, "arguments": cur.text})),
+                    ToolKind::Custom => self.emit(out, "response.custom_tool_call_input.done",
+                        json!({"item_id": id, "output_index": oi, "input": cur.text})),
+                }
+                call_item(kind, &id, &call_id, &name, &cur.text, "completed")
+            }
+            OpenKind::Reasoning {
+                seal,
+                summary_started,
+            } => {
+                if summary_started {
+                    self.emit(
+                        out,
+                        "response.reasoning_summary_text.done",
+                        json!({"item_id": id,
+                        "output_index": oi, "summary_index": 0, "text": cur.text}),
+                    );
+                    self.emit(
+                        out,
+                        "response.reasoning_summary_part.done",
+                        json!({"item_id": id,
+                        "output_index": oi, "summary_index": 0,
+                        "part": {"type": "summary_text", "text": cur.text}}),
+                    );
+                }
+                // An OpenAI seal that arrived at the end names the item it belongs to.
+                let done_id = match &seal {
+                    Some(ReasoningSeal {
+                        family: Family::OpenAi,
+                        item_id: Some(i),
+                        ..
+                    }) => i.clone(),
+                    _ => id,
+                };
+                reasoning_item(&done_id, &cur.text, seal.as_ref())
+            }
+            OpenKind::Opaque(value) => value,
+        };
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": oi, "item": item}),
+        );
+        self.done_items.push(item);
+    }
+
+    /// Replays buffered blocks once no item is open. With `force`, blocks that never got their
+    /// stop are closed too (the message is ending).
+    fn drain(&mut self, out: &mut Vec<Event>, losses: &mut Losses, force: bool) {
+        while self.current.is_none() && !self.queue.is_empty() {
+            let p = self.queue.remove(0);
+            for ev in &p.events {
+                match ev {
+                    StreamEvent::BlockStart { index, block } => self.open(*index, block, out),
+                    StreamEvent::BlockDelta { delta, .. } => self.delta(delta, out, losses),
+                    _ => {}
+                }
+            }
+            if p.stopped || force {
+                self.close(out);
+            }
+        }
+    }
+
+    fn complete(&mut self, out: &mut Vec<Event>, losses: &mut Losses) {
+        let has_calls = self.done_items.iter().any(|i| {
+            matches!(
+                i.get("type").and_then(Value::as_str),
+                Some("function_call" | "custom_tool_call")
+            )
+        });
+        let stop = self
+            .stop
+            .clone()
+            .unwrap_or(StopReason::EndTurn)
+            .reconcile(has_calls);
+        let (status, incomplete) = encode_stop(&stop, losses);
+        let r = self.response_object(
+            status,
+            Value::Array(self.done_items.clone()),
+            encode_usage(&self.usage),
+            Value::Null,
+            incomplete,
+        );
+        let ty = if status == "incomplete" {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        self.emit(out, ty, json!({ "response": r }));
+        self.finished = true;
+    }
+
+    /// Responses has no way to close an item on error: the `error` event and `response.failed`
+    /// end the stream, and the failed response lists the items that did finish.
+    fn fail(&mut self, err: &ErrorBody, out: &mut Vec<Event>) {
+        out.push(stream_error_event(err, self.seq));
+        self.seq += 1;
+        let usage = if self.usage.is_empty() {
+            Value::Null
+        } else {
+            encode_usage(&self.usage)
+        };
+        let r = self.response_object(
+            "failed",
+            Value::Array(self.done_items.clone()),
+            usage,
+            response_error_object(err),
+            Value::Null,
+        );
+        self.emit(out, "response.failed", json!({ "response": r }));
+        self.finished = true;
+    }
+}
+
+fn delta_name(d: &Delta) -> &'static str {
+    match d {
+        Delta::Text(_) => "text",
+        Delta::Reasoning(_) => "reasoning",
+        Delta::Seal(_) => "seal",
+        Delta::Arguments(_) => "arguments",
+        Delta::Refusal(_) => "refusal",
+        Delta::Citation { .. } => "citation",
+        Delta::Opaque { .. } => "opaque",
+    }
+}

@@ -1,0 +1,161 @@
+//! Criterion benchmarks of the translation core: a 10 KB request and a 200-event stream for
+//! every dialect pair, beside a plain `serde_json` parse of the same bytes as the floor.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dragoman_model::{
+    BlockKind, Delta, Dialect, Losses, Message, Part, Request, Role, StopReason, StreamEvent,
+    StreamOptions, Tool, Usage,
+};
+use dragoman_translate as hub;
+use serde_json::json;
+
+/// A canonical request of about `size` bytes: a system prompt, a tool and a conversation.
+fn request(size: usize) -> Request {
+    let mut messages = Vec::new();
+    let mut total = 0;
+    let mut i = 0;
+    while total < size {
+        let text =
+            format!("Message {i}: the quick brown fox jumps over the lazy dog, again and again. ");
+        total += text.len() + 40;
+        let role = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        messages.push(Message::new(role, vec![Part::text(text)]));
+        i += 1;
+    }
+    if messages.len() % 2 == 0 {
+        messages.push(Message::text(Role::User, "Go on."));
+    }
+    Request {
+        model: "bench-model".into(),
+        system: vec![Part::text("You are a helpful assistant.")],
+        messages,
+        tools: vec![Tool::Function {
+            name: "get_weather".into(),
+            description: Some("Weather for a city".into()),
+            parameters: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
+            strict: None,
+            cache_control: None,
+        }],
+        max_tokens: Some(1024),
+        ..Request::default()
+    }
+}
+
+fn stream_events(n: usize) -> Vec<StreamEvent> {
+    let mut ev = vec![
+        StreamEvent::MessageStart {
+            id: "msg_bench".into(),
+            model: "bench-model".into(),
+            usage: Usage::default(),
+        },
+        StreamEvent::BlockStart {
+            index: 0,
+            block: BlockKind::Text,
+        },
+    ];
+    for i in 0..n {
+        ev.push(StreamEvent::BlockDelta {
+            index: 0,
+            delta: Delta::Text(format!("tok{i} ")),
+        });
+    }
+    ev.push(StreamEvent::BlockStop { index: 0 });
+    ev.push(StreamEvent::MessageDelta {
+        stop: StopReason::EndTurn,
+        usage: Usage {
+            input_uncached: Some(100),
+            cache_read: Some(900),
+            output: Some(n as u64),
+            ..Usage::default()
+        },
+    });
+    ev.push(StreamEvent::MessageStop);
+    ev
+}
+
+fn bench_requests(c: &mut Criterion) {
+    let canonical = request(10 * 1024);
+    let mut g = c.benchmark_group("request_10kb");
+    for from in Dialect::ALL {
+        let body = serde_json::to_vec(&hub::encode_request(from, &canonical, &mut Losses::new()))
+            .unwrap_or_default();
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::new("parse_only", from), &body, |b, body| {
+            b.iter(|| {
+                serde_json::from_slice::<serde_json::Value>(black_box(body)).map(|v| v.is_object())
+            })
+        });
+        for to in Dialect::ALL {
+            g.bench_with_input(
+                BenchmarkId::new(format!("{from}_to_{to}"), body.len()),
+                &body,
+                |b, body| {
+                    b.iter(|| {
+                        let mut losses = Losses::new();
+                        let v = hub::translate_request(from, to, black_box(body), &mut losses);
+                        serde_json::to_vec(&v.unwrap_or_default()).map(|b| b.len())
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn bench_streams(c: &mut Criterion) {
+    let events = stream_events(200);
+    let mut g = c.benchmark_group("stream_200_events");
+    for from in Dialect::ALL {
+        let bytes = dragoman_sse::encode_all(&hub::encode_stream(
+            from,
+            &events,
+            StreamOptions::default(),
+            &mut Losses::new(),
+        ));
+        let n = dragoman_sse::decode_all(&bytes)
+            .map(|e| e.len())
+            .unwrap_or(0);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(
+            BenchmarkId::new("frame_and_parse_only", from),
+            &bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    let ev = dragoman_sse::decode_all(black_box(bytes)).unwrap_or_default();
+                    ev.iter()
+                        .filter(|e| serde_json::from_str::<serde_json::Value>(&e.data).is_ok())
+                        .count()
+                })
+            },
+        );
+        for to in Dialect::ALL {
+            g.bench_with_input(
+                BenchmarkId::new(format!("{from}_to_{to}"), n),
+                &bytes,
+                |b, bytes| {
+                    b.iter(|| {
+                        let mut losses = Losses::new();
+                        hub::translate_stream(
+                            from,
+                            to,
+                            black_box(bytes),
+                            StreamOptions::default(),
+                            &mut losses,
+                        )
+                        .map(|o| o.len())
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_requests, bench_streams);
+criterion_main!(benches);

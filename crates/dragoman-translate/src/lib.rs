@@ -1,0 +1,581 @@
+//! The hub: picks the one decoder of the source dialect and the one encoder of the target
+//! dialect and joins them through the canonical model.
+//!
+//! Nothing here knows a field of any dialect. Translating A to B is always "decode A into
+//! canonical, encode canonical into B"; there is no pairwise code to get wrong for one pair only.
+
+use dragoman_model::{
+    DecodeError, Dialect, ErrorBody, GrammarError, Losses, Request, Response, StreamEvent,
+    StreamOptions,
+};
+use dragoman_sse as sse;
+use serde_json::Value;
+
+#[cfg(test)]
+mod tests;
+
+pub use dragoman_model as model;
+
+/// Decodes a request body of dialect `d`.
+pub fn decode_request(
+    d: Dialect,
+    body: &[u8],
+    losses: &mut Losses,
+) -> Result<Request, DecodeError> {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::decode_request(body, losses),
+        Dialect::Chat => dragoman_openai_chat::decode_request(body, losses),
+        Dialect::Responses => dragoman_openai_responses::decode_request(body, losses),
+    }
+}
+
+/// Encodes a canonical request as dialect `d`.
+pub fn encode_request(d: Dialect, req: &Request, losses: &mut Losses) -> Value {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::encode_request(req, losses),
+        Dialect::Chat => dragoman_openai_chat::encode_request(req, losses),
+        Dialect::Responses => dragoman_openai_responses::encode_request(req, losses),
+    }
+}
+
+/// Decodes a non-streamed response body of dialect `d`.
+pub fn decode_response(
+    d: Dialect,
+    body: &[u8],
+    losses: &mut Losses,
+) -> Result<Response, DecodeError> {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::decode_response(body, losses),
+        Dialect::Chat => dragoman_openai_chat::decode_response(body, losses),
+        Dialect::Responses => dragoman_openai_responses::decode_response(body, losses),
+    }
+}
+
+/// Encodes a canonical response as dialect `d`.
+pub fn encode_response(d: Dialect, resp: &Response, losses: &mut Losses) -> Value {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::encode_response(resp, losses),
+        Dialect::Chat => dragoman_openai_chat::encode_response(resp, losses),
+        Dialect::Responses => dragoman_openai_responses::encode_response(resp, losses),
+    }
+}
+
+/// Reads an error body of dialect `d` (never fails: a body that is not the dialect's envelope
+/// becomes the message).
+pub fn decode_error(d: Dialect, status: Option<u16>, body: &[u8]) -> ErrorBody {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::decode_error(status, body),
+        Dialect::Chat => dragoman_openai_chat::decode_error(status, body),
+        Dialect::Responses => dragoman_openai_responses::decode_error(status, body),
+    }
+}
+
+/// Renders an error as dialect `d` expects it before the first byte: status and body.
+pub fn encode_error(d: Dialect, err: &ErrorBody) -> (u16, Value) {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::encode_error(err),
+        Dialect::Chat => dragoman_openai_chat::encode_error(err),
+        Dialect::Responses => dragoman_openai_responses::encode_error(err),
+    }
+}
+
+/// Request translation in one call.
+pub fn translate_request(
+    from: Dialect,
+    to: Dialect,
+    body: &[u8],
+    losses: &mut Losses,
+) -> Result<Value, DecodeError> {
+    let req = decode_request(from, body, losses)?;
+    Ok(encode_request(to, &req, losses))
+}
+
+/// Response translation in one call.
+pub fn translate_response(
+    from: Dialect,
+    to: Dialect,
+    body: &[u8],
+    losses: &mut Losses,
+) -> Result<Value, DecodeError> {
+    let resp = decode_response(from, body, losses)?;
+    Ok(encode_response(to, &resp, losses))
+}
+
+/// A dialect's stream decoder, chosen at run time.
+pub enum StreamDecoder {
+    Anthropic(dragoman_anthropic::StreamDecoder),
+    Chat(dragoman_openai_chat::StreamDecoder),
+    Responses(dragoman_openai_responses::StreamDecoder),
+}
+
+impl StreamDecoder {
+    pub fn new(d: Dialect) -> Self {
+        match d {
+            Dialect::Anthropic => {
+                StreamDecoder::Anthropic(dragoman_anthropic::StreamDecoder::new())
+            }
+            Dialect::Chat => StreamDecoder::Chat(dragoman_openai_chat::StreamDecoder::new()),
+            Dialect::Responses => {
+                StreamDecoder::Responses(dragoman_openai_responses::StreamDecoder::new())
+            }
+        }
+    }
+
+    pub fn push(&mut self, ev: &sse::Event, out: &mut Vec<StreamEvent>) -> Result<(), DecodeError> {
+        match self {
+            StreamDecoder::Anthropic(d) => d.push(ev, out),
+            StreamDecoder::Chat(d) => d.push(ev, out),
+            StreamDecoder::Responses(d) => d.push(ev, out),
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        match self {
+            StreamDecoder::Anthropic(d) => d.finish(out),
+            StreamDecoder::Chat(d) => d.finish(out),
+            StreamDecoder::Responses(d) => d.finish(out),
+        }
+    }
+}
+
+/// A dialect's stream encoder, chosen at run time.
+pub enum StreamEncoder {
+    Anthropic(dragoman_anthropic::StreamEncoder),
+    Chat(dragoman_openai_chat::StreamEncoder),
+    Responses(dragoman_openai_responses::StreamEncoder),
+}
+
+impl StreamEncoder {
+    pub fn new(d: Dialect, opts: StreamOptions) -> Self {
+        match d {
+            Dialect::Anthropic => {
+                StreamEncoder::Anthropic(dragoman_anthropic::StreamEncoder::new(opts))
+            }
+            Dialect::Chat => StreamEncoder::Chat(dragoman_openai_chat::StreamEncoder::new(opts)),
+            Dialect::Responses => {
+                StreamEncoder::Responses(dragoman_openai_responses::StreamEncoder::new(opts))
+            }
+        }
+    }
+
+    pub fn push(&mut self, ev: &StreamEvent, out: &mut Vec<sse::Event>, losses: &mut Losses) {
+        match self {
+            StreamEncoder::Anthropic(e) => e.push(ev, out, losses),
+            StreamEncoder::Chat(e) => e.push(ev, out, losses),
+            StreamEncoder::Responses(e) => e.push(ev, out, losses),
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<sse::Event>, losses: &mut Losses) {
+        match self {
+            StreamEncoder::Anthropic(e) => e.finish(out, losses),
+            StreamEncoder::Chat(e) => e.finish(out, losses),
+            StreamEncoder::Responses(e) => e.finish(out, losses),
+        }
+    }
+}
+
+/// A dialect's stream grammar checker, chosen at run time.
+pub enum Validator {
+    Anthropic(dragoman_anthropic::Validator),
+    Chat(dragoman_openai_chat::Validator),
+    Responses(dragoman_openai_responses::Validator),
+}
+
+impl Validator {
+    pub fn new(d: Dialect) -> Self {
+        match d {
+            Dialect::Anthropic => Validator::Anthropic(dragoman_anthropic::Validator::new()),
+            Dialect::Chat => Validator::Chat(dragoman_openai_chat::Validator::new()),
+            Dialect::Responses => Validator::Responses(dragoman_openai_responses::Validator::new()),
+        }
+    }
+
+    pub fn push(&mut self, ev: &sse::Event) -> Result<(), GrammarError> {
+        match self {
+            Validator::Anthropic(v) => v.push(ev),
+            Validator::Chat(v) => v.push(ev),
+            Validator::Responses(v) => v.push(ev),
+        }
+    }
+
+    pub fn finish(&mut self) -> Result<(), GrammarError> {
+        match self {
+            Validator::Anthropic(v) => v.finish(),
+            Validator::Chat(v) => v.finish(),
+            Validator::Responses(v) => v.finish(),
+        }
+    }
+}
+
+/// Checks a whole stream against dialect `d`'s grammar.
+pub fn validate(d: Dialect, events: &[sse::Event]) -> Result<(), GrammarError> {
+    let mut v = Validator::new(d);
+    for e in events {
+        v.push(e)?;
+    }
+    v.finish()
+}
+
+/// Why a stream translation stopped early.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("sse framing: {0}")]
+    Framing(#[from] sse::SseError),
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// Bytes of one dialect's stream in, bytes of another's out, incrementally: every complete
+/// input event is translated and written as soon as it arrives, nothing is held back beyond
+/// what the target grammar forces (blocks that cannot interleave).
+pub struct StreamTranslator {
+    framing: sse::Decoder,
+    decoder: StreamDecoder,
+    encoder: StreamEncoder,
+    sse_events: Vec<sse::Event>,
+    canonical: Vec<StreamEvent>,
+    encoded: Vec<sse::Event>,
+    failed: bool,
+    observed: Observed,
+}
+
+/// What a stream said about itself, gathered as it passes: for logs and accounting.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Cumulative usage: `MessageStart` merged with `MessageDelta`.
+    pub usage: dragoman_model::Usage,
+    pub stop: Option<dragoman_model::StopReason>,
+    /// `Some(true)`: ended with `MessageStop`; `Some(false)`: ended with an error.
+    pub success: Option<bool>,
+    /// The error the stream ended with, if any.
+    pub error: Option<ErrorBody>,
+    /// Whether any canonical event has passed (the client has been sent the start).
+    pub started: bool,
+}
+
+impl Observed {
+    fn see(&mut self, ev: &StreamEvent) {
+        self.started = true;
+        match ev {
+            StreamEvent::MessageStart { usage, .. } => self.usage.merge_from(usage),
+            StreamEvent::MessageDelta { stop, usage } => {
+                self.usage.merge_from(usage);
+                self.stop = Some(stop.clone());
+            }
+            StreamEvent::MessageStop => self.success = Some(true),
+            StreamEvent::Error { error } => {
+                self.success = Some(false);
+                self.error = Some(error.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// True once the stream reached its terminal event, either way.
+    pub fn ended(&self) -> bool {
+        self.success.is_some()
+    }
+}
+
+impl StreamTranslator {
+    pub fn new(from: Dialect, to: Dialect, opts: StreamOptions) -> Self {
+        StreamTranslator {
+            framing: sse::Decoder::new(),
+            decoder: StreamDecoder::new(from),
+            encoder: StreamEncoder::new(to, opts),
+            sse_events: Vec::new(),
+            canonical: Vec::new(),
+            encoded: Vec::new(),
+            failed: false,
+            observed: Observed::default(),
+        }
+    }
+
+    /// What the stream has said so far.
+    pub fn observed(&self) -> &Observed {
+        &self.observed
+    }
+
+    /// A keep-alive for a silent stream: the target's own ping event where it has one and the
+    /// stream has started, otherwise an SSE comment, which every client ignores.
+    pub fn keepalive(&mut self, out: &mut Vec<u8>, losses: &mut Losses) {
+        if self.observed.started && !self.observed.ended() {
+            self.encoded.clear();
+            self.encoder
+                .push(&StreamEvent::Ping, &mut self.encoded, losses);
+            if !self.encoded.is_empty() {
+                for e in &self.encoded {
+                    sse::encode(e, out);
+                }
+                return;
+            }
+        }
+        sse::comment("keep-alive", out);
+    }
+
+    /// Translates the complete events in `bytes`, appending target bytes to `out`. On malformed
+    /// input the target receives its dialect's error event (never a success terminal) and the
+    /// error is returned; later input is ignored.
+    pub fn push(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+        losses: &mut Losses,
+    ) -> Result<(), StreamError> {
+        if self.failed {
+            return Ok(());
+        }
+        self.sse_events.clear();
+        if let Err(e) = self.framing.push(bytes, &mut self.sse_events) {
+            self.fail(
+                ErrorBody::new(dragoman_model::ErrorKind::Server, e.to_string()),
+                out,
+                losses,
+            );
+            return Err(e.into());
+        }
+        self.translate_pending(out, losses)
+    }
+
+    /// Ends the input: a stream that never reached its terminal event ends with the target's
+    /// error event.
+    pub fn finish(&mut self, out: &mut Vec<u8>, losses: &mut Losses) -> Result<(), StreamError> {
+        if self.failed {
+            return Ok(());
+        }
+        self.sse_events.clear();
+        if let Err(e) = self.framing.finish(&mut self.sse_events) {
+            self.fail(
+                ErrorBody::new(dragoman_model::ErrorKind::Server, e.to_string()),
+                out,
+                losses,
+            );
+            return Err(e.into());
+        }
+        self.translate_pending(out, losses)?;
+        self.canonical.clear();
+        self.decoder.finish(&mut self.canonical);
+        self.emit(out, losses);
+        if !self.observed.ended() {
+            self.observed.see(&StreamEvent::Error {
+                error: ErrorBody::truncated_stream(),
+            });
+        }
+        self.encoded.clear();
+        self.encoder.finish(&mut self.encoded, losses);
+        for e in &self.encoded {
+            sse::encode(e, out);
+        }
+        Ok(())
+    }
+
+    /// Ends the stream with `error` in the target dialect (used when the upstream connection
+    /// fails or the input is malformed).
+    pub fn fail(&mut self, error: ErrorBody, out: &mut Vec<u8>, losses: &mut Losses) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        self.canonical.clear();
+        self.canonical.push(StreamEvent::Error { error });
+        self.emit(out, losses);
+    }
+
+    fn translate_pending(
+        &mut self,
+        out: &mut Vec<u8>,
+        losses: &mut Losses,
+    ) -> Result<(), StreamError> {
+        let events = std::mem::take(&mut self.sse_events);
+        for ev in &events {
+            self.canonical.clear();
+            if let Err(e) = self.decoder.push(ev, &mut self.canonical) {
+                self.emit(out, losses);
+                self.fail(
+                    ErrorBody::new(dragoman_model::ErrorKind::Server, e.to_string()),
+                    out,
+                    losses,
+                );
+                self.sse_events = events;
+                return Err(e.into());
+            }
+            self.emit(out, losses);
+        }
+        self.sse_events = events;
+        Ok(())
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, losses: &mut Losses) {
+        self.encoded.clear();
+        for ev in &self.canonical {
+            self.observed.see(ev);
+            self.encoder.push(ev, &mut self.encoded, losses);
+        }
+        for e in &self.encoded {
+            sse::encode(e, out);
+        }
+    }
+}
+
+/// Watches a stream that passes through untouched (client and upstream speak the same
+/// dialect): decodes a copy for usage and for its end, and, when the upstream fails or ends
+/// without its terminal event, supplies the dialect's own error ending. A shadow encoder is
+/// fed what was seen so that the ending closes exactly the blocks the client saw open.
+pub struct PassthroughTap {
+    framing: sse::Decoder,
+    decoder: StreamDecoder,
+    shadow: StreamEncoder,
+    sse_events: Vec<sse::Event>,
+    canonical: Vec<StreamEvent>,
+    scratch: Vec<sse::Event>,
+    observed: Observed,
+    broken: bool,
+}
+
+impl PassthroughTap {
+    pub fn new(d: Dialect) -> Self {
+        PassthroughTap {
+            framing: sse::Decoder::new(),
+            decoder: StreamDecoder::new(d),
+            shadow: StreamEncoder::new(d, StreamOptions::default()),
+            sse_events: Vec::new(),
+            canonical: Vec::new(),
+            scratch: Vec::new(),
+            observed: Observed::default(),
+            broken: false,
+        }
+    }
+
+    pub fn observed(&self) -> &Observed {
+        &self.observed
+    }
+
+    /// Observes bytes that were forwarded. An error means the upstream broke its own grammar;
+    /// the caller should end the stream with [`PassthroughTap::fail`].
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+        if self.broken || self.observed.ended() {
+            return Ok(());
+        }
+        self.sse_events.clear();
+        if let Err(e) = self.framing.push(bytes, &mut self.sse_events) {
+            self.broken = true;
+            return Err(e.into());
+        }
+        self.observe_pending()
+    }
+
+    fn observe_pending(&mut self) -> Result<(), StreamError> {
+        let events = std::mem::take(&mut self.sse_events);
+        let mut result = Ok(());
+        for ev in &events {
+            self.canonical.clear();
+            let r = self.decoder.push(ev, &mut self.canonical);
+            let mut losses = Losses::new();
+            for c in &self.canonical {
+                self.observed.see(c);
+                self.scratch.clear();
+                self.shadow.push(c, &mut self.scratch, &mut losses);
+            }
+            if let Err(e) = r {
+                self.broken = true;
+                result = Err(e.into());
+                break;
+            }
+        }
+        self.sse_events = events;
+        result
+    }
+
+    /// End of upstream bytes: the ending the client still needs (nothing when the upstream
+    /// reached its terminal event; the dialect's error ending when it did not).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.observed.ended() {
+            return;
+        }
+        if !self.broken {
+            self.sse_events.clear();
+            if self.framing.finish(&mut self.sse_events).is_ok()
+                && self.observe_pending().is_ok()
+                && self.observed.ended()
+            {
+                return;
+            }
+        }
+        self.fail(ErrorBody::truncated_stream(), out);
+    }
+
+    /// Ends the client's stream with `error` in the dialect's own form.
+    pub fn fail(&mut self, error: ErrorBody, out: &mut Vec<u8>) {
+        if self.observed.ended() {
+            return;
+        }
+        let ev = StreamEvent::Error { error };
+        self.observed.see(&ev);
+        self.scratch.clear();
+        let mut losses = Losses::new();
+        self.shadow.push(&ev, &mut self.scratch, &mut losses);
+        for e in &self.scratch {
+            sse::encode(e, out);
+        }
+    }
+
+    /// A keep-alive in the dialect's own form (see [`StreamTranslator::keepalive`]).
+    pub fn keepalive(&mut self, out: &mut Vec<u8>) {
+        if self.observed.started && !self.observed.ended() {
+            self.scratch.clear();
+            self.shadow
+                .push(&StreamEvent::Ping, &mut self.scratch, &mut Losses::new());
+            if !self.scratch.is_empty() {
+                for e in &self.scratch {
+                    sse::encode(e, out);
+                }
+                return;
+            }
+        }
+        sse::comment("keep-alive", out);
+    }
+}
+
+/// Decodes a whole stream of dialect `d` into canonical events.
+pub fn decode_stream(d: Dialect, bytes: &[u8]) -> Result<Vec<StreamEvent>, StreamError> {
+    let events = sse::decode_all(bytes)?;
+    let mut dec = StreamDecoder::new(d);
+    let mut out = Vec::new();
+    for e in &events {
+        dec.push(e, &mut out)?;
+    }
+    dec.finish(&mut out);
+    Ok(out)
+}
+
+/// Encodes canonical events as dialect `d`'s SSE events.
+pub fn encode_stream(
+    d: Dialect,
+    events: &[StreamEvent],
+    opts: StreamOptions,
+    losses: &mut Losses,
+) -> Vec<sse::Event> {
+    let mut enc = StreamEncoder::new(d, opts);
+    let mut out = Vec::new();
+    for e in events {
+        enc.push(e, &mut out, losses);
+    }
+    enc.finish(&mut out, losses);
+    out
+}
+
+/// Whole-buffer stream translation.
+pub fn translate_stream(
+    from: Dialect,
+    to: Dialect,
+    bytes: &[u8],
+    opts: StreamOptions,
+    losses: &mut Losses,
+) -> Result<Vec<u8>, StreamError> {
+    let mut t = StreamTranslator::new(from, to, opts);
+    let mut out = Vec::new();
+    t.push(bytes, &mut out, losses)?;
+    t.finish(&mut out, losses)?;
+    Ok(out)
+}

@@ -1,0 +1,216 @@
+//! Shared helpers for the translate crate's data-driven tests: finding recordings and
+//! comparing canonical values across dialects.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use dragoman_model::{Dialect, Part, Response, StopReason, ToolKind, Usage};
+
+pub fn test_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test_data")
+}
+
+pub fn folder(d: Dialect) -> &'static str {
+    d.as_str()
+}
+
+/// Files of one kind (`requests`, `responses`, `streams`, `errors`) recorded in dialect `d`.
+pub fn files(d: Dialect, kind: &str) -> Vec<PathBuf> {
+    let dir = test_data().join(folder(d)).join(kind);
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Visible text in order: text and refusal parts (a refusal becomes text where a dialect has
+/// no refusal part).
+pub fn visible_text(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text { text, .. } | Part::Refusal { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn reasoning_text(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Reasoning { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn seals(parts: &[Part]) -> Vec<dragoman_model::ReasoningSeal> {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Reasoning { seal: Some(s), .. } => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Call {
+    pub id: String,
+    pub name: String,
+    pub kind: ToolKind,
+    pub args: ArgValue,
+}
+
+/// Tool arguments compared as JSON when they parse (Anthropic carries an object, so whitespace
+/// is not preserved through it), as raw text otherwise.
+#[derive(Debug, PartialEq)]
+pub enum ArgValue {
+    Json(serde_json::Value),
+    Raw(String),
+}
+
+pub fn calls(parts: &[Part]) -> Vec<Call> {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+                kind,
+            } => {
+                let text = if arguments.trim().is_empty() && *kind == ToolKind::Function {
+                    "{}"
+                } else {
+                    arguments
+                };
+                let args = match (kind, serde_json::from_str(text)) {
+                    (ToolKind::Function, Ok(v)) => ArgValue::Json(v),
+                    _ => ArgValue::Raw(arguments.clone()),
+                };
+                Some(Call {
+                    id: id.clone(),
+                    name: name.clone(),
+                    kind: *kind,
+                    args,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn stop_tag(s: &StopReason) -> &'static str {
+    match s {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::StopSequence { .. } => "stop_sequence",
+        StopReason::ToolUse => "tool_use",
+        StopReason::PauseTurn => "pause_turn",
+        StopReason::Refusal { .. } => "refusal",
+        StopReason::ContextWindowExceeded => "context_window_exceeded",
+        StopReason::ContentFilter => "content_filter",
+    }
+}
+
+/// The stop reasons a target may report for a source stop reason (protocol reference §5.2 and
+/// traps §B19, §C26, §D30): exact where the target has the reason, the documented nearest one
+/// where it has not.
+pub fn allowed_stops(target: Dialect, src: &StopReason) -> &'static [&'static str] {
+    use StopReason::*;
+    match (target, src) {
+        (Dialect::Anthropic, ContentFilter) => &["refusal"],
+        (Dialect::Anthropic, s) => match s {
+            EndTurn => &["end_turn"],
+            MaxTokens => &["max_tokens"],
+            StopSequence { .. } => &["stop_sequence"],
+            ToolUse => &["tool_use"],
+            PauseTurn => &["pause_turn"],
+            Refusal { .. } => &["refusal"],
+            ContextWindowExceeded => &["context_window_exceeded"],
+            ContentFilter => &["refusal"],
+        },
+        (_, EndTurn | StopSequence { .. } | PauseTurn) => &["end_turn"],
+        (_, ToolUse) => &["tool_use"],
+        (_, MaxTokens | ContextWindowExceeded) => &["max_tokens"],
+        (_, Refusal { .. }) => &["refusal", "end_turn"],
+        (_, ContentFilter) => &["content_filter"],
+    }
+}
+
+/// Usage buckets a target dialect can carry; the rest may be lost, and the loss is reported.
+pub fn check_usage(target: Dialect, src: &Usage, dst: &Usage) -> Result<(), String> {
+    let z = |v: Option<u64>| v.unwrap_or(0);
+    let mut pairs = vec![
+        ("input_uncached", src.input_uncached, dst.input_uncached),
+        ("cache_read", src.cache_read, dst.cache_read),
+        ("cache_write", src.cache_write, dst.cache_write),
+        ("output", src.output, dst.output),
+    ];
+    if target != Dialect::Anthropic {
+        pairs.push(("reasoning", src.reasoning, dst.reasoning));
+    } else {
+        pairs.push(("cache_write_5m", src.cache_write_5m, dst.cache_write_5m));
+        pairs.push(("cache_write_1h", src.cache_write_1h, dst.cache_write_1h));
+    }
+    for (n, a, b) in pairs {
+        if z(a) != z(b) {
+            return Err(format!("usage {n}: source {a:?}, through {target} {b:?}"));
+        }
+    }
+    if z(src.input_total()) != z(dst.input_total()) {
+        return Err(format!(
+            "total input: {:?} vs {:?}",
+            src.input_total(),
+            dst.input_total()
+        ));
+    }
+    Ok(())
+}
+
+/// Everything the conformance matrix asserts about one response carried through a target.
+pub fn compare_responses(target: Dialect, src: &Response, dst: &Response) -> Result<(), String> {
+    if visible_text(&src.content) != visible_text(&dst.content) {
+        return Err(format!(
+            "text differs:\n  source: {:?}\n  target: {:?}",
+            visible_text(&src.content),
+            visible_text(&dst.content)
+        ));
+    }
+    let (a, b) = (calls(&src.content), calls(&dst.content));
+    let custom_to_anthropic =
+        target == Dialect::Anthropic && a.iter().any(|c| c.kind == ToolKind::Custom);
+    if !custom_to_anthropic && a != b {
+        return Err(format!(
+            "tool calls differ:\n  source: {a:?}\n  target: {b:?}"
+        ));
+    }
+    if reasoning_text(&src.content) != reasoning_text(&dst.content) {
+        return Err("reasoning text differs".into());
+    }
+    if target != Dialect::Chat && seals(&src.content) != seals(&dst.content) {
+        return Err(format!(
+            "reasoning seals differ: {:?} vs {:?}",
+            seals(&src.content),
+            seals(&dst.content)
+        ));
+    }
+    check_usage(target, &src.usage, &dst.usage)?;
+    let allowed = allowed_stops(target, &src.stop);
+    if !allowed.contains(&stop_tag(&dst.stop)) {
+        return Err(format!(
+            "stop {:?} became {:?} (allowed {allowed:?})",
+            src.stop, dst.stop
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! The conformance matrix: every recorded response and stream of every dialect, carried into
+//! every dialect and read back, keeps its text, tool calls, reasoning, usage and stop reason,
+//! and every translated stream obeys the target's grammar.
+
+mod common;
+
+use common::*;
+use dragoman_model::{Dialect, Losses, StreamEvent, StreamOptions, collect};
+use dragoman_translate as hub;
+
+#[test]
+fn every_recorded_stream_translates_into_every_dialect() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for src in Dialect::ALL {
+        for path in files(src, "streams") {
+            let bytes = std::fs::read(&path).unwrap();
+            let events = match hub::decode_stream(src, &bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    failures.push(format!("{src} {}: decode: {e}", name(&path)));
+                    continue;
+                }
+            };
+            let source = collect(&events);
+            for target in Dialect::ALL {
+                checked += 1;
+                let tag = format!("{src}→{target} {}", name(&path));
+                let mut losses = Losses::new();
+                let opts = StreamOptions {
+                    input_estimate: Some(100),
+                    include_usage: true,
+                };
+                let out = match hub::translate_stream(src, target, &bytes, opts, &mut losses) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        failures.push(format!("{tag}: translate: {e}"));
+                        continue;
+                    }
+                };
+                let sse_events = dragoman_sse::decode_all(&out).unwrap();
+                if let Err(e) = hub::validate(target, &sse_events) {
+                    failures.push(format!("{tag}: grammar: {e}"));
+                    continue;
+                }
+                let back = match hub::decode_stream(target, &out) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        failures.push(format!("{tag}: re-decode: {e}"));
+                        continue;
+                    }
+                };
+                match (&source, collect(&back)) {
+                    (Ok(s), Ok(d)) => {
+                        if let Err(e) = compare_responses(target, s, &d) {
+                            failures.push(format!("{tag}: {e}"));
+                        }
+                    }
+                    (Err(_), Err(_)) => {
+                        if !matches!(back.last(), Some(StreamEvent::Error { .. })) {
+                            failures
+                                .push(format!("{tag}: failed stream did not end with an error"));
+                        }
+                    }
+                    (Ok(_), Err(e)) => failures.push(format!(
+                        "{tag}: succeeded upstream, failed through target: {e:?}"
+                    )),
+                    (Err(e), Ok(_)) => {
+                        failures.push(format!("{tag}: failure became success ({e:?})"))
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 400, "only {checked} pairs checked");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_recorded_response_translates_into_every_dialect() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for src in Dialect::ALL {
+        for path in files(src, "responses") {
+            let bytes = std::fs::read(&path).unwrap();
+            let mut losses = Losses::new();
+            let source = match hub::decode_response(src, &bytes, &mut losses) {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.push(format!("{src} {}: decode: {e}", name(&path)));
+                    continue;
+                }
+            };
+            for target in Dialect::ALL {
+                checked += 1;
+                let tag = format!("{src}→{target} {}", name(&path));
+                let out = hub::encode_response(target, &source, &mut losses);
+                let bytes = serde_json::to_vec(&out).unwrap();
+                match hub::decode_response(target, &bytes, &mut Losses::new()) {
+                    Ok(back) => {
+                        if let Err(e) = compare_responses(target, &source, &back) {
+                            failures.push(format!("{tag}: {e}"));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{tag}: re-decode: {e}")),
+                }
+                // The streamed form of the same response must say the same thing.
+                let events = dragoman_model::response_events(&source);
+                let sse = hub::encode_stream(
+                    target,
+                    &events,
+                    StreamOptions::default(),
+                    &mut Losses::new(),
+                );
+                if let Err(e) = hub::validate(target, &sse) {
+                    failures.push(format!("{tag} (as stream): grammar: {e}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 400, "only {checked} pairs checked");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_recorded_request_translates_into_every_dialect() {
+    use dragoman_model::{Part, Role};
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let texts = |r: &dragoman_model::Request, role: Role| -> String {
+        r.messages
+            .iter()
+            .filter(|m| m.role == role)
+            .map(|m| visible_text(&m.content))
+            .collect()
+    };
+    let results = |r: &dragoman_model::Request| -> Vec<String> {
+        r.messages
+            .iter()
+            .flat_map(|m| m.content.iter())
+            .filter_map(|p| match p {
+                Part::ToolResult { call_id, .. } => Some(call_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let all_calls = |r: &dragoman_model::Request| -> Vec<Call> {
+        r.messages
+            .iter()
+            .filter(|m| m.role == Role::Assistant)
+            .flat_map(|m| calls(&m.content))
+            .collect()
+    };
+    for src in Dialect::ALL {
+        for path in files(src, "requests") {
+            let bytes = std::fs::read(&path).unwrap();
+            let source = match hub::decode_request(src, &bytes, &mut Losses::new()) {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.push(format!("{src} {}: decode: {e}", name(&path)));
+                    continue;
+                }
+            };
+            for target in Dialect::ALL {
+                checked += 1;
+                let tag = format!("{src}→{target} {}", name(&path));
+                let out = hub::encode_request(target, &source, &mut Losses::new());
+                let back = match hub::decode_request(
+                    target,
+                    &serde_json::to_vec(&out).unwrap(),
+                    &mut Losses::new(),
+                ) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        failures.push(format!("{tag}: re-decode: {e}"));
+                        continue;
+                    }
+                };
+                if back.model != source.model {
+                    failures.push(format!("{tag}: model changed"));
+                }
+                for role in [Role::User, Role::Assistant] {
+                    if texts(&source, role) != texts(&back, role) {
+                        failures.push(format!("{tag}: {role:?} text differs"));
+                    }
+                }
+                let (a, b) = (all_calls(&source), all_calls(&back));
+                let custom = a.iter().any(|c| c.kind == dragoman_model::ToolKind::Custom);
+                if !(custom && target == Dialect::Anthropic) && a != b {
+                    failures.push(format!("{tag}: tool calls differ:\n  {a:?}\n  {b:?}"));
+                }
+                if results(&source) != results(&back) {
+                    failures.push(format!("{tag}: tool result ids differ"));
+                }
+            }
+        }
+    }
+    assert!(checked > 400, "only {checked} pairs checked");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_recorded_error_keeps_its_kind_in_every_dialect() {
+    let mut failures = Vec::new();
+    for src in Dialect::ALL {
+        for path in files(src, "errors") {
+            let doc: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let status = doc["status"].as_u64().map(|s| s as u16);
+            let body = serde_json::to_vec(&doc["body"]).unwrap();
+            let err = hub::decode_error(src, status, &body);
+            for target in Dialect::ALL {
+                let (st, out) = hub::encode_error(target, &err);
+                let back = hub::decode_error(target, Some(st), &serde_json::to_vec(&out).unwrap());
+                if back.kind != err.kind || back.message != err.message {
+                    failures.push(format!(
+                        "{src}→{target} {}: {err:?} became {back:?}",
+                        name(&path)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

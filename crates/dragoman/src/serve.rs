@@ -1,0 +1,110 @@
+//! `dragoman serve`: load the configuration (or the embedded default), bind, serve until
+//! SIGTERM/SIGINT, then drain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+#[derive(clap::Args, Clone, Default)]
+pub struct Args {
+    /// LiteLLM-style config.yaml. Without it, models are served from OPENAI_API_KEY and
+    /// ANTHROPIC_API_KEY if set.
+    #[arg(long, short = 'c', env = "DRAGOMAN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 0.0.0.0, or the config's).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on (default 4000, or the config's).
+    #[arg(long, short = 'p', env = "PORT")]
+    port: Option<u16>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRAGOMAN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            dragoman_config::parse(&text, &env_var)
+                .map_err(|e| anyhow::anyhow!("{e} (in {})", path.display()))?
+        }
+        None => dragoman_config::embedded(&env_var),
+    };
+    if config.master_key.is_none()
+        && let Some(k) = env_var("DRAGOMAN_MASTER_KEY").filter(|k| !k.is_empty())
+    {
+        config.master_key = Some(dragoman_config::Secret::new(k));
+    }
+    if let Some(h) = args.host {
+        config.server.host = h;
+    }
+    if let Some(p) = args.port {
+        config.server.port = p;
+    }
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    match &args.config {
+        Some(p) => tracing::info!(config = %p.display(), "configuration loaded"),
+        None => tracing::info!(
+            "no config file: serving the embedded default (models from provider keys in the environment)"
+        ),
+    }
+    for d in &config.deployments {
+        tracing::info!(model = %d.model_name, provider = d.provider.name(), dialect = %d.dialect, upstream_model = %d.upstream_model, api_base = %d.api_base, "serving");
+    }
+    if config.master_key.is_none() {
+        tracing::warn!(
+            "NO MASTER KEY IS SET: the gateway is open to anyone who can reach it (set general_settings.master_key or DRAGOMAN_MASTER_KEY)"
+        );
+    }
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let gateway = dragoman_gateway::Gateway::new(config).map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(address = %addr, "dragoman ready");
+        dragoman_gateway::serve(gateway, listener, shutdown_signal())
+            .await
+            .context("server failed")?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
