@@ -95,6 +95,8 @@ pub fn decode_error(status: Option<u16>, body: &[u8]) -> ErrorBody {
 fn type_name(err: &ErrorBody) -> &str {
     match err.type_name.as_deref() {
         Some(t) if kind_from_type(t) == Some(err.kind) => t,
+        // Newer Anthropic type without a kind of its own; only ours when the status agrees.
+        Some(t @ "conflict_error") if err.status == Some(409) => t,
         _ => type_for(err.kind),
     }
 }
@@ -105,7 +107,11 @@ fn inner_body(err: &ErrorBody) -> Value {
 
 /// HTTP status and body for an error sent to an Anthropic client.
 pub fn encode_error(err: &ErrorBody) -> (u16, Value) {
-    (err.kind.status(), inner_body(err))
+    let status = match err.status {
+        Some(409) if type_name(err) == "conflict_error" => 409,
+        _ => err.kind.status(),
+    };
+    (status, inner_body(err))
 }
 
 /// The in-stream form of an error (after HTTP 200 was sent).

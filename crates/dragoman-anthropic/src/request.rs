@@ -970,7 +970,8 @@ fn encode_tool(
             if let Some(d) = description {
                 m.insert("description".into(), json!(d));
             }
-            let schema = if parameters.is_null() {
+            // Anthropic requires an object schema; other dialects may send none or `{}`.
+            let schema = if parameters.as_object().is_none_or(|o| o.is_empty()) {
                 json!({"type": "object", "properties": {}})
             } else {
                 parameters.clone()

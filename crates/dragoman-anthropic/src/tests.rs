@@ -1048,3 +1048,158 @@ fn custom_tool_calls_stream_as_json_objects() {
     let v: Value = serde_json::from_str(arguments).unwrap();
     assert_eq!(v, json!({"input": "echo \"hi\"\nls"}));
 }
+
+#[test]
+fn conflict_errors_pass_through() {
+    let e = decode_error(
+        Some(409),
+        br#"{"type":"error","error":{"type":"conflict_error","message":"busy"}}"#,
+    );
+    assert_eq!(encode_error(&e).0, 409);
+    assert_eq!(encode_error(&e).1["error"]["type"], "conflict_error");
+}
+
+mod interleaving {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Spec {
+        Text(Vec<String>),
+        Call(Vec<String>),
+        Think(Vec<String>, Option<String>),
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        let frags = || proptest::collection::vec("[a-z \"{}]{0,6}", 0..4);
+        prop_oneof![
+            frags().prop_map(Spec::Text),
+            proptest::collection::vec("[1-9][0-9]{0,2}", 0..4).prop_map(Spec::Call),
+            (frags(), proptest::option::of("[A-Za-z0-9]{4,12}"))
+                .prop_map(|(f, s)| Spec::Think(f, s)),
+        ]
+    }
+
+    /// The canonical events of each block in order: start, deltas, stop.
+    fn block_events(i: usize, s: &Spec) -> (Vec<StreamEvent>, Part) {
+        let mut ev = Vec::new();
+        let part = match s {
+            Spec::Text(f) => {
+                ev.push(StreamEvent::BlockStart {
+                    index: i,
+                    block: BlockKind::Text,
+                });
+                for x in f {
+                    ev.push(StreamEvent::BlockDelta {
+                        index: i,
+                        delta: Delta::Text(x.clone()),
+                    });
+                }
+                Part::text(f.concat())
+            }
+            Spec::Call(nums) => {
+                ev.push(StreamEvent::BlockStart {
+                    index: i,
+                    block: BlockKind::ToolCall {
+                        id: format!("toolu_{i}"),
+                        name: "f".into(),
+                        kind: ToolKind::Function,
+                    },
+                });
+                let json = format!("[{}]", nums.join(","));
+                let (a, b) = json.split_at(json.len() / 2);
+                for x in [a, b] {
+                    ev.push(StreamEvent::BlockDelta {
+                        index: i,
+                        delta: Delta::Arguments(x.to_owned()),
+                    });
+                }
+                Part::ToolCall {
+                    id: format!("toolu_{i}"),
+                    name: "f".into(),
+                    arguments: json,
+                    kind: ToolKind::Function,
+                }
+            }
+            Spec::Think(f, sig) => {
+                ev.push(StreamEvent::BlockStart {
+                    index: i,
+                    block: BlockKind::Reasoning { seal: None },
+                });
+                for x in f {
+                    ev.push(StreamEvent::BlockDelta {
+                        index: i,
+                        delta: Delta::Reasoning(x.clone()),
+                    });
+                }
+                let seal = sig.clone().map(ReasoningSeal::anthropic_signature);
+                if let Some(s) = &seal {
+                    ev.push(StreamEvent::BlockDelta {
+                        index: i,
+                        delta: Delta::Seal(s.clone()),
+                    });
+                }
+                Part::Reasoning {
+                    text: f.concat(),
+                    seal,
+                }
+            }
+        };
+        ev.push(StreamEvent::BlockStop { index: i });
+        (ev, part)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_interleaving_encodes_to_valid_sequential_blocks(
+            specs in proptest::collection::vec(spec(), 0..5),
+            picks in proptest::collection::vec(0usize..100, 0..80),
+        ) {
+            let mut queues: Vec<std::collections::VecDeque<StreamEvent>> = Vec::new();
+            let mut parts = Vec::new();
+            for (i, s) in specs.iter().enumerate() {
+                let (ev, p) = block_events(i, s);
+                queues.push(ev.into());
+                parts.push(p);
+            }
+            // Interleave: each block's own order is kept, but a block may only start after the
+            // previous one started (canonical indexes are assigned in start order).
+            let mut canon = vec![start(Usage::default())];
+            let mut started = 0;
+            let mut picks = picks.into_iter();
+            while queues.iter().any(|q| !q.is_empty()) {
+                let live: Vec<usize> = (0..queues.len())
+                    .filter(|&i| !queues[i].is_empty() && i <= started)
+                    .collect();
+                let i = live[picks.next().unwrap_or(0) % live.len()];
+                if i == started { started += 1; }
+                if let Some(e) = queues[i].pop_front() { canon.push(e); }
+            }
+            canon.push(StreamEvent::MessageDelta { stop: StopReason::EndTurn, usage: Usage::default() });
+            canon.push(StreamEvent::MessageStop);
+            let (wire, losses) = encode_events(&canon, StreamOptions::default());
+            prop_assert!(losses.is_empty());
+            prop_assert!(validate(&wire).is_ok(), "{:?}", validate(&wire));
+            let r = collect(&decode_events(&wire)).unwrap();
+            prop_assert_eq!(r.content, parts);
+        }
+    }
+}
+#[test]
+fn zz_dump() {
+    std::fs::create_dir_all("/tmp/anth-dump").unwrap();
+    for (name, body) in data_files("requests", "json") {
+        let mut l = Losses::new();
+        if let Ok(r) = decode_request(&body, &mut l) {
+            std::fs::write(format!("/tmp/anth-dump/{name}"), encode_request(&r, &mut l).to_string()).unwrap();
+        }
+    }
+    for (name, body) in data_files("responses", "json") {
+        let mut l = Losses::new();
+        if let Ok(r) = decode_response(&body, &mut l) {
+            std::fs::write(format!("/tmp/anth-dump/resp-{name}"), encode_response(&r, &mut l).to_string()).unwrap();
+        }
+    }
+}

@@ -38,6 +38,8 @@ pub struct Pump<S> {
     losses: Losses,
     ctx: Context,
     first_byte: Option<Duration>,
+    /// The upstream body ended, or the pump ended the stream itself with an error.
+    closed: bool,
 }
 
 impl<S> Pump<S>
@@ -61,6 +63,7 @@ where
             losses: Losses::new(),
             ctx,
             first_byte: None,
+            closed: false,
         }
     }
 
@@ -132,15 +135,27 @@ where
                         crate::upstream::without_url(&e)
                     );
                     self.fail(ErrorBody::new(ErrorKind::Server, msg), &mut out);
+                    self.closed = true;
                 }
-                Ok(None) => match &mut self.mode {
-                    Mode::Passthrough(t) => t.finish(&mut out),
-                    Mode::Translate(t) => {
-                        let _ = t.finish(&mut out, &mut self.losses);
+                Ok(None) => {
+                    self.closed = true;
+                    match &mut self.mode {
+                        Mode::Passthrough(t) => t.finish(&mut out),
+                        Mode::Translate(t) => {
+                            let _ = t.finish(&mut out, &mut self.losses);
+                        }
                     }
-                },
+                }
             }
-            if self.observed().ended() && !self.done {
+            // A translated stream is complete at its terminal event. A passed-through one is
+            // complete at its success terminal (after which upstream bodies may hang half
+            // closed); after an upstream error event the upstream may still send its own
+            // closing events (Responses sends `response.failed`), so keep forwarding to EOF.
+            let finished = match &self.mode {
+                Mode::Translate(_) => self.observed().ended(),
+                Mode::Passthrough(_) => self.closed || self.observed().success == Some(true),
+            };
+            if finished && !self.done {
                 self.done = true;
                 self.log_end();
             }

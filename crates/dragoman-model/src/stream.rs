@@ -268,8 +268,7 @@ pub fn response_events(response: &Response) -> Vec<StreamEvent> {
         model: response.model.clone(),
         usage: start_usage,
     }];
-    let mut index = 0;
-    for part in &response.content {
+    for (index, part) in response.content.iter().enumerate() {
         let (block, deltas): (BlockKind, Vec<Delta>) = match part {
             Part::Text {
                 text, citations, ..
@@ -348,7 +347,6 @@ pub fn response_events(response: &Response) -> Vec<StreamEvent> {
             out.push(StreamEvent::BlockDelta { index, delta });
         }
         out.push(StreamEvent::BlockStop { index });
-        index += 1;
     }
     out.push(StreamEvent::MessageDelta {
         stop: response.stop.clone(),

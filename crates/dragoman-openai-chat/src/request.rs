@@ -41,7 +41,7 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
         }
         match key.as_str() {
             "model" | "messages" => {}
-            "tools" => req.tools = decode_tools(as_arr(value, "tools")?)?,
+            "tools" => req.tools = decode_tools(as_arr(value, "tools")?, losses)?,
             "tool_choice" => req.tool_choice = Some(decode_tool_choice(value, losses)?),
             "parallel_tool_calls" => req.parallel_tool_calls = opt_bool(m, key, "")?,
             "max_completion_tokens" => max_completion = opt_u64(m, key, "")?,
@@ -457,7 +457,7 @@ fn decode_tool_call(v: &Value, path: &str, losses: &mut Losses) -> Result<Part, 
     })
 }
 
-fn decode_tools(list: &[Value]) -> Result<Vec<Tool>, DecodeError> {
+fn decode_tools(list: &[Value], losses: &mut Losses) -> Result<Vec<Tool>, DecodeError> {
     let mut out = Vec::new();
     for (i, v) in list.iter().enumerate() {
         let path = at("tools", i);
@@ -469,23 +469,21 @@ fn decode_tools(list: &[Value]) -> Result<Vec<Tool>, DecodeError> {
                     m.get("function").ok_or_else(|| DecodeError::missing(&p))?,
                     &p,
                 )?;
-                if f.keys().any(|k| {
-                    !matches!(k.as_str(), "name" | "description" | "parameters" | "strict")
-                }) {
-                    Tool::Opaque {
-                        dialect: Dialect::Chat,
-                        value: v.clone(),
+                // A function tool is worth keeping usable in every dialect, so unknown keys of
+                // its definition are reported rather than turning the tool opaque.
+                for k in f.keys() {
+                    if !matches!(k.as_str(), "name" | "description" | "parameters" | "strict") {
+                        losses.dropped(join(&p, k), "unknown function-definition field");
                     }
-                } else {
-                    Tool::Function {
-                        name: req_str(f, "name", &p)?.to_owned(),
-                        description: opt_str(f, "description", &p)?.map(str::to_owned),
-                        parameters: field(f, "parameters")
-                            .cloned()
-                            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-                        strict: opt_bool(f, "strict", &p)?,
-                        cache_control: None,
-                    }
+                }
+                Tool::Function {
+                    name: req_str(f, "name", &p)?.to_owned(),
+                    description: opt_str(f, "description", &p)?.map(str::to_owned),
+                    parameters: field(f, "parameters")
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                    strict: opt_bool(f, "strict", &p)?,
+                    cache_control: None,
                 }
             }
             Some("custom") => {
@@ -1218,12 +1216,14 @@ fn encode_tool_results(msg: &Message, path: &str, losses: &mut Losses, out: &mut
                 }
             }
         }
-        let content = if texts.is_empty() {
-            json!("")
-        } else {
-            text_parts_value(&texts)
-        };
-        o.insert("content".into(), content);
+        // Tool content goes as one string: many Chat-compatible servers take nothing else here.
+        if texts.len() > 1 {
+            losses.approximated(
+                join(&pp, "content"),
+                "several text parts of a tool result were joined into one string",
+            );
+        }
+        o.insert("content".into(), json!(texts.join("\n")));
         for f in &fields {
             merge_fields(&mut o, f);
         }

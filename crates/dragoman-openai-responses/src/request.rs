@@ -689,6 +689,7 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     }
     out.insert("input".into(), Value::Array(items));
 
+    let mut tools_lost = false;
     if !req.tools.is_empty() {
         let mut tools = Vec::new();
         for (i, t) in req.tools.iter().enumerate() {
@@ -696,7 +697,11 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
                 tools.push(t);
             }
         }
-        out.insert("tools".into(), Value::Array(tools));
+        // A tool choice without tools is rejected upstream (traps §45).
+        tools_lost = tools.is_empty();
+        if !tools_lost {
+            out.insert("tools".into(), Value::Array(tools));
+        }
     }
     let shadow = |key: &str| {
         req.extensions
@@ -704,7 +709,14 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
             .find(|e| e.dialect == Dialect::Responses && e.key == key)
             .map(|e| e.value.clone())
     };
-    if let Some(tc) = shadow("tool_choice") {
+    if tools_lost {
+        if req.tool_choice.is_some() {
+            enc.losses.dropped(
+                "tool_choice",
+                "every tool was dropped, so the choice was too",
+            );
+        }
+    } else if let Some(tc) = shadow("tool_choice") {
         out.insert("tool_choice".into(), tc);
     } else if let Some(tc) = &req.tool_choice {
         out.insert("tool_choice".into(), encode_tool_choice(tc, &req.tools));
@@ -975,6 +987,17 @@ impl Enc<'_> {
                 Some(Value::Object(m))
             }
             Part::Refusal { text } if !input => Some(json!({"type": "refusal", "refusal": text})),
+            // Assistant history holds only output text and refusals.
+            Part::Image { .. } | Part::Document { .. } if !input => {
+                self.losses.dropped(
+                    path,
+                    format!(
+                        "{} part in an assistant turn has no Responses form",
+                        part_name(p)
+                    ),
+                );
+                None
+            }
             Part::Image {
                 source,
                 detail,

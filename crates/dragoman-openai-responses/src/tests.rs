@@ -50,10 +50,10 @@ fn encode_stream(events: &[StreamEvent]) -> (Vec<Event>, Losses) {
     (out, losses)
 }
 
-/// Differences a re-encoded stream may show: a non-`resp_` id gains the prefix; usage fields
-/// the encoder must write (as 0) were unknown upstream; and blocks that overlapped upstream
-/// come back one after the other (Responses items cannot interleave), so block events are
-/// grouped per block, keeping each block's own order.
+/// The differences a re-encoded stream may show: a non-`resp_` id gains the prefix, and blocks
+/// that overlapped upstream (OpenRouter's reasoning item stays open while the message streams)
+/// come back one after the other, because Responses items cannot interleave. So block events
+/// are grouped per block, each block keeping its own order. Usage must come back exactly.
 fn normalize(events: &[StreamEvent]) -> Vec<StreamEvent> {
     let block = |e: &StreamEvent| match e {
         StreamEvent::BlockStart { index, .. }
@@ -73,27 +73,11 @@ fn normalize(events: &[StreamEvent]) -> Vec<StreamEvent> {
             StreamEvent::MessageStart { id, model, usage } => StreamEvent::MessageStart {
                 id: response_id(id),
                 model: model.clone(),
-                usage: norm_usage(usage),
-            },
-            StreamEvent::MessageDelta { stop, usage } => StreamEvent::MessageDelta {
-                stop: stop.clone(),
-                usage: norm_usage(usage),
+                usage: *usage,
             },
             other => other.clone(),
         })
         .collect()
-}
-
-fn norm_usage(u: &Usage) -> Usage {
-    let z = |x: Option<u64>| x.filter(|v| *v != 0);
-    Usage {
-        input_uncached: z(u.input_uncached),
-        cache_read: z(u.cache_read),
-        cache_write: z(u.cache_write),
-        output: z(u.output),
-        reasoning: z(u.reasoning),
-        ..*u
-    }
 }
 
 // (a) requests -------------------------------------------------------------------------------
@@ -710,4 +694,166 @@ fn simple_request_fields_map() {
     assert_eq!(v["tool_choice"]["type"], "allowed_tools");
     assert_eq!(v["store"], false);
     assert!(v.get("include").is_none());
+}
+
+#[test]
+fn refusal_citations_and_opaque_blocks_stream_back() {
+    let ann = json!({"type": "url_citation", "url": "https://x", "title": "x", "start_index": 0, "end_index": 1});
+    let web = json!({"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}});
+    let resp = text_response(
+        vec![
+            Part::Opaque {
+                dialect: Dialect::Responses,
+                value: web.clone(),
+            },
+            Part::Text {
+                text: "a".into(),
+                cache_control: None,
+                citations: Some((Dialect::Responses, json!([ann]))),
+            },
+            Part::Refusal { text: "no".into() },
+            Part::Opaque {
+                dialect: Dialect::Anthropic,
+                value: json!({"type": "server_tool_use"}),
+            },
+        ],
+        StopReason::Refusal { details: None },
+        Usage::default(),
+    );
+    let (wire, losses) = encode_stream(&response_events(&resp));
+    validate(&wire).unwrap();
+    assert_eq!(losses.len(), 1, "{losses:?}");
+    let back = collect(&decode_stream(&wire)).unwrap();
+    let mut expected = resp.content.clone();
+    expected.pop();
+    assert_eq!(back.content, expected);
+    assert_eq!(back.stop, StopReason::Refusal { details: None });
+}
+
+#[test]
+fn custom_tool_calls_stream_as_custom_items() {
+    let resp = text_response(
+        vec![Part::ToolCall {
+            id: "call_c".into(),
+            name: "sql".into(),
+            arguments: "SELECT 1".into(),
+            kind: ToolKind::Custom,
+        }],
+        StopReason::ToolUse,
+        Usage::default(),
+    );
+    let (wire, _) = encode_stream(&response_events(&resp));
+    validate(&wire).unwrap();
+    assert!(
+        wire.iter()
+            .any(|e| e.event.as_deref() == Some("response.custom_tool_call_input.delta"))
+    );
+    assert_eq!(
+        collect(&decode_stream(&wire)).unwrap().content,
+        resp.content
+    );
+    let v = encode_response(&resp, &mut Losses::new());
+    assert_eq!(v["output"][0]["type"], "custom_tool_call");
+    assert_eq!(v["output"][0]["input"], "SELECT 1");
+}
+
+#[test]
+fn flat_error_event_and_failed_response_are_read() {
+    let flat = sse(&[
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "model": "m"}}),
+        json!({"type": "error", "sequence_number": 1, "code": "rate_limit_exceeded", "message": "slow down", "param": null}),
+        json!({"type": "response.failed", "sequence_number": 2, "response": {"status": "failed", "error": {"code": "server_error", "message": "x"}}}),
+    ]);
+    let canon = decode_stream(&flat);
+    assert_eq!(canon.len(), 2);
+    match &canon[1] {
+        StreamEvent::Error { error } => {
+            assert_eq!(error.kind, ErrorKind::RateLimited);
+            assert_eq!(error.message, "slow down");
+        }
+        other => panic!("{other:?}"),
+    }
+    let failed = sse(&[
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "model": "m"}}),
+        json!({"type": "response.failed", "sequence_number": 1, "response": {"status": "failed", "error": {"code": "server_error", "message": "boom"}}}),
+    ]);
+    assert!(
+        matches!(&decode_stream(&failed)[1], StreamEvent::Error { error } if error.kind == ErrorKind::Server && error.message == "boom")
+    );
+}
+
+#[test]
+fn validator_rejects_broken_streams() {
+    let ok = sse(&[
+        json!({"type": "response.created", "sequence_number": 0, "response": {}}),
+        json!({"type": "response.completed", "sequence_number": 1, "response": {"output": []}}),
+    ]);
+    validate(&ok).unwrap();
+    let gap = sse(&[
+        json!({"type": "response.created", "sequence_number": 0, "response": {}}),
+        json!({"type": "response.completed", "sequence_number": 2, "response": {"output": []}}),
+    ]);
+    assert_eq!(validate(&gap).unwrap_err().index, 1);
+    let open = sse(&[
+        json!({"type": "response.created", "sequence_number": 0, "response": {}}),
+        json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {"type": "message", "id": "m"}}),
+        json!({"type": "response.output_text.delta", "sequence_number": 2, "item_id": "other", "output_index": 0, "delta": "x"}),
+    ]);
+    assert_eq!(validate(&open).unwrap_err().index, 2);
+    let mut done = ok.clone();
+    done.push(Event::named("x", "[DONE]"));
+    assert!(validate(&done).is_err());
+    let no_terminal = &ok[..1];
+    assert!(validate(no_terminal).is_err());
+    let mut wrong_name = ok.clone();
+    wrong_name[1].event = Some("response.done".into());
+    assert!(validate(&wrong_name).is_err());
+}
+
+#[test]
+fn foreign_request_features_are_reported() {
+    let req = Request {
+        model: "gpt-5".into(),
+        system: vec![Part::text("a"), Part::text("b")],
+        messages: vec![Message::text(Role::User, "hi")],
+        tools: vec![
+            dragoman_model::Tool::Function {
+                name: "f".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+                strict: None,
+                cache_control: None,
+            },
+            dragoman_model::Tool::Opaque {
+                dialect: Dialect::Anthropic,
+                value: json!({"type": "web_search_20250305"}),
+            },
+        ],
+        top_k: Some(5),
+        reasoning: Some(dragoman_model::ReasoningConfig {
+            budget_tokens: Some(10000),
+            ..Default::default()
+        }),
+        extensions: vec![dragoman_model::Extension::new(
+            Dialect::Anthropic,
+            "container",
+            json!("c"),
+        )],
+        ..Request::default()
+    };
+    let mut losses = Losses::new();
+    let v = encode_request(&req, &mut losses);
+    assert_eq!(v["instructions"], "a\n\nb");
+    assert_eq!(v["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(v["tools"][0]["strict"], false);
+    assert_eq!(v["reasoning"]["effort"], "medium");
+    for path in [
+        "system",
+        "tools[1]",
+        "top_k",
+        "reasoning.budget_tokens",
+        "extensions.container",
+    ] {
+        assert!(losses.iter().any(|l| l.path == path), "{path}: {losses:?}");
+    }
 }

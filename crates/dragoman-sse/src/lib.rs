@@ -209,16 +209,8 @@ impl Decoder {
                 self.has_data = true;
             }
             "event" => self.event = Some(value.to_owned()),
-            "id" => {
-                if !value.contains('\0') {
-                    self.id = Some(value.to_owned());
-                }
-            }
-            "retry" => {
-                if let Ok(ms) = value.parse() {
-                    self.retry = Some(ms);
-                }
-            }
+            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
+            "retry" => self.retry = value.parse().ok().or(self.retry),
             _ => {}
         }
         Ok(())

@@ -353,6 +353,11 @@ fn sse_response(
         state: Arc<MockState>,
         done: bool,
     }
+    impl Guard {
+        fn mark_done(&mut self) {
+            self.done = true;
+        }
+    }
     impl Drop for Guard {
         fn drop(&mut self) {
             if self.done {
@@ -374,7 +379,7 @@ fn sse_response(
                     Some((Ok::<Bytes, std::convert::Infallible>(c), (it, guard)))
                 }
                 None => {
-                    guard.done = true;
+                    guard.mark_done();
                     None
                 }
             }

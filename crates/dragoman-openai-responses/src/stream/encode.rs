@@ -20,8 +20,6 @@ use crate::{id_base, response_id};
 
 #[derive(Debug)]
 pub struct StreamEncoder {
-    #[allow(dead_code)]
-    opts: StreamOptions,
     seq: u64,
     started: bool,
     finished: bool,
@@ -72,9 +70,9 @@ struct Open {
 }
 
 impl StreamEncoder {
-    pub fn new(opts: StreamOptions) -> Self {
+    /// Neither option applies: Responses reports all usage in the terminal event, always.
+    pub fn new(_opts: StreamOptions) -> Self {
         StreamEncoder {
-            opts,
             seq: 0,
             started: false,
             finished: false,
@@ -96,7 +94,9 @@ impl StreamEncoder {
         }
         if let StreamEvent::MessageStart { id, model, usage } = ev {
             if !self.started {
-                self.id = response_id(id);
+                if !id.is_empty() {
+                    self.id = response_id(id);
+                }
                 self.model.clone_from(model);
                 self.usage.merge_from(usage);
                 self.start(out);

@@ -1,0 +1,483 @@
+//! Integration tests through the gateway's front door: a real listener, the scripted mock
+//! upstream of `dragoman-testkit`, and every client dialect against every upstream dialect.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dragoman_model::Dialect;
+use dragoman_testkit::MockUpstream;
+use serde_json::{Value, json};
+
+struct Harness {
+    mock: MockUpstream,
+    url: String,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+const KEY: &str = "sk-test-master";
+
+async fn start(settings: &str, master_key: bool) -> Harness {
+    let mock = MockUpstream::start().await;
+    let yaml = format!(
+        r#"
+model_list:
+  - model_name: "a/*"
+    litellm_params: {{model: "anthropic/*", api_base: "{base}", api_key: sk-upstream-anthropic}}
+  - model_name: "c/*"
+    litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai}}
+  - model_name: "r/*"
+    litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai}}
+    model_info: {{mode: responses}}
+  - model_name: gpt-4o
+    litellm_params: {{model: "openai/script/text", api_base: "{v1}"}}
+  - model_name: claude-sonnet
+    litellm_params: {{model: "anthropic/script/text", api_base: "{base}"}}
+general_settings:
+  {mk}
+dragoman_settings:
+  keepalive_seconds: 0.1
+  shutdown_grace_seconds: 5
+{settings}
+"#,
+        base = mock.base(),
+        v1 = mock.base_v1(),
+        mk = if master_key { format!("master_key: {KEY}") } else { "{}".into() },
+    );
+    let yaml = yaml.replace("general_settings:\n  {}\n", "");
+    let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
+    let gw = dragoman_gateway::Gateway::new(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(dragoman_gateway::serve(gw, listener, async {
+        let _ = rx.await;
+    }));
+    Harness { mock, url, http: reqwest::Client::new(), stop: Some(tx), server }
+}
+
+fn prefix(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Anthropic => "a",
+        Dialect::Chat => "c",
+        Dialect::Responses => "r",
+    }
+}
+
+fn path(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Anthropic => "/v1/messages",
+        Dialect::Chat => "/v1/chat/completions",
+        Dialect::Responses => "/v1/responses",
+    }
+}
+
+fn body(client: Dialect, model: &str, stream: bool) -> Value {
+    match client {
+        Dialect::Anthropic => json!({"model": model, "max_tokens": 256, "stream": stream,
+            "messages": [{"role": "user", "content": "Say hello"}]}),
+        Dialect::Chat => json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello"}]}),
+        Dialect::Responses => json!({"model": model, "stream": stream, "input": "Say hello"}),
+    }
+}
+
+impl Harness {
+    async fn post(&self, client: Dialect, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{}", self.url, path(client)))
+            .header("authorization", format!("Bearer {KEY}"))
+            .header("anthropic-version", "2023-06-01")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn stream(&self, client: Dialect, body: &Value) -> (reqwest::header::HeaderMap, Vec<u8>, Vec<dragoman_sse::Event>) {
+        let r = self.post(client, body).await;
+        assert_eq!(r.status(), 200, "{:?}", r.headers());
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap().to_vec();
+        let events = dragoman_sse::decode_all(&bytes).unwrap();
+        (headers, bytes, events)
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
+    }
+}
+
+fn data(e: &dragoman_sse::Event) -> Value {
+    serde_json::from_str(&e.data).unwrap_or(Value::Null)
+}
+
+/// The (uncached input, cache read, output) a client reads from a whole response.
+fn usage_of(client: Dialect, v: &Value) -> (u64, u64, u64) {
+    let n = |x: &Value| x.as_u64().unwrap_or(u64::MAX);
+    match client {
+        Dialect::Anthropic => (n(&v["usage"]["input_tokens"]), n(&v["usage"]["cache_read_input_tokens"]), n(&v["usage"]["output_tokens"])),
+        Dialect::Chat => {
+            let u = &v["usage"];
+            (n(&u["prompt_tokens"]) - n(&u["prompt_tokens_details"]["cached_tokens"]), n(&u["prompt_tokens_details"]["cached_tokens"]), n(&u["completion_tokens"]))
+        }
+        Dialect::Responses => {
+            let u = &v["usage"];
+            (n(&u["input_tokens"]) - n(&u["input_tokens_details"]["cached_tokens"]), n(&u["input_tokens_details"]["cached_tokens"]), n(&u["output_tokens"]))
+        }
+    }
+}
+
+fn text_of(client: Dialect, v: &Value) -> String {
+    match client {
+        Dialect::Anthropic => v["content"].as_array().unwrap().iter().filter_map(|b| b["text"].as_str()).collect(),
+        Dialect::Chat => v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned(),
+        Dialect::Responses => v["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] == "message")
+            .flat_map(|i| i["content"].as_array().unwrap().iter())
+            .filter_map(|c| c["text"].as_str())
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn every_pair_answers_whole_responses_with_exact_usage() {
+    let h = start("", true).await;
+    for client in Dialect::ALL {
+        for up in Dialect::ALL {
+            let model = format!("{}/script/cached", prefix(up));
+            let r = h.post(client, &body(client, &model, false)).await;
+            assert_eq!(r.status(), 200, "{client}←{up}");
+            assert!(r.headers().contains_key("x-request-id"));
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(text_of(client, &v), "Hello from the mock.", "{client}←{up}: {v}");
+            assert_eq!(usage_of(client, &v), (210, 1024, 12), "{client}←{up}: {v}");
+        }
+    }
+    h.shutdown().await;
+}
+
+/// The final usage a client reads from a stream, and the input it saw at the start.
+fn stream_usage(client: Dialect, events: &[dragoman_sse::Event]) -> ((u64, u64, u64), Option<u64>) {
+    match client {
+        Dialect::Anthropic => {
+            let start = events.iter().map(data).find(|d| d["type"] == "message_start").unwrap();
+            let delta = events.iter().map(data).filter(|d| d["type"] == "message_delta").last().unwrap();
+            (usage_of(client, &delta), start["message"]["usage"]["input_tokens"].as_u64())
+        }
+        Dialect::Chat => {
+            let u = events.iter().map(data).find(|d| d["usage"].is_object()).unwrap();
+            (usage_of(client, &u), None)
+        }
+        Dialect::Responses => {
+            let done = events.iter().map(data).find(|d| d["type"] == "response.completed").unwrap();
+            (usage_of(client, &done["response"]), None)
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_pair_streams_valid_grammar_with_exact_usage() {
+    let h = start("", true).await;
+    for client in Dialect::ALL {
+        for up in Dialect::ALL {
+            let model = format!("{}/script/cached", prefix(up));
+            let mut b = body(client, &model, true);
+            if client == Dialect::Chat {
+                b["stream_options"] = json!({"include_usage": true});
+            }
+            let (headers, _, events) = h.stream(client, &b).await;
+            assert_eq!(headers["content-type"], "text/event-stream");
+            dragoman_translate::validate(client, &events).unwrap_or_else(|e| panic!("{client}←{up}: {e}"));
+            let (usage, start_input) = stream_usage(client, &events);
+            assert_eq!(usage, (210, 1024, 12), "{client}←{up}");
+            if client == Dialect::Anthropic {
+                let start = start_input.unwrap();
+                assert!(start > 0, "message_start input is never zero ({client}←{up})");
+                if up == Dialect::Anthropic {
+                    assert_eq!(start, 210, "an Anthropic upstream's own figure passes through");
+                }
+            }
+        }
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn same_dialect_streams_pass_through_byte_for_byte() {
+    let h = start("", true).await;
+    let cases = [
+        (Dialect::Anthropic, "a/fixture/anthropic-sdk-python__tool_use_response"),
+        (Dialect::Chat, "c/fixture/openai-python__f82268f2fefd5cfbc7eeb59c297688be2f6ca0849a6e4f17851b517310841d9b"),
+        (Dialect::Responses, "r/fixture/vercel-ai__openai-reasoning-encrypted-content.1.s1"),
+    ];
+    for (d, model) in cases {
+        let name = model.split_once("fixture/").unwrap().1;
+        let want = std::fs::read(dragoman_testkit::test_data().join(d.as_str()).join("streams").join(format!("{name}.sse"))).unwrap();
+        let (_, got, _) = h.stream(d, &body(d, model, true)).await;
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "{d}");
+    }
+    // Chat upstreams are always asked for usage.
+    let sent = h.mock.last_request().unwrap();
+    assert!(sent.path.ends_with("/responses"));
+    h.stream(Dialect::Chat, &body(Dialect::Chat, "c/script/text", true)).await;
+    assert_eq!(h.mock.last_request().unwrap().body["stream_options"]["include_usage"], true);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn tool_calls_round_trip_in_both_directions() {
+    let h = start("", true).await;
+    // Anthropic client, Chat upstream.
+    let mut b = body(Dialect::Anthropic, "c/script/tools", false);
+    b["tools"] = json!([{"name": "get_weather", "description": "w", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let v: Value = h.post(Dialect::Anthropic, &b).await.json().await.unwrap();
+    assert_eq!(v["stop_reason"], "tool_use");
+    let call = v["content"].as_array().unwrap().iter().find(|c| c["type"] == "tool_use").unwrap().clone();
+    assert_eq!((call["id"].clone(), call["input"].clone()), (json!("call_mock_1"), json!({"city": "Paris"})));
+    let mut follow = b.clone();
+    follow["messages"] = json!([
+        {"role": "user", "content": "Say hello"},
+        {"role": "assistant", "content": v["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_mock_1", "content": "sunny"}]}
+    ]);
+    assert_eq!(h.post(Dialect::Anthropic, &follow).await.status(), 200);
+    let sent = h.mock.last_request().unwrap().body;
+    let tool_msg = sent["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap().clone();
+    assert_eq!(tool_msg["tool_call_id"], "call_mock_1");
+    assert!(tool_msg["content"].to_string().contains("sunny"));
+
+    // Chat client, Anthropic upstream.
+    let mut b = body(Dialect::Chat, "a/script/tools", false);
+    b["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]);
+    let v: Value = h.post(Dialect::Chat, &b).await.json().await.unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let call = v["choices"][0]["message"]["tool_calls"][0].clone();
+    assert_eq!(call["id"], "call_mock_1");
+    let mut follow = b.clone();
+    follow["messages"] = json!([
+        {"role": "user", "content": "Say hello"},
+        v["choices"][0]["message"],
+        {"role": "tool", "tool_call_id": "call_mock_1", "content": "sunny"}
+    ]);
+    assert_eq!(h.post(Dialect::Chat, &follow).await.status(), 200);
+    let sent = h.mock.last_request().unwrap().body;
+    let last = sent["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["content"][0]["type"], "tool_result");
+    assert_eq!(last["content"][0]["tool_use_id"], "call_mock_1");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_is_required_and_rendered_in_each_dialect() {
+    let h = start("", true).await;
+    for client in Dialect::ALL {
+        let url = format!("{}{}", h.url, path(client));
+        let b = body(client, "a/script/text", false);
+        let none = h.http.post(&url).json(&b).send().await.unwrap();
+        assert_eq!(none.status(), 401);
+        let v: Value = none.json().await.unwrap();
+        match client {
+            Dialect::Anthropic => assert_eq!(v["error"]["type"], "authentication_error"),
+            _ => assert!(v["error"]["message"].is_string(), "{v}"),
+        }
+        let wrong = h.http.post(&url).header("x-api-key", "sk-wrong").json(&b).send().await.unwrap();
+        assert_eq!(wrong.status(), 401);
+        let right = h.http.post(&url).header("x-api-key", KEY).json(&b).send().await.unwrap();
+        assert_eq!(right.status(), 200);
+    }
+    // The client's key never reaches the provider; the provider's key is sent instead.
+    for r in h.mock.requests() {
+        let all = format!("{:?}", r.headers);
+        assert!(!all.contains(KEY), "master key leaked upstream");
+    }
+    let last = h.mock.last_request().unwrap();
+    assert_eq!(last.headers["x-api-key"], "sk-upstream-anthropic");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_errors_keep_status_and_retry_headers() {
+    let h = start("", true).await;
+    for client in Dialect::ALL {
+        for up in Dialect::ALL {
+            let r = h.post(client, &body(client, &format!("{}/script/http429", prefix(up)), false)).await;
+            assert_eq!(r.status(), 429, "{client}←{up}");
+            assert_eq!(r.headers()["retry-after"], "7");
+            assert!(r.headers().contains_key("x-ratelimit-remaining-requests"));
+            let r = h.post(client, &body(client, &format!("{}/script/http529", prefix(up)), false)).await;
+            if client == Dialect::Anthropic {
+                assert_eq!(r.status(), 529, "overloaded stays 529 for Anthropic clients ({up})");
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(v["error"]["type"], "overloaded_error");
+            } else {
+                assert!(r.status().is_server_error());
+            }
+        }
+    }
+    let r = h.post(Dialect::Chat, &body(Dialect::Chat, "nope", false)).await;
+    assert_eq!(r.status(), 404);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn failures_after_the_first_byte_become_the_clients_error_event() {
+    let h = start("", true).await;
+    for scenario in ["midstream", "abrupt"] {
+        for client in Dialect::ALL {
+            for up in Dialect::ALL {
+                let (_, raw, events) = h.stream(client, &body(client, &format!("{}/script/{scenario}", prefix(up)), true)).await;
+                let tag = format!("{scenario} {client}←{up}");
+                dragoman_translate::validate(client, &events).unwrap_or_else(|e| panic!("{tag}: {e}\n{}", String::from_utf8_lossy(&raw)));
+                let last = events.last().unwrap();
+                match client {
+                    Dialect::Anthropic => {
+                        assert_eq!(last.event.as_deref(), Some("error"), "{tag}");
+                        assert!(!events.iter().any(|e| e.event.as_deref() == Some("message_stop")), "{tag}");
+                    }
+                    Dialect::Chat => {
+                        assert!(data(last)["error"].is_object(), "{tag}");
+                        assert!(!events.iter().any(|e| e.data == "[DONE]"), "{tag}");
+                    }
+                    Dialect::Responses => {
+                        assert_eq!(data(last)["type"], "response.failed", "{tag}");
+                        assert!(!events.iter().any(|e| data(e)["type"] == "response.completed"), "{tag}");
+                    }
+                }
+            }
+        }
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn silence_is_filled_with_keepalives_and_streams_are_not_buffered() {
+    let h = start("", true).await;
+    let (_, raw, events) = h.stream(Dialect::Anthropic, &body(Dialect::Anthropic, "r/script/slow", true)).await;
+    assert!(events.iter().any(|e| e.event.as_deref() == Some("ping")), "{}", String::from_utf8_lossy(&raw));
+    dragoman_translate::validate(Dialect::Anthropic, &events).unwrap();
+    let (_, raw, _) = h.stream(Dialect::Chat, &body(Dialect::Chat, "a/script/slow", true)).await;
+    assert!(String::from_utf8_lossy(&raw).contains(": keep-alive"));
+
+    // The first event reaches the client long before the upstream finishes.
+    let started = std::time::Instant::now();
+    let mut r = h.post(Dialect::Anthropic, &body(Dialect::Anthropic, "c/script/slow", true)).await;
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    assert!(started.elapsed() < Duration::from_millis(1500), "first bytes took {:?}", started.elapsed());
+    drop(r);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_the_upstream_call() {
+    let h = start("", true).await;
+    let mut r = h.post(Dialect::Chat, &body(Dialect::Chat, "r/script/slow", true)).await;
+    let _ = r.chunk().await.unwrap();
+    drop(r);
+    for _ in 0..50 {
+        if h.mock.state.cancelled.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.mock.state.cancelled.load(Ordering::SeqCst), 1, "upstream stream was not abandoned");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_a_413_in_the_clients_dialect() {
+    let h = start("  max_body_bytes: 2000", true).await;
+    let mut b = body(Dialect::Anthropic, "a/script/text", false);
+    b["messages"][0]["content"] = json!("x".repeat(5000));
+    let r = h.post(Dialect::Anthropic, &b).await;
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "request_too_large");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn count_tokens_uses_the_provider_or_the_right_tokenizer() {
+    let h = start("", true).await;
+    let b = json!({"model": "a/claude-x", "messages": [{"role": "user", "content": "Hello there, how are you?"}]});
+    let r = h.http.post(format!("{}/v1/messages/count_tokens?beta=true", h.url)).header("x-api-key", KEY).json(&b).send().await.unwrap();
+    assert_eq!(r.headers()["x-dragoman-token-count"], "provider");
+    assert_eq!(r.json::<Value>().await.unwrap()["input_tokens"], 4242);
+    let b = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there, how are you?"}],
+                   "tools": [{"name": "t", "input_schema": {"type": "object", "properties": {}}}]});
+    let r = h.http.post(format!("{}/v1/messages/count_tokens", h.url)).header("x-api-key", KEY).json(&b).send().await.unwrap();
+    assert!(r.headers()["x-dragoman-token-count"].to_str().unwrap().contains("o200k_base"));
+    let n = r.json::<Value>().await.unwrap()["input_tokens"].as_u64().unwrap();
+    assert!((8..60).contains(&n), "{n}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn models_lists_in_openai_and_anthropic_shapes() {
+    let h = start("", true).await;
+    let v: Value = h.http.get(format!("{}/v1/models", h.url)).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["object"], "list");
+    assert!(v["data"].as_array().unwrap().iter().any(|m| m["id"] == "gpt-4o"));
+    let v: Value = h.http.get(format!("{}/models", h.url)).bearer_auth(KEY).header("anthropic-version", "2023-06-01").send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"][0]["type"], "model");
+    assert_eq!(v["has_more"], false);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn translation_losses_are_reported_not_rejected() {
+    let h = start("", true).await;
+    let mut b = body(Dialect::Anthropic, "r/script/text", false);
+    b["stop_sequences"] = json!(["END"]);
+    b["top_k"] = json!(5);
+    let r = h.post(Dialect::Anthropic, &b).await;
+    assert_eq!(r.status(), 200);
+    let dropped = r.headers()["x-dragoman-dropped"].to_str().unwrap().to_owned();
+    assert!(dropped.contains("stop") && dropped.contains("top_k"), "{dropped}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn codex_quirks_websocket_and_previous_response_id() {
+    let h = start("", true).await;
+    let r = h
+        .http
+        .get(format!("{}/v1/responses", h.url))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 426);
+    let mut b = body(Dialect::Responses, "a/script/text", false);
+    b["previous_response_id"] = json!("resp_123");
+    let r = h.post(Dialect::Responses, &b).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("previous_response_id"));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_streams_finish() {
+    let h = start("", true).await;
+    let mut r = h.post(Dialect::Anthropic, &body(Dialect::Anthropic, "a/script/slow", true)).await;
+    let first = r.chunk().await.unwrap().unwrap();
+    let stop = h.stop;
+    if let Some(tx) = stop {
+        let _ = tx.send(());
+    }
+    let mut all = first.to_vec();
+    while let Some(c) = r.chunk().await.unwrap() {
+        all.extend_from_slice(&c);
+    }
+    let events = dragoman_sse::decode_all(&all).unwrap();
+    assert_eq!(events.last().unwrap().event.as_deref(), Some("message_stop"));
+    let _ = tokio::time::timeout(Duration::from_secs(10), h.server).await;
+}
