@@ -115,7 +115,18 @@ def body_of(resp):
     return None, None
 
 
-def import_cassette(dialect, origin, path, rel):
+def dialect_of_uri(uri, default):
+    """Cassettes of one dialect sometimes hold a call of another (cross-dialect histories)."""
+    if "/chat/completions" in uri:
+        return "chat"
+    if "/responses" in uri:
+        return "responses"
+    if "/messages" in uri:
+        return "anthropic"
+    return default
+
+
+def import_cassette(folder_dialect, origin, path, rel):
     with open(path) as f:
         doc = yaml.safe_load(f)
     base = os.path.splitext(os.path.basename(path))[0]
@@ -124,6 +135,7 @@ def import_cassette(dialect, origin, path, rel):
         stem = f"{origin}__{base}" + (f".{n}" if len(inters) > 1 else "")
         req = it.get("request", {})
         uri = req.get("uri", "")
+        dialect = dialect_of_uri(uri, folder_dialect)
         is_count = "count_tokens" in uri or "input_tokens" in uri
         rb = req.get("parsed_body")
         if rb is None and isinstance(req.get("body"), str):

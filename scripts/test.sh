@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, then every test in the workspace.
+# The whole test suite: formatting, lints, every Rust test, then the end-to-end tests with the
+# official Python SDKs against a running gateway. Installs the SDKs into .scratch/venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# End-to-end: real SDKs, real sockets, dragoman and the mock upstream as processes.
+cargo build --locked -p dragoman -p dragoman-testkit --bins
+VENV=.scratch/venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check anthropic==2.14.0 openai==3.57.0 pytest==9.2.0
+fi
+(cd tests/e2e && "../../$VENV/bin/python" -m pytest -q -p no:cacheprovider)

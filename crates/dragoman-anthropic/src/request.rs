@@ -20,6 +20,11 @@ pub const TOOL_FIELDS_KEY: &str = "x-dragoman-tool-fields";
 /// message index they belong to.
 pub const MESSAGE_FIELDS_KEY: &str = "x-dragoman-message-fields";
 
+/// Extension key (never a real Anthropic field) that keeps block fields the canonical `Part`
+/// has no place for (`tool_use.caller`, `document.citations`, ...), keyed by canonical position:
+/// `"<message>.<part>"` and `"system.<part>"` in requests, `"<part>"` in responses.
+pub const PART_FIELDS_KEY: &str = "x-dragoman-part-fields";
+
 /// Which body a block is written into: request history must only carry Anthropic-verifiable
 /// signatures, while responses to clients carry any seal through the envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,12 +189,32 @@ fn decode_seal(signature: &str) -> Option<ReasoningSeal> {
     )
 }
 
-/// One content block (message content, system, tool_result content or response content).
+/// One content block where there is no place to keep fields the canonical part lacks: they are
+/// reported (a direct `caller` is the default and means nothing).
 pub(crate) fn decode_block(
     v: &Value,
     path: &str,
     losses: &mut Losses,
 ) -> Result<Part, DecodeError> {
+    let (part, extra) = decode_block_extra(v, path, losses)?;
+    for (k, val) in extra {
+        if k == "caller" && val == json!({"type": "direct"}) {
+            continue;
+        }
+        losses.dropped(
+            join(path, &k),
+            format!("block field `{k}` has no canonical form"),
+        );
+    }
+    Ok(part)
+}
+
+/// One content block, and the fields of it the canonical part has no place for.
+pub(crate) fn decode_block_extra(
+    v: &Value,
+    path: &str,
+    losses: &mut Losses,
+) -> Result<(Part, JsonMap), DecodeError> {
     let m = obj(v, path)?;
     let ty = match m.get("type") {
         Some(Value::String(s)) => s.as_str(),
@@ -214,7 +239,7 @@ pub(crate) fn decode_block(
         ),
         "image" => {
             let Some(source) = decode_source(m.get("source"), &join(path, "source"))? else {
-                return Ok(opaque());
+                return Ok((opaque(), Map::new()));
             };
             (
                 Part::Image {
@@ -227,7 +252,7 @@ pub(crate) fn decode_block(
         }
         "document" => {
             let Some(source) = decode_source(m.get("source"), &join(path, "source"))? else {
-                return Ok(opaque());
+                return Ok((opaque(), Map::new()));
             };
             (
                 Part::Document {
@@ -243,14 +268,6 @@ pub(crate) fn decode_block(
             let input = m
                 .get("input")
                 .ok_or_else(|| DecodeError::missing(join(path, "input")))?;
-            if let Some(caller) = m.get("caller")
-                && caller != &json!({"type": "direct"})
-            {
-                losses.dropped(
-                    join(path, "caller"),
-                    "a programmatic tool_use caller has no canonical form",
-                );
-            }
             (
                 Part::ToolCall {
                     id: req_str(m, "id", path)?,
@@ -258,7 +275,7 @@ pub(crate) fn decode_block(
                     arguments: compact(input),
                     kind: ToolKind::Function,
                 },
-                &["type", "id", "name", "input", "caller"],
+                &["type", "id", "name", "input"],
             )
         }
         "tool_result" => {
@@ -304,10 +321,14 @@ pub(crate) fn decode_block(
             },
             &["type", "data"],
         ),
-        _ => return Ok(opaque()),
+        _ => return Ok((opaque(), Map::new())),
     };
-    report_unknown(m, known, path, &format!("`{ty}` block"), losses);
-    Ok(part)
+    let extra = m
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok((part, extra))
 }
 
 /// The `input` object of a `tool_use` block for canonical arguments.
@@ -354,6 +375,22 @@ fn content_value(blocks: Vec<Value>) -> Value {
 
 /// One canonical part as an Anthropic block; `None` when it cannot be expressed (reported).
 pub(crate) fn encode_part(
+    part: &Part,
+    path: &str,
+    target: Target,
+    extra: Option<&Value>,
+    losses: &mut Losses,
+) -> Option<Value> {
+    let mut v = encode_part_plain(part, path, target, losses)?;
+    if let (Some(Value::Object(extra)), Some(m)) = (extra, v.as_object_mut()) {
+        for (k, val) in extra {
+            m.entry(k.clone()).or_insert_with(|| val.clone());
+        }
+    }
+    Some(v)
+}
+
+fn encode_part_plain(
     part: &Part,
     path: &str,
     target: Target,
@@ -455,7 +492,7 @@ pub(crate) fn encode_part(
                 let blocks: Vec<Value> = content
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, p)| encode_part(p, &at(&cpath, i), target, losses))
+                    .filter_map(|(i, p)| encode_part(p, &at(&cpath, i), target, None, losses))
                     .collect();
                 m.insert("content".into(), content_value(blocks));
             }
@@ -524,19 +561,40 @@ fn decode_content(
     v: Option<&Value>,
     path: &str,
     losses: &mut Losses,
-) -> Result<Vec<Part>, DecodeError> {
+) -> Result<Vec<(Part, JsonMap)>, DecodeError> {
     match v {
-        Some(Value::String(s)) => Ok(vec![Part::text(s.clone())]),
+        Some(Value::String(s)) => Ok(vec![(Part::text(s.clone()), Map::new())]),
         Some(Value::Array(a)) => a
             .iter()
             .enumerate()
-            .map(|(i, b)| decode_block(b, &at(path, i), losses))
+            .map(|(i, b)| decode_block_extra(b, &at(path, i), losses))
             .collect(),
         None | Some(Value::Null) => Err(DecodeError::missing(path)),
         Some(_) => Err(DecodeError::wrong_type(
             path,
             "a string or an array of blocks",
         )),
+    }
+}
+
+fn push_message(
+    messages: &mut Vec<Message>,
+    role: Role,
+    parts: Vec<(Part, JsonMap)>,
+    fields: &mut JsonMap,
+) {
+    let mut content = Vec::new();
+    place(&mut content, &messages.len().to_string(), parts, fields);
+    messages.push(Message::new(role, content));
+}
+
+/// Appends parts to `target`, remembering their extra fields under `<prefix>.<position>`.
+fn place(target: &mut Vec<Part>, prefix: &str, parts: Vec<(Part, JsonMap)>, fields: &mut JsonMap) {
+    for (p, extra) in parts {
+        if !extra.is_empty() {
+            fields.insert(format!("{prefix}.{}", target.len()), Value::Object(extra));
+        }
+        target.push(p);
     }
 }
 
@@ -587,11 +645,12 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
         model: req_str(m, "model", "")?,
         ..Request::default()
     };
-    if let Some(s) = m.get("system") {
-        req.system = match s {
-            Value::Null => Vec::new(),
-            _ => decode_content(Some(s), "system", losses)?,
-        };
+    let mut part_fields = Map::new();
+    if let Some(s) = m.get("system")
+        && !s.is_null()
+    {
+        let parts = decode_content(Some(s), "system", losses)?;
+        place(&mut req.system, "system", parts, &mut part_fields);
     }
     let msgs = match m.get("messages") {
         Some(Value::Array(a)) => a,
@@ -614,20 +673,25 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
         match role.as_str() {
             "user" => {
                 conversation_started = true;
-                let (results, rest): (Vec<Part>, Vec<Part>) = content
+                let (results, rest): (Vec<_>, Vec<_>) = content
                     .into_iter()
-                    .partition(|p| matches!(p, Part::ToolResult { .. }));
+                    .partition(|(p, _)| matches!(p, Part::ToolResult { .. }));
                 let had_results = !results.is_empty();
                 if had_results {
-                    req.messages.push(Message::new(Role::Tool, results));
+                    push_message(&mut req.messages, Role::Tool, results, &mut part_fields);
                 }
                 if !rest.is_empty() || !had_results {
-                    req.messages.push(Message::new(Role::User, rest));
+                    push_message(&mut req.messages, Role::User, rest, &mut part_fields);
                 }
             }
             "assistant" => {
                 conversation_started = true;
-                req.messages.push(Message::new(Role::Assistant, content));
+                push_message(
+                    &mut req.messages,
+                    Role::Assistant,
+                    content,
+                    &mut part_fields,
+                );
             }
             "system" | "developer" => {
                 // A leading system message means exactly what the top-level `system` means;
@@ -638,9 +702,9 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
                     } else {
                         Role::Developer
                     };
-                    req.messages.push(Message::new(role, content));
+                    push_message(&mut req.messages, role, content, &mut part_fields);
                 } else {
-                    req.system.extend(content);
+                    place(&mut req.system, "system", content, &mut part_fields);
                 }
             }
             other => {
@@ -826,6 +890,13 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
                 .push(Extension::new(Dialect::Anthropic, k.clone(), val.clone()));
         }
     }
+    if !part_fields.is_empty() {
+        req.extensions.push(Extension::new(
+            Dialect::Anthropic,
+            PART_FIELDS_KEY,
+            Value::Object(part_fields),
+        ));
+    }
     if !message_fields.is_empty() {
         req.extensions.push(Extension::new(
             Dialect::Anthropic,
@@ -884,13 +955,17 @@ fn encode_effort(e: Effort, losses: &mut Losses) -> Option<&'static str> {
 }
 
 /// Writes `thinking` and `output_config.effort` for the canonical reasoning settings.
+/// Returns whether thinking was switched on here for a dialect that only speaks efforts, in
+/// which case the caller must keep the sampling settings thinking forbids off the wire.
 fn encode_reasoning(
     r: &ReasoningConfig,
     max_tokens: u64,
+    forced_tool: bool,
     out: &mut JsonMap,
     output_config: &mut JsonMap,
     losses: &mut Losses,
-) {
+) -> bool {
+    let mut synthesized = false;
     let mut thinking = Map::new();
     let mut effort = None;
     if r.enabled == Some(false)
@@ -905,14 +980,21 @@ fn encode_reasoning(
         thinking.insert("type".into(), json!("enabled"));
         thinking.insert("budget_tokens".into(), json!(b));
         effort = r.effort;
+    } else if r.enabled == Some(true) && forced_tool {
+        losses.dropped(
+            "reasoning",
+            "Anthropic cannot think while tool_choice forces a tool call",
+        );
     } else if r.enabled == Some(true) {
-        // An effort from a dialect that speaks only efforts: Anthropic wants a budget, kept
-        // below max_tokens because thinking counts toward it.
+        // An effort from a dialect that speaks only efforts: Anthropic wants a budget, and it
+        // must stay below max_tokens because thinking counts toward it.
         let wanted = r.effort.and_then(Effort::budget_tokens).unwrap_or(8192);
-        let b = wanted.min(max_tokens.saturating_sub(1));
+        // A quarter of max_tokens stays for the answer itself.
+        let b = wanted.min(max_tokens / 4 * 3);
         if b >= 1024 {
             thinking.insert("type".into(), json!("enabled"));
             thinking.insert("budget_tokens".into(), json!(b));
+            synthesized = true;
             losses.approximated(
                 "reasoning.effort",
                 format!("reasoning effort sent as a thinking budget of {b} tokens"),
@@ -949,6 +1031,7 @@ fn encode_reasoning(
     if let Some(e) = effort.and_then(|e| encode_effort(e, losses)) {
         output_config.insert("effort".into(), json!(e));
     }
+    synthesized
 }
 
 fn encode_tool(
@@ -1028,7 +1111,13 @@ fn encode_tool(
     }
 }
 
-fn encode_parts(parts: &[Part], path: &str, losses: &mut Losses) -> Vec<Value> {
+fn encode_parts(
+    parts: &[Part],
+    path: &str,
+    key: &str,
+    fields: Option<&JsonMap>,
+    losses: &mut Losses,
+) -> Vec<Value> {
     parts
         .iter()
         .enumerate()
@@ -1036,7 +1125,10 @@ fn encode_parts(parts: &[Part], path: &str, losses: &mut Losses) -> Vec<Value> {
             // Anthropic rejects empty text blocks; other dialects produce them next to tool calls.
             !matches!(p, Part::Text { text, cache_control: None, citations: None } if text.is_empty())
         })
-        .filter_map(|(j, p)| encode_part(p, &at(path, j), Target::Request, losses))
+        .filter_map(|(j, p)| {
+            let extra = fields.and_then(|f| f.get(&format!("{key}.{j}")));
+            encode_part(p, &at(path, j), Target::Request, extra, losses)
+        })
         .collect()
 }
 
@@ -1057,13 +1149,22 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     };
     out.insert("max_tokens".into(), json!(max_tokens));
 
+    let ext = |key: &str| {
+        req.extensions.iter().find_map(|e| {
+            (e.dialect == Dialect::Anthropic && e.key == key)
+                .then(|| e.value.as_object())
+                .flatten()
+        })
+    };
+    let part_fields = ext(PART_FIELDS_KEY);
+
     // System prompt: the top-level parts, then leading system/developer messages.
     let mut system = Vec::new();
-    let mut sys_parts: Vec<(String, &Part)> = req
+    let mut sys_parts: Vec<(String, String, &Part)> = req
         .system
         .iter()
         .enumerate()
-        .map(|(i, p)| (at("system", i), p))
+        .map(|(i, p)| (at("system", i), format!("system.{i}"), p))
         .collect();
     let lead = req
         .messages
@@ -1072,13 +1173,18 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         .count();
     for (i, msg) in req.messages.iter().enumerate().take(lead) {
         for (j, p) in msg.content.iter().enumerate() {
-            sys_parts.push((at(&join(&at("messages", i), "content"), j), p));
+            sys_parts.push((
+                at(&join(&at("messages", i), "content"), j),
+                format!("{i}.{j}"),
+                p,
+            ));
         }
     }
-    for (path, p) in sys_parts {
+    for (path, key, p) in sys_parts {
         match p {
             Part::Text { .. } | Part::Refusal { .. } | Part::Opaque { .. } => {
-                if let Some(b) = encode_part(p, &path, Target::Request, losses) {
+                let extra = part_fields.and_then(|f| f.get(&key));
+                if let Some(b) = encode_part(p, &path, Target::Request, extra, losses) {
                     system.push(b);
                 }
             }
@@ -1091,15 +1197,17 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
 
     // Turns: tool results and a directly following user message share one user turn, results
     // first, as Anthropic requires.
-    let message_fields = req.extensions.iter().find_map(|e| {
-        (e.dialect == Dialect::Anthropic && e.key == MESSAGE_FIELDS_KEY)
-            .then(|| e.value.as_object())
-            .flatten()
-    });
+    let message_fields = ext(MESSAGE_FIELDS_KEY);
     let mut turns: Vec<(&'static str, Vec<Value>, bool, Option<&Value>)> = Vec::new();
     for (i, msg) in req.messages.iter().enumerate().skip(lead) {
         let path = at("messages", i);
-        let blocks = encode_parts(&msg.content, &join(&path, "content"), losses);
+        let blocks = encode_parts(
+            &msg.content,
+            &join(&path, "content"),
+            &i.to_string(),
+            part_fields,
+            losses,
+        );
         if blocks.is_empty() && !msg.content.is_empty() {
             losses.dropped(path, "no content of this message can be sent to Anthropic");
             continue;
@@ -1143,11 +1251,7 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     out.insert("messages".into(), Value::Array(messages));
 
     // Tools and tool choice.
-    let fields = req.extensions.iter().find_map(|e| {
-        (e.dialect == Dialect::Anthropic && e.key == TOOL_FIELDS_KEY)
-            .then(|| e.value.as_object())
-            .flatten()
-    });
+    let fields = ext(TOOL_FIELDS_KEY);
     let tools: Vec<Value> = req
         .tools
         .iter()
@@ -1244,7 +1348,35 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         }
     }
     if let Some(r) = &req.reasoning {
-        encode_reasoning(r, max_tokens, &mut out, &mut output_config, losses);
+        let forced = matches!(
+            out.get("tool_choice")
+                .and_then(|c| c.get("type"))
+                .and_then(Value::as_str),
+            Some("any" | "tool")
+        );
+        if encode_reasoning(r, max_tokens, forced, &mut out, &mut output_config, losses) {
+            // Anthropic rejects these with thinking on; the client never asked for thinking by
+            // that name, so its sampling settings give way.
+            if out
+                .get("temperature")
+                .and_then(Value::as_f64)
+                .is_some_and(|t| t != 1.0)
+            {
+                out.remove("temperature");
+                losses.dropped("temperature", "thinking requires the default temperature");
+            }
+            if out.remove("top_k").is_some() {
+                losses.dropped("top_k", "thinking does not allow top_k");
+            }
+            if out
+                .get("top_p")
+                .and_then(Value::as_f64)
+                .is_some_and(|p| p < 0.95)
+            {
+                out.remove("top_p");
+                losses.dropped("top_p", "thinking allows top_p only from 0.95 to 1");
+            }
+        }
     }
     if !output_config.is_empty() {
         out.insert("output_config".into(), Value::Object(output_config));
@@ -1267,7 +1399,7 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
                 join("extensions", &e.key),
                 format!("{} field has no Anthropic equivalent", e.dialect),
             );
-        } else if e.key == TOOL_FIELDS_KEY || e.key == MESSAGE_FIELDS_KEY {
+        } else if [TOOL_FIELDS_KEY, MESSAGE_FIELDS_KEY, PART_FIELDS_KEY].contains(&e.key.as_str()) {
             continue;
         } else if out.contains_key(&e.key) {
             losses.dropped(

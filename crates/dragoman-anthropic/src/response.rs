@@ -3,7 +3,7 @@
 use dragoman_model::{DecodeError, Dialect, Extension, Losses, Part, Response, StopReason};
 use serde_json::{Map, Value, json};
 
-use crate::request::{Target, at, decode_block, encode_part, obj, req_str};
+use crate::request::{PART_FIELDS_KEY, Target, at, decode_block_extra, encode_part, obj, req_str};
 use crate::{stop, usage};
 
 const KNOWN: &[&str] = &[
@@ -22,12 +22,19 @@ const KNOWN: &[&str] = &[
 pub fn decode_response(body: &[u8], losses: &mut Losses) -> Result<Response, DecodeError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("$", &e))?;
     let m = obj(&v, "$")?;
+    let mut part_fields = Map::new();
     let content = match m.get("content") {
         Some(Value::Array(a)) => a
             .iter()
             .enumerate()
-            .map(|(i, b)| decode_block(b, &at("content", i), losses))
-            .collect::<Result<Vec<_>, _>>()?,
+            .map(|(i, b)| {
+                let (part, extra) = decode_block_extra(b, &at("content", i), losses)?;
+                if !extra.is_empty() {
+                    part_fields.insert(i.to_string(), Value::Object(extra));
+                }
+                Ok(part)
+            })
+            .collect::<Result<Vec<_>, DecodeError>>()?,
         None | Some(Value::Null) => Vec::new(),
         Some(_) => return Err(DecodeError::wrong_type("content", "an array")),
     };
@@ -37,14 +44,22 @@ pub fn decode_response(body: &[u8], losses: &mut Losses) -> Result<Response, Dec
         m.get("stop_sequence"),
         m.get("stop_details"),
     )
-    .unwrap_or(StopReason::EndTurn)
-    .reconcile(has_calls);
+    // Anthropic's own stop reason is authoritative: after programmatic tool calling a finished
+    // turn holds already-answered tool_use blocks and still says end_turn.
+    .unwrap_or_else(|| StopReason::EndTurn.reconcile(has_calls));
     usage::report_extras(m.get("usage"), "usage", losses);
-    let extensions = m
+    let mut extensions: Vec<Extension> = m
         .iter()
         .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
         .map(|(k, v)| Extension::new(Dialect::Anthropic, k.clone(), v.clone()))
         .collect();
+    if !part_fields.is_empty() {
+        extensions.push(Extension::new(
+            Dialect::Anthropic,
+            PART_FIELDS_KEY,
+            Value::Object(part_fields),
+        ));
+    }
     Ok(Response {
         id: req_str(m, "id", "")?,
         model: req_str(m, "model", "")?,
@@ -62,18 +77,22 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
     out.insert("type".into(), json!("message"));
     out.insert("role".into(), json!("assistant"));
     out.insert("model".into(), json!(resp.model));
+    let part_fields = resp.extensions.iter().find_map(|e| {
+        (e.dialect == Dialect::Anthropic && e.key == PART_FIELDS_KEY)
+            .then(|| e.value.as_object())
+            .flatten()
+    });
     let content: Vec<Value> = resp
         .content
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| encode_part(p, &at("content", i), Target::Response, losses))
+        .filter_map(|(i, p)| {
+            let extra = part_fields.and_then(|f| f.get(&i.to_string()));
+            encode_part(p, &at("content", i), Target::Response, extra, losses)
+        })
         .collect();
     out.insert("content".into(), Value::Array(content));
-    let has_calls = resp
-        .content
-        .iter()
-        .any(|p| matches!(p, Part::ToolCall { .. }));
-    let (reason, sequence, details) = stop::encode(&resp.stop.clone().reconcile(has_calls));
+    let (reason, sequence, details) = stop::encode(&resp.stop);
     out.insert("stop_reason".into(), json!(reason));
     out.insert("stop_sequence".into(), json!(sequence));
     if let Some(d) = details {
@@ -86,7 +105,7 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
                 format!("extensions.{}", e.key),
                 format!("{} field has no Anthropic equivalent", e.dialect),
             );
-        } else if !out.contains_key(&e.key) {
+        } else if e.key != PART_FIELDS_KEY && !out.contains_key(&e.key) {
             out.insert(e.key.clone(), e.value.clone());
         }
     }

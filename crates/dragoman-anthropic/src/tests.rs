@@ -1188,18 +1188,59 @@ mod interleaving {
     }
 }
 #[test]
-fn zz_dump() {
-    std::fs::create_dir_all("/tmp/anth-dump").unwrap();
-    for (name, body) in data_files("requests", "json") {
-        let mut l = Losses::new();
-        if let Ok(r) = decode_request(&body, &mut l) {
-            std::fs::write(format!("/tmp/anth-dump/{name}"), encode_request(&r, &mut l).to_string()).unwrap();
-        }
-    }
-    for (name, body) in data_files("responses", "json") {
-        let mut l = Losses::new();
-        if let Ok(r) = decode_response(&body, &mut l) {
-            std::fs::write(format!("/tmp/anth-dump/resp-{name}"), encode_response(&r, &mut l).to_string()).unwrap();
-        }
-    }
+fn anthropic_stop_reasons_are_kept_even_next_to_answered_tool_calls() {
+    let files = data_files("responses", "json");
+    let (_, body) = files
+        .iter()
+        .find(|(n, _)| n == "vercel-ai__anthropic-programmatic-tool-calling.1.json")
+        .unwrap();
+    let r = decode_response(body, &mut Losses::new()).unwrap();
+    assert!(r.content.iter().any(|p| matches!(p, Part::ToolCall { .. })));
+    assert_eq!(r.stop, StopReason::EndTurn);
+    let out = encode_response(&r, &mut Losses::new());
+    assert_eq!(out["stop_reason"], "end_turn");
+    // The programmatic caller has no canonical place, yet Anthropic-to-Anthropic keeps it.
+    let orig: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(out["content"], orig["content"]);
+}
+
+#[test]
+fn synthesized_thinking_respects_its_constraints() {
+    let base = Request {
+        model: "claude-sonnet-4-5".into(),
+        messages: vec![Message::text(Role::User, "hi")],
+        max_tokens: Some(4096),
+        temperature: Some(0.2),
+        top_k: Some(5),
+        reasoning: Some(ReasoningConfig {
+            enabled: Some(true),
+            effort: Some(dragoman_model::Effort::High),
+            ..ReasoningConfig::default()
+        }),
+        ..Request::default()
+    };
+    let mut l = Losses::new();
+    let out = encode_request(&base, &mut l);
+    assert_eq!(
+        out["thinking"],
+        json!({"type": "enabled", "budget_tokens": 3072})
+    );
+    assert!(out.get("temperature").is_none() && out.get("top_k").is_none());
+
+    let forced = Request {
+        tools: vec![Tool::Function {
+            name: "f".into(),
+            description: None,
+            parameters: json!({"type": "object"}),
+            strict: None,
+            cache_control: None,
+        }],
+        tool_choice: Some(dragoman_model::ToolChoice::Required),
+        ..base
+    };
+    let mut l = Losses::new();
+    let out = encode_request(&forced, &mut l);
+    assert!(out.get("thinking").is_none());
+    assert_eq!(out["temperature"], 0.2);
+    assert!(l.iter().any(|x| x.path == "reasoning"));
 }

@@ -80,6 +80,8 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
                 Value::Null => {}
                 _ => return Err(DecodeError::wrong_type("user", "string")),
             },
+            // Both name the end user; `user` is the older name. With both present the second
+            // one is kept as an extension.
             "safety_identifier" if !obj.contains_key("user") && val.is_string() => {
                 req.user = val.as_str().map(str::to_owned);
             }
@@ -348,7 +350,8 @@ fn decode_content_part(
             };
             report_unknown(
                 p,
-                &["text", "prompt_cache_breakpoint", "annotations", "logprobs"],
+                // Non-empty `logprobs` are reported: they have no canonical place.
+                &["text", "prompt_cache_breakpoint", "annotations"],
                 path,
                 losses,
             );
@@ -418,6 +421,14 @@ fn decode_content_part(
     Ok(Some(part))
 }
 
+fn default_filename(media_type: &str) -> String {
+    match media_type {
+        "application/pdf" => "document.pdf".into(),
+        "text/plain" => "document.txt".into(),
+        _ => "document".into(),
+    }
+}
+
 fn guess_mime(filename: Option<&str>) -> &'static str {
     let ext = filename
         .and_then(|f| f.rsplit_once('.'))
@@ -453,7 +464,8 @@ pub(crate) fn reasoning_text(item: &Value) -> String {
 }
 
 /// The seal of a reasoning item: an envelope from another family unwrapped, else OpenAI's own
-/// encrypted content with its item id.
+/// encrypted content with its item id. An item without encrypted content only makes sense to a
+/// server that stored it, so it has no seal (and its id goes with the other storage handles).
 pub(crate) fn reasoning_seal(item: &Value) -> Option<ReasoningSeal> {
     let ec = get_str(item, "encrypted_content")?;
     Some(ReasoningSeal::unwrap(ec).unwrap_or_else(|| {
@@ -767,6 +779,8 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     if req.stream {
         out.insert("stream".into(), Value::Bool(true));
     }
+    // A request from another dialect has no client that could chain on stored responses, and
+    // its reasoning must come back to us to be replayed (crate docs; traps §37).
     if !from_responses {
         out.insert("store".into(), Value::Bool(false));
         out.insert("include".into(), json!(["reasoning.encrypted_content"]));
@@ -1040,7 +1054,7 @@ impl Enc<'_> {
                         "no cache breakpoints on files",
                     );
                 }
-                if title.is_some() {
+                if title.is_some() && filename.is_some() {
                     self.losses
                         .dropped(format!("{path}.title"), "input_file has no title");
                 }
@@ -1064,7 +1078,26 @@ impl Enc<'_> {
                         m.insert("file_id".into(), json!(file_id));
                     }
                 }
-                if let Some(f) = filename {
+                // Inline file data needs a filename upstream; documents from other dialects
+                // carry at most a title.
+                let name = match (filename, title, source) {
+                    (Some(f), _, _) => Some(f.clone()),
+                    (None, Some(t), MediaSource::Base64 { .. }) => {
+                        self.losses
+                            .approximated(format!("{path}.title"), "title sent as the filename");
+                        Some(t.clone())
+                    }
+                    (None, None, MediaSource::Base64 { media_type, .. }) => {
+                        Some(default_filename(media_type))
+                    }
+                    (None, Some(_), _) => {
+                        self.losses
+                            .dropped(format!("{path}.title"), "input_file has no title");
+                        None
+                    }
+                    (None, None, _) => None,
+                };
+                if let Some(f) = name {
                     m.insert("filename".into(), json!(f));
                 }
                 Some(Value::Object(m))
@@ -1142,6 +1175,7 @@ impl Enc<'_> {
                             "type": "function_call",
                             "call_id": id,
                             "name": name,
+                            // The canonical "" means no arguments; OpenAI wants a JSON object.
                             "arguments": if arguments.is_empty() { "{}" } else { arguments.as_str() },
                         }),
                         ToolKind::Custom => json!({
@@ -1161,6 +1195,8 @@ impl Enc<'_> {
                             if let Some(id) = &s.item_id {
                                 r.insert("id".into(), json!(id));
                             }
+                            // The canonical model keeps one text, so several summary parts come
+                            // back as one; the encrypted content is what OpenAI checks.
                             let summary = if text.is_empty() {
                                 json!([])
                             } else {

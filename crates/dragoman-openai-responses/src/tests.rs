@@ -857,3 +857,173 @@ fn foreign_request_features_are_reported() {
         assert!(losses.iter().any(|l| l.path == path), "{path}: {losses:?}");
     }
 }
+
+#[test]
+fn output_only_in_the_final_response_is_recovered() {
+    let events = sse(&[
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "model": "m"}}),
+        json!({"type": "response.completed", "sequence_number": 1, "response": {"status": "completed", "output": [
+            {"type": "message", "id": "msg_1", "role": "assistant", "content": [{"type": "output_text", "text": "hi", "annotations": []}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": "{}"}
+        ]}}),
+    ]);
+    let resp = collect(&decode_stream(&events)).unwrap();
+    assert_eq!(resp.content.len(), 2);
+    assert_eq!(resp.content[0], Part::text("hi"));
+    assert_eq!(resp.stop, StopReason::ToolUse);
+}
+
+// Property: any canonical response streams through the encoder into a valid Responses stream
+// that decodes back to the same response.
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn part() -> impl Strategy<Value = Part> {
+        let text = "[a-z \\n]{0,12}";
+        prop_oneof![
+            (text, prop::option::of("[a-z]{1,5}")).prop_map(|(t, c)| Part::Text {
+                text: t,
+                cache_control: None,
+                citations: c.map(|u| (
+                    Dialect::Responses,
+                    json!([{"type": "url_citation", "url": u}])
+                )),
+            }),
+            text.prop_map(|t| Part::Refusal { text: t }),
+            (
+                "call_[a-z0-9]{1,6}",
+                "[a-z_]{1,6}",
+                "[ -~]{0,16}",
+                any::<bool>()
+            )
+                .prop_map(|(id, name, arguments, custom)| Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                    kind: if custom {
+                        ToolKind::Custom
+                    } else {
+                        ToolKind::Function
+                    },
+                }),
+            (text, 0..4u8, "[A-Za-z0-9+/=]{1,12}").prop_map(|(t, s, p)| Part::Reasoning {
+                // Redacted reasoning has no visible text.
+                text: if s == 3 { String::new() } else { t },
+                seal: match s {
+                    0 => None,
+                    1 => Some(ReasoningSeal::openai_encrypted(Some(format!("rs_{p}")), p)),
+                    2 => Some(ReasoningSeal::anthropic_signature(p)),
+                    _ => Some(ReasoningSeal::anthropic_redacted(p)),
+                },
+            }),
+            "[a-z]{1,6}".prop_map(|id| Part::Opaque {
+                dialect: Dialect::Responses,
+                value: json!({"type": "web_search_call", "id": id, "status": "completed"}),
+            }),
+        ]
+    }
+
+    fn stop() -> impl Strategy<Value = StopReason> {
+        prop_oneof![
+            Just(StopReason::EndTurn),
+            Just(StopReason::ToolUse),
+            Just(StopReason::MaxTokens),
+            Just(StopReason::ContentFilter),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn responses_stream_round_trip(
+            content in prop::collection::vec(part(), 0..6),
+            stop in stop(),
+            nums in prop::array::uniform5(0..5000u64),
+            write in prop::option::of(0..100u64),
+        ) {
+            let usage = Usage {
+                input_uncached: Some(nums[0]),
+                cache_read: Some(nums[1]),
+                cache_write: write,
+                output: Some(nums[2] + nums[3]),
+                reasoning: Some(nums[3]),
+                ..Usage::default()
+            };
+            let resp = Response { id: "x1".into(), model: "m".into(), content, stop, usage, extensions: vec![] };
+            let (wire, losses) = encode_stream(&response_events(&resp));
+            prop_assert!(losses.is_empty(), "{:?}", losses);
+            validate(&wire).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back = collect(&decode_stream(&wire)).map_err(|e| TestCaseError::fail(e.message))?;
+
+            let calls = resp.content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+            let refusal = resp.content.iter().any(|p| matches!(p, Part::Refusal { .. }));
+            let mut expected = resp.clone();
+            expected.id = "resp_x1".into();
+            expected.stop = match resp.stop {
+                StopReason::MaxTokens | StopReason::ContentFilter => resp.stop.clone(),
+                _ if calls => StopReason::ToolUse,
+                _ if refusal => StopReason::Refusal { details: None },
+                _ => StopReason::EndTurn,
+            };
+            prop_assert_eq!(&back, &expected);
+
+            // The non-streamed form agrees.
+            let v = encode_response(&resp, &mut Losses::new());
+            let whole = decode_response(v.to_string().as_bytes(), &mut Losses::new()).unwrap();
+            prop_assert_eq!(&whole.content, &expected.content);
+            prop_assert_eq!(&whole.stop, &expected.stop);
+            prop_assert_eq!(&whole.usage, &expected.usage);
+        }
+
+        /// Blocks interleaved at random (starts in index order, as the contract requires) come
+        /// out as sequential items and decode to the same response.
+        #[test]
+        fn interleaved_blocks_are_serialized(
+            content in prop::collection::vec(part(), 1..6),
+            choices in prop::collection::vec(any::<u8>(), 64),
+        ) {
+            let resp = Response {
+                id: "resp_i".into(), model: "m".into(), content, stop: StopReason::EndTurn,
+                usage: Usage::default(), extensions: vec![],
+            };
+            let seq = response_events(&resp);
+            let (head, rest) = seq.split_at(1);
+            let (blocks_part, tail) = rest.split_at(rest.len() - 2);
+            let mut queues: Vec<std::collections::VecDeque<StreamEvent>> = vec![Default::default(); resp.content.len()];
+            for e in blocks_part {
+                let i = match e {
+                    StreamEvent::BlockStart { index, .. } | StreamEvent::BlockDelta { index, .. } | StreamEvent::BlockStop { index } => *index,
+                    _ => unreachable!(),
+                };
+                queues[i].push_back(e.clone());
+            }
+            let mut mixed: Vec<StreamEvent> = head.to_vec();
+            let mut next_start = 0;
+            let mut k = 0;
+            while queues.iter().any(|q| !q.is_empty()) {
+                let ready: Vec<usize> = (0..queues.len())
+                    .filter(|&b| match queues[b].front() {
+                        Some(StreamEvent::BlockStart { .. }) => b == next_start,
+                        Some(_) => true,
+                        None => false,
+                    })
+                    .collect();
+                let b = ready[choices[k % choices.len()] as usize % ready.len()];
+                k += 1;
+                let e = queues[b].pop_front().unwrap();
+                if matches!(e, StreamEvent::BlockStart { .. }) {
+                    next_start += 1;
+                }
+                mixed.push(e);
+            }
+            mixed.extend_from_slice(tail);
+            let (wire, _) = encode_stream(&mixed);
+            validate(&wire).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back = collect(&decode_stream(&wire)).map_err(|e| TestCaseError::fail(e.message))?;
+            let direct = collect(&decode_stream(&encode_stream(&seq).0)).unwrap();
+            prop_assert_eq!(back, direct);
+        }
+    }
+}

@@ -67,6 +67,11 @@ pub fn test_data() -> PathBuf {
 
 impl MockUpstream {
     pub async fn start() -> MockUpstream {
+        Self::start_on(0).await
+    }
+
+    /// Starts on a given port of 127.0.0.1 (0 picks a free one).
+    pub async fn start_on(port: u16) -> MockUpstream {
         let state = Arc::new(MockState::default());
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -74,7 +79,7 @@ impl MockUpstream {
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count))
             .with_state(state.clone());
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
             Ok(l) => l,
             Err(e) => panic!("mock upstream cannot bind: {e}"),
         };

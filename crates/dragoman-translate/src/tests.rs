@@ -1,7 +1,7 @@
 //! Named cross-dialect cases from the issue tracker and the traps list, written by hand so each
 //! one states the behaviour it protects.
 
-use dragoman_model::{Dialect, Losses, StreamOptions};
+use dragoman_model::{Dialect, Losses, StreamOptions, collect};
 use serde_json::{Value, json};
 
 use crate::*;

@@ -31,12 +31,13 @@ pub fn name(p: &Path) -> String {
 }
 
 /// Visible text in order: text and refusal parts (a refusal becomes text where a dialect has
-/// no refusal part).
+/// no refusal part), and plain-text documents (which OpenAI dialects carry as text parts).
 pub fn visible_text(parts: &[Part]) -> String {
     parts
         .iter()
         .filter_map(|p| match p {
             Part::Text { text, .. } | Part::Refusal { text } => Some(text.as_str()),
+            Part::Document { source: dragoman_model::MediaSource::Text { text, .. }, .. } => Some(text.as_str()),
             _ => None,
         })
         .collect()
@@ -163,11 +164,13 @@ pub fn check_usage(target: Dialect, src: &Usage, dst: &Usage) -> Result<(), Stri
         pairs.push(("cache_write_1h", src.cache_write_1h, dst.cache_write_1h));
     }
     for (n, a, b) in pairs {
-        if z(a) != z(b) {
+        // An Anthropic client is told a local prompt estimate when the upstream never said.
+        let estimated = target == Dialect::Anthropic && n == "input_uncached" && a.is_none();
+        if z(a) != z(b) && !estimated {
             return Err(format!("usage {n}: source {a:?}, through {target} {b:?}"));
         }
     }
-    if z(src.input_total()) != z(dst.input_total()) {
+    if src.input_total().is_some() && z(src.input_total()) != z(dst.input_total()) {
         return Err(format!(
             "total input: {:?} vs {:?}",
             src.input_total(),
@@ -205,7 +208,16 @@ pub fn compare_responses(target: Dialect, src: &Response, dst: &Response) -> Res
         ));
     }
     check_usage(target, &src.usage, &dst.usage)?;
-    let allowed = allowed_stops(target, &src.stop);
+    let mut allowed = allowed_stops(target, &src.stop).to_vec();
+    // OpenAI dialects have no stop reason of their own for these; their decoders read it from
+    // the content: tool calls mean a tool turn (Anthropic's programmatic tool calling ends
+    // `end_turn` with tool_use blocks), a refusal part means a refusal.
+    if target != Dialect::Anthropic && !b.is_empty() {
+        allowed.push("tool_use");
+    }
+    if target != Dialect::Anthropic && dst.content.iter().any(|p| matches!(p, Part::Refusal { .. })) {
+        allowed.push("refusal");
+    }
     if !allowed.contains(&stop_tag(&dst.stop)) {
         return Err(format!(
             "stop {:?} became {:?} (allowed {allowed:?})",

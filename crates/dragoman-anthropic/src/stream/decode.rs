@@ -137,11 +137,13 @@ impl StreamDecoder {
             }
             "message_stop" => {
                 self.close_all(out);
+                // The upstream's reason when it gave one (it is authoritative, see
+                // response.rs); otherwise the content decides.
+                let has_calls = self.has_tool_calls;
                 let stop = self
                     .stop
                     .clone()
-                    .unwrap_or(StopReason::EndTurn)
-                    .reconcile(self.has_tool_calls);
+                    .unwrap_or_else(|| StopReason::EndTurn.reconcile(has_calls));
                 out.push(StreamEvent::MessageDelta {
                     stop,
                     usage: self.usage,

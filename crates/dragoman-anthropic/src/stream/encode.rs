@@ -163,8 +163,12 @@ impl StreamEncoder {
                 self.ensure_started(out);
                 self.flush_all(out, losses);
                 if !self.delta_sent {
+                    let has_calls = self
+                        .blocks
+                        .iter()
+                        .any(|b| matches!(b.kind, BlockKind::ToolCall { .. }));
                     let u = self.start_usage;
-                    self.message_delta(&StopReason::EndTurn, &u, out);
+                    self.message_delta(&StopReason::EndTurn.reconcile(has_calls), &u, out);
                 }
                 out.push(event("message_stop", json!({"type": "message_stop"})));
                 self.terminal = true;
@@ -194,13 +198,7 @@ impl StreamEncoder {
         if total.input_uncached.is_none() {
             total.input_uncached = self.opts.input_estimate;
         }
-        // Claude Code runs tools only on a tool_use stop, so the content decides, whatever the
-        // upstream said.
-        let has_calls = self
-            .blocks
-            .iter()
-            .any(|b| matches!(b.kind, BlockKind::ToolCall { .. }) && b.mode != Mode::Dropped);
-        let (reason, sequence, details) = stop::encode(&stop.clone().reconcile(has_calls));
+        let (reason, sequence, details) = stop::encode(stop);
         let mut delta = json!({"stop_reason": reason, "stop_sequence": sequence});
         if let (Some(d), Some(m)) = (details, delta.as_object_mut()) {
             m.insert("stop_details".into(), d);

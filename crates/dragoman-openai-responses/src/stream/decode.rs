@@ -222,12 +222,14 @@ impl StreamDecoder {
             "response.completed" | "response.incomplete" => {
                 let resp = v.get("response").cloned().unwrap_or(Value::Null);
                 self.start(Some(&resp), out);
-                // Trap §32: some backends put items only in the final output.
-                if let Some(items) = resp.get("output").and_then(Value::as_array) {
+                // Trap §32: some backends put items only in the final output. Only used when
+                // nothing streamed, since servers that number `output_index` from 1 would
+                // otherwise see their items twice.
+                if self.items.is_empty()
+                    && let Some(items) = resp.get("output").and_then(Value::as_array)
+                {
                     for (i, item) in items.iter().enumerate() {
-                        if !self.items.contains_key(&(i as u64)) {
-                            self.item_done(i as u64, item, out);
-                        }
+                        self.item_done(i as u64, item, out);
                     }
                 }
                 self.close_all(out);

@@ -1,0 +1,74 @@
+"""Starts the mock upstream and `dragoman serve` (release or debug build) for the SDK tests.
+
+Why here: the official SDKs are the clients that matter; they parse what dragoman sends with
+their own code, so a grammar or usage mistake shows up as an SDK error or a wrong number.
+"""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN_DIR = os.environ.get("DRAGOMAN_BIN_DIR", os.path.join(ROOT, "target", "debug"))
+MASTER_KEY = "sk-e2e-master"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port, path="/health/liveliness", timeout=20):
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
+                if r.status < 500:
+                    return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    mock_port = free_port()
+    mock = subprocess.Popen([os.path.join(BIN_DIR, "dragoman-mock"), str(mock_port)], stdout=subprocess.PIPE, text=True)
+    line = mock.stdout.readline()
+    assert "listening" in line, line
+    port = free_port()
+    config = f"""
+model_list:
+  - model_name: "a/*"
+    litellm_params: {{model: "anthropic/*", api_base: "http://127.0.0.1:{mock_port}", api_key: sk-up}}
+  - model_name: "c/*"
+    litellm_params: {{model: "openai/*", api_base: "http://127.0.0.1:{mock_port}/v1", api_key: sk-up}}
+  - model_name: "r/*"
+    litellm_params: {{model: "openai/*", api_base: "http://127.0.0.1:{mock_port}/v1", api_key: sk-up}}
+    model_info: {{mode: responses}}
+general_settings:
+  master_key: {MASTER_KEY}
+"""
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    cfg.write(config)
+    cfg.close()
+    gw = subprocess.Popen(
+        [os.path.join(BIN_DIR, "dragoman"), "--config", cfg.name, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        gw.terminate()
+        mock.terminate()
+        gw.wait(10)
+        mock.wait(10)
+        os.unlink(cfg.name)
