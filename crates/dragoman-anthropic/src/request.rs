@@ -355,6 +355,26 @@ fn tool_input(arguments: &str, kind: ToolKind, path: &str, losses: &mut Losses) 
     }
 }
 
+/// A tool-call id Anthropic accepts (`^[a-zA-Z0-9_-]+$`). Other servers issue ids like
+/// `functions.get_weather:0`; the same id always maps to the same safe id, and a hash suffix keeps
+/// distinct ids distinct, so calls and results in one history still pair up.
+fn safe_tool_id(id: &str, path: &str, losses: &mut Losses) -> String {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !id.is_empty() && id.chars().all(ok) {
+        return id.to_owned();
+    }
+    // FNV-1a: stable across runs and platforms, which std's hasher does not promise.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let cleaned: String = id.chars().map(|c| if ok(c) { c } else { '_' }).collect();
+    losses.approximated(
+        path,
+        "tool call id rewritten to the characters Anthropic accepts",
+    );
+    format!("{cleaned}_{:08x}", hash & 0xffff_ffff)
+}
+
 pub(crate) fn is_plain_text_block(v: &Value) -> Option<&str> {
     let m = v.as_object()?;
     if m.len() == 2 && m.get("type")? == "text" {
@@ -474,6 +494,10 @@ fn encode_part_plain(
             kind,
         } => {
             m.insert("type".into(), json!("tool_use"));
+            let id = match target {
+                Target::Request => safe_tool_id(id, &join(path, "id"), losses),
+                Target::Response => id.clone(),
+            };
             m.insert("id".into(), json!(id));
             m.insert("name".into(), json!(name));
             m.insert("input".into(), tool_input(arguments, *kind, path, losses));
@@ -486,6 +510,10 @@ fn encode_part_plain(
             cache_control,
         } => {
             m.insert("type".into(), json!("tool_result"));
+            let call_id = match target {
+                Target::Request => safe_tool_id(call_id, &join(path, "tool_use_id"), losses),
+                Target::Response => call_id.clone(),
+            };
             m.insert("tool_use_id".into(), json!(call_id));
             if !content.is_empty() {
                 let cpath = join(path, "content");

@@ -1244,3 +1244,40 @@ fn synthesized_thinking_respects_its_constraints() {
     assert_eq!(out["temperature"], 0.2);
     assert!(l.iter().any(|x| x.path == "reasoning"));
 }
+
+#[test]
+fn foreign_tool_ids_are_made_safe_consistently() {
+    let call = Part::ToolCall {
+        id: "functions.get_weather:0".into(),
+        name: "get_weather".into(),
+        arguments: "{}".into(),
+        kind: ToolKind::Function,
+    };
+    let result = Part::ToolResult {
+        call_id: "functions.get_weather:0".into(),
+        content: vec![Part::text("sunny")],
+        is_error: false,
+        kind: ToolKind::Function,
+        cache_control: None,
+    };
+    let req = Request {
+        model: "claude-sonnet-4-5".into(),
+        max_tokens: Some(100),
+        messages: vec![
+            Message::text(Role::User, "weather?"),
+            Message::new(Role::Assistant, vec![call]),
+            Message::new(Role::Tool, vec![result]),
+        ],
+        ..Request::default()
+    };
+    let mut l = Losses::new();
+    let out = encode_request(&req, &mut l);
+    let id = out["messages"][1]["content"][0]["id"].as_str().unwrap();
+    assert_eq!(out["messages"][2]["content"][0]["tool_use_id"], id);
+    assert!(id.starts_with("functions_get_weather_0_"));
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    );
+    assert_eq!(l.len(), 2);
+}
