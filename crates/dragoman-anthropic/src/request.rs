@@ -198,7 +198,7 @@ pub(crate) fn decode_block(
 ) -> Result<Part, DecodeError> {
     let (part, extra) = decode_block_extra(v, path, losses)?;
     for (k, val) in extra {
-        if k == "caller" && val == json!({"type": "direct"}) {
+        if k == "type" || (k == "caller" && val == json!({"type": "direct"})) {
             continue;
         }
         losses.dropped(
@@ -323,11 +323,16 @@ pub(crate) fn decode_block_extra(
         ),
         _ => return Ok((opaque(), Map::new())),
     };
-    let extra = m
+    let mut extra: JsonMap = m
         .iter()
         .filter(|(k, _)| !known.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if !extra.is_empty() {
+        // The block type goes along so that the fields are only ever put back on a block of
+        // the same type, even if something reordered the parts in between.
+        extra.insert("type".into(), json!(ty));
+    }
     Ok((part, extra))
 }
 
@@ -402,7 +407,9 @@ pub(crate) fn encode_part(
     losses: &mut Losses,
 ) -> Option<Value> {
     let mut v = encode_part_plain(part, path, target, losses)?;
-    if let (Some(Value::Object(extra)), Some(m)) = (extra, v.as_object_mut()) {
+    if let (Some(Value::Object(extra)), Some(m)) = (extra, v.as_object_mut())
+        && extra.get("type") == m.get("type")
+    {
         for (k, val) in extra {
             m.entry(k.clone()).or_insert_with(|| val.clone());
         }
@@ -744,6 +751,9 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
         }
         if !extra.is_empty() {
             if req.messages.len() > first_index {
+                // The role goes along so the fields only land on a turn of the same role.
+                let mut extra = extra;
+                extra.insert("role".into(), json!(role));
                 message_fields.insert(first_index.to_string(), Value::Object(extra));
             } else {
                 report_unknown(mm, &["role", "content"], &path, "message", losses);
@@ -1268,7 +1278,9 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
             let mut m = Map::new();
             m.insert("role".into(), json!(role));
             m.insert("content".into(), content_value(blocks));
-            if let Some(Value::Object(extra)) = fields {
+            if let Some(Value::Object(extra)) = fields
+                && extra.get("role") == m.get("role")
+            {
                 for (k, v) in extra {
                     m.entry(k.clone()).or_insert_with(|| v.clone());
                 }
@@ -1422,6 +1434,9 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     }
 
     for e in &req.extensions {
+        if e.dialect != Dialect::Anthropic && e.is_private() {
+            continue;
+        }
         if e.dialect != Dialect::Anthropic {
             losses.dropped(
                 join("extensions", &e.key),

@@ -100,6 +100,9 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
     }
     out.insert("usage".into(), usage::encode(&resp.usage));
     for e in &resp.extensions {
+        if e.dialect != Dialect::Anthropic && e.is_private() {
+            continue;
+        }
         if e.dialect != Dialect::Anthropic {
             losses.dropped(
                 format!("extensions.{}", e.key),

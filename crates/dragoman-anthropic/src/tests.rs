@@ -1281,3 +1281,24 @@ fn foreign_tool_ids_are_made_safe_consistently() {
     );
     assert_eq!(l.len(), 2);
 }
+
+#[test]
+fn claude_code_message_fields_survive() {
+    let files = data_files("requests", "json");
+    let (_, body) = files
+        .iter()
+        .find(|(n, _)| n == "client__claude-code-interactive-auto-mode.json")
+        .unwrap();
+    let orig: Value = serde_json::from_slice(body).unwrap();
+    let mut l = Losses::new();
+    let req = decode_request(body, &mut l).unwrap();
+    let out = encode_request(&req, &mut l);
+    assert!(l.is_empty());
+    assert_eq!(
+        out["messages"][1]["output_config"],
+        json!({"effort": "medium"})
+    );
+    assert_eq!(out["safeguards"], orig["safeguards"]);
+    assert_eq!(out["tools"], orig["tools"]);
+    assert_eq!(out["system"], orig["system"]);
+}

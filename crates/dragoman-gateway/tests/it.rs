@@ -1,6 +1,8 @@
 //! Integration tests through the gateway's front door: a real listener, the scripted mock
 //! upstream of `dragoman-testkit`, and every client dialect against every upstream dialect.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -43,7 +45,11 @@ dragoman_settings:
 "#,
         base = mock.base(),
         v1 = mock.base_v1(),
-        mk = if master_key { format!("master_key: {KEY}") } else { "{}".into() },
+        mk = if master_key {
+            format!("master_key: {KEY}")
+        } else {
+            "{}".into()
+        },
     );
     let yaml = yaml.replace("general_settings:\n  {}\n", "");
     let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
@@ -54,7 +60,13 @@ dragoman_settings:
     let server = tokio::spawn(dragoman_gateway::serve(gw, listener, async {
         let _ = rx.await;
     }));
-    Harness { mock, url, http: reqwest::Client::new(), stop: Some(tx), server }
+    Harness {
+        mock,
+        url,
+        http: reqwest::Client::new(),
+        stop: Some(tx),
+        server,
+    }
 }
 
 fn prefix(d: Dialect) -> &'static str {
@@ -77,7 +89,9 @@ fn body(client: Dialect, model: &str, stream: bool) -> Value {
     match client {
         Dialect::Anthropic => json!({"model": model, "max_tokens": 256, "stream": stream,
             "messages": [{"role": "user", "content": "Say hello"}]}),
-        Dialect::Chat => json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello"}]}),
+        Dialect::Chat => {
+            json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello"}]})
+        }
         Dialect::Responses => json!({"model": model, "stream": stream, "input": "Say hello"}),
     }
 }
@@ -94,7 +108,15 @@ impl Harness {
             .unwrap()
     }
 
-    async fn stream(&self, client: Dialect, body: &Value) -> (reqwest::header::HeaderMap, Vec<u8>, Vec<dragoman_sse::Event>) {
+    async fn stream(
+        &self,
+        client: Dialect,
+        body: &Value,
+    ) -> (
+        reqwest::header::HeaderMap,
+        Vec<u8>,
+        Vec<dragoman_sse::Event>,
+    ) {
         let r = self.post(client, body).await;
         assert_eq!(r.status(), 200, "{:?}", r.headers());
         let headers = r.headers().clone();
@@ -119,22 +141,42 @@ fn data(e: &dragoman_sse::Event) -> Value {
 fn usage_of(client: Dialect, v: &Value) -> (u64, u64, u64) {
     let n = |x: &Value| x.as_u64().unwrap_or(u64::MAX);
     match client {
-        Dialect::Anthropic => (n(&v["usage"]["input_tokens"]), n(&v["usage"]["cache_read_input_tokens"]), n(&v["usage"]["output_tokens"])),
+        Dialect::Anthropic => (
+            n(&v["usage"]["input_tokens"]),
+            n(&v["usage"]["cache_read_input_tokens"]),
+            n(&v["usage"]["output_tokens"]),
+        ),
         Dialect::Chat => {
             let u = &v["usage"];
-            (n(&u["prompt_tokens"]) - n(&u["prompt_tokens_details"]["cached_tokens"]), n(&u["prompt_tokens_details"]["cached_tokens"]), n(&u["completion_tokens"]))
+            (
+                n(&u["prompt_tokens"]) - n(&u["prompt_tokens_details"]["cached_tokens"]),
+                n(&u["prompt_tokens_details"]["cached_tokens"]),
+                n(&u["completion_tokens"]),
+            )
         }
         Dialect::Responses => {
             let u = &v["usage"];
-            (n(&u["input_tokens"]) - n(&u["input_tokens_details"]["cached_tokens"]), n(&u["input_tokens_details"]["cached_tokens"]), n(&u["output_tokens"]))
+            (
+                n(&u["input_tokens"]) - n(&u["input_tokens_details"]["cached_tokens"]),
+                n(&u["input_tokens_details"]["cached_tokens"]),
+                n(&u["output_tokens"]),
+            )
         }
     }
 }
 
 fn text_of(client: Dialect, v: &Value) -> String {
     match client {
-        Dialect::Anthropic => v["content"].as_array().unwrap().iter().filter_map(|b| b["text"].as_str()).collect(),
-        Dialect::Chat => v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned(),
+        Dialect::Anthropic => v["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect(),
+        Dialect::Chat => v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         Dialect::Responses => v["output"]
             .as_array()
             .unwrap()
@@ -156,7 +198,11 @@ async fn every_pair_answers_whole_responses_with_exact_usage() {
             assert_eq!(r.status(), 200, "{client}←{up}");
             assert!(r.headers().contains_key("x-request-id"));
             let v: Value = r.json().await.unwrap();
-            assert_eq!(text_of(client, &v), "Hello from the mock.", "{client}←{up}: {v}");
+            assert_eq!(
+                text_of(client, &v),
+                "Hello from the mock.",
+                "{client}←{up}: {v}"
+            );
             assert_eq!(usage_of(client, &v), (210, 1024, 12), "{client}←{up}: {v}");
         }
     }
@@ -167,16 +213,35 @@ async fn every_pair_answers_whole_responses_with_exact_usage() {
 fn stream_usage(client: Dialect, events: &[dragoman_sse::Event]) -> ((u64, u64, u64), Option<u64>) {
     match client {
         Dialect::Anthropic => {
-            let start = events.iter().map(data).find(|d| d["type"] == "message_start").unwrap();
-            let delta = events.iter().map(data).filter(|d| d["type"] == "message_delta").last().unwrap();
-            (usage_of(client, &delta), start["message"]["usage"]["input_tokens"].as_u64())
+            let start = events
+                .iter()
+                .map(data)
+                .find(|d| d["type"] == "message_start")
+                .unwrap();
+            let delta = events
+                .iter()
+                .map(data)
+                .rfind(|d| d["type"] == "message_delta")
+                .unwrap();
+            (
+                usage_of(client, &delta),
+                start["message"]["usage"]["input_tokens"].as_u64(),
+            )
         }
         Dialect::Chat => {
-            let u = events.iter().map(data).find(|d| d["usage"].is_object()).unwrap();
+            let u = events
+                .iter()
+                .map(data)
+                .find(|d| d["usage"].is_object())
+                .unwrap();
             (usage_of(client, &u), None)
         }
         Dialect::Responses => {
-            let done = events.iter().map(data).find(|d| d["type"] == "response.completed").unwrap();
+            let done = events
+                .iter()
+                .map(data)
+                .find(|d| d["type"] == "response.completed")
+                .unwrap();
             (usage_of(client, &done["response"]), None)
         }
     }
@@ -194,14 +259,21 @@ async fn every_pair_streams_valid_grammar_with_exact_usage() {
             }
             let (headers, _, events) = h.stream(client, &b).await;
             assert_eq!(headers["content-type"], "text/event-stream");
-            dragoman_translate::validate(client, &events).unwrap_or_else(|e| panic!("{client}←{up}: {e}"));
+            dragoman_translate::validate(client, &events)
+                .unwrap_or_else(|e| panic!("{client}←{up}: {e}"));
             let (usage, start_input) = stream_usage(client, &events);
             assert_eq!(usage, (210, 1024, 12), "{client}←{up}");
             if client == Dialect::Anthropic {
                 let start = start_input.unwrap();
-                assert!(start > 0, "message_start input is never zero ({client}←{up})");
+                assert!(
+                    start > 0,
+                    "message_start input is never zero ({client}←{up})"
+                );
                 if up == Dialect::Anthropic {
-                    assert_eq!(start, 210, "an Anthropic upstream's own figure passes through");
+                    assert_eq!(
+                        start, 210,
+                        "an Anthropic upstream's own figure passes through"
+                    );
                 }
             }
         }
@@ -213,21 +285,44 @@ async fn every_pair_streams_valid_grammar_with_exact_usage() {
 async fn same_dialect_streams_pass_through_byte_for_byte() {
     let h = start("", true).await;
     let cases = [
-        (Dialect::Anthropic, "a/fixture/anthropic-sdk-python__tool_use_response"),
-        (Dialect::Chat, "c/fixture/openai-python__f82268f2fefd5cfbc7eeb59c297688be2f6ca0849a6e4f17851b517310841d9b"),
-        (Dialect::Responses, "r/fixture/vercel-ai__openai-reasoning-encrypted-content.1.s1"),
+        (
+            Dialect::Anthropic,
+            "a/fixture/anthropic-sdk-python__tool_use_response",
+        ),
+        (
+            Dialect::Chat,
+            "c/fixture/openai-python__f82268f2fefd5cfbc7eeb59c297688be2f6ca0849a6e4f17851b517310841d9b",
+        ),
+        (
+            Dialect::Responses,
+            "r/fixture/vercel-ai__openai-reasoning-encrypted-content.1.s1",
+        ),
     ];
     for (d, model) in cases {
         let name = model.split_once("fixture/").unwrap().1;
-        let want = std::fs::read(dragoman_testkit::test_data().join(d.as_str()).join("streams").join(format!("{name}.sse"))).unwrap();
+        let want = std::fs::read(
+            dragoman_testkit::test_data()
+                .join(d.as_str())
+                .join("streams")
+                .join(format!("{name}.sse")),
+        )
+        .unwrap();
         let (_, got, _) = h.stream(d, &body(d, model, true)).await;
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "{d}");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{d}"
+        );
     }
     // Chat upstreams are always asked for usage.
     let sent = h.mock.last_request().unwrap();
     assert!(sent.path.ends_with("/responses"));
-    h.stream(Dialect::Chat, &body(Dialect::Chat, "c/script/text", true)).await;
-    assert_eq!(h.mock.last_request().unwrap().body["stream_options"]["include_usage"], true);
+    h.stream(Dialect::Chat, &body(Dialect::Chat, "c/script/text", true))
+        .await;
+    assert_eq!(
+        h.mock.last_request().unwrap().body["stream_options"]["include_usage"],
+        true
+    );
     h.shutdown().await;
 }
 
@@ -239,8 +334,17 @@ async fn tool_calls_round_trip_in_both_directions() {
     b["tools"] = json!([{"name": "get_weather", "description": "w", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
     let v: Value = h.post(Dialect::Anthropic, &b).await.json().await.unwrap();
     assert_eq!(v["stop_reason"], "tool_use");
-    let call = v["content"].as_array().unwrap().iter().find(|c| c["type"] == "tool_use").unwrap().clone();
-    assert_eq!((call["id"].clone(), call["input"].clone()), (json!("call_mock_1"), json!({"city": "Paris"})));
+    let call = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "tool_use")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (call["id"].clone(), call["input"].clone()),
+        (json!("call_mock_1"), json!({"city": "Paris"}))
+    );
     let mut follow = b.clone();
     follow["messages"] = json!([
         {"role": "user", "content": "Say hello"},
@@ -249,7 +353,13 @@ async fn tool_calls_round_trip_in_both_directions() {
     ]);
     assert_eq!(h.post(Dialect::Anthropic, &follow).await.status(), 200);
     let sent = h.mock.last_request().unwrap().body;
-    let tool_msg = sent["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap().clone();
+    let tool_msg = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap()
+        .clone();
     assert_eq!(tool_msg["tool_call_id"], "call_mock_1");
     assert!(tool_msg["content"].to_string().contains("sunny"));
 
@@ -287,9 +397,23 @@ async fn auth_is_required_and_rendered_in_each_dialect() {
             Dialect::Anthropic => assert_eq!(v["error"]["type"], "authentication_error"),
             _ => assert!(v["error"]["message"].is_string(), "{v}"),
         }
-        let wrong = h.http.post(&url).header("x-api-key", "sk-wrong").json(&b).send().await.unwrap();
+        let wrong = h
+            .http
+            .post(&url)
+            .header("x-api-key", "sk-wrong")
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), 401);
-        let right = h.http.post(&url).header("x-api-key", KEY).json(&b).send().await.unwrap();
+        let right = h
+            .http
+            .post(&url)
+            .header("x-api-key", KEY)
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(right.status(), 200);
     }
     // The client's key never reaches the provider; the provider's key is sent instead.
@@ -307,13 +431,27 @@ async fn upstream_errors_keep_status_and_retry_headers() {
     let h = start("", true).await;
     for client in Dialect::ALL {
         for up in Dialect::ALL {
-            let r = h.post(client, &body(client, &format!("{}/script/http429", prefix(up)), false)).await;
+            let r = h
+                .post(
+                    client,
+                    &body(client, &format!("{}/script/http429", prefix(up)), false),
+                )
+                .await;
             assert_eq!(r.status(), 429, "{client}←{up}");
             assert_eq!(r.headers()["retry-after"], "7");
             assert!(r.headers().contains_key("x-ratelimit-remaining-requests"));
-            let r = h.post(client, &body(client, &format!("{}/script/http529", prefix(up)), false)).await;
+            let r = h
+                .post(
+                    client,
+                    &body(client, &format!("{}/script/http529", prefix(up)), false),
+                )
+                .await;
             if client == Dialect::Anthropic {
-                assert_eq!(r.status(), 529, "overloaded stays 529 for Anthropic clients ({up})");
+                assert_eq!(
+                    r.status(),
+                    529,
+                    "overloaded stays 529 for Anthropic clients ({up})"
+                );
                 let v: Value = r.json().await.unwrap();
                 assert_eq!(v["error"]["type"], "overloaded_error");
             } else {
@@ -321,7 +459,9 @@ async fn upstream_errors_keep_status_and_retry_headers() {
             }
         }
     }
-    let r = h.post(Dialect::Chat, &body(Dialect::Chat, "nope", false)).await;
+    let r = h
+        .post(Dialect::Chat, &body(Dialect::Chat, "nope", false))
+        .await;
     assert_eq!(r.status(), 404);
     h.shutdown().await;
 }
@@ -332,14 +472,25 @@ async fn failures_after_the_first_byte_become_the_clients_error_event() {
     for scenario in ["midstream", "abrupt"] {
         for client in Dialect::ALL {
             for up in Dialect::ALL {
-                let (_, raw, events) = h.stream(client, &body(client, &format!("{}/script/{scenario}", prefix(up)), true)).await;
+                let (_, raw, events) = h
+                    .stream(
+                        client,
+                        &body(client, &format!("{}/script/{scenario}", prefix(up)), true),
+                    )
+                    .await;
                 let tag = format!("{scenario} {client}←{up}");
-                dragoman_translate::validate(client, &events).unwrap_or_else(|e| panic!("{tag}: {e}\n{}", String::from_utf8_lossy(&raw)));
+                dragoman_translate::validate(client, &events)
+                    .unwrap_or_else(|e| panic!("{tag}: {e}\n{}", String::from_utf8_lossy(&raw)));
                 let last = events.last().unwrap();
                 match client {
                     Dialect::Anthropic => {
                         assert_eq!(last.event.as_deref(), Some("error"), "{tag}");
-                        assert!(!events.iter().any(|e| e.event.as_deref() == Some("message_stop")), "{tag}");
+                        assert!(
+                            !events
+                                .iter()
+                                .any(|e| e.event.as_deref() == Some("message_stop")),
+                            "{tag}"
+                        );
                     }
                     Dialect::Chat => {
                         assert!(data(last)["error"].is_object(), "{tag}");
@@ -347,7 +498,12 @@ async fn failures_after_the_first_byte_become_the_clients_error_event() {
                     }
                     Dialect::Responses => {
                         assert_eq!(data(last)["type"], "response.failed", "{tag}");
-                        assert!(!events.iter().any(|e| data(e)["type"] == "response.completed"), "{tag}");
+                        assert!(
+                            !events
+                                .iter()
+                                .any(|e| data(e)["type"] == "response.completed"),
+                            "{tag}"
+                        );
                     }
                 }
             }
@@ -359,18 +515,38 @@ async fn failures_after_the_first_byte_become_the_clients_error_event() {
 #[tokio::test]
 async fn silence_is_filled_with_keepalives_and_streams_are_not_buffered() {
     let h = start("", true).await;
-    let (_, raw, events) = h.stream(Dialect::Anthropic, &body(Dialect::Anthropic, "r/script/slow", true)).await;
-    assert!(events.iter().any(|e| e.event.as_deref() == Some("ping")), "{}", String::from_utf8_lossy(&raw));
+    let (_, raw, events) = h
+        .stream(
+            Dialect::Anthropic,
+            &body(Dialect::Anthropic, "r/script/slow", true),
+        )
+        .await;
+    assert!(
+        events.iter().any(|e| e.event.as_deref() == Some("ping")),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
     dragoman_translate::validate(Dialect::Anthropic, &events).unwrap();
-    let (_, raw, _) = h.stream(Dialect::Chat, &body(Dialect::Chat, "a/script/slow", true)).await;
+    let (_, raw, _) = h
+        .stream(Dialect::Chat, &body(Dialect::Chat, "a/script/slow", true))
+        .await;
     assert!(String::from_utf8_lossy(&raw).contains(": keep-alive"));
 
     // The first event reaches the client long before the upstream finishes.
     let started = std::time::Instant::now();
-    let mut r = h.post(Dialect::Anthropic, &body(Dialect::Anthropic, "c/script/slow", true)).await;
+    let mut r = h
+        .post(
+            Dialect::Anthropic,
+            &body(Dialect::Anthropic, "c/script/slow", true),
+        )
+        .await;
     let first = r.chunk().await.unwrap().unwrap();
     assert!(!first.is_empty());
-    assert!(started.elapsed() < Duration::from_millis(1500), "first bytes took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "first bytes took {:?}",
+        started.elapsed()
+    );
     drop(r);
     h.shutdown().await;
 }
@@ -378,7 +554,9 @@ async fn silence_is_filled_with_keepalives_and_streams_are_not_buffered() {
 #[tokio::test]
 async fn a_client_that_leaves_cancels_the_upstream_call() {
     let h = start("", true).await;
-    let mut r = h.post(Dialect::Chat, &body(Dialect::Chat, "r/script/slow", true)).await;
+    let mut r = h
+        .post(Dialect::Chat, &body(Dialect::Chat, "r/script/slow", true))
+        .await;
     let _ = r.chunk().await.unwrap();
     drop(r);
     for _ in 0..50 {
@@ -387,7 +565,11 @@ async fn a_client_that_leaves_cancels_the_upstream_call() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(h.mock.state.cancelled.load(Ordering::SeqCst), 1, "upstream stream was not abandoned");
+    assert_eq!(
+        h.mock.state.cancelled.load(Ordering::SeqCst),
+        1,
+        "upstream stream was not abandoned"
+    );
     h.shutdown().await;
 }
 
@@ -407,14 +589,35 @@ async fn oversized_bodies_get_a_413_in_the_clients_dialect() {
 async fn count_tokens_uses_the_provider_or_the_right_tokenizer() {
     let h = start("", true).await;
     let b = json!({"model": "a/claude-x", "messages": [{"role": "user", "content": "Hello there, how are you?"}]});
-    let r = h.http.post(format!("{}/v1/messages/count_tokens?beta=true", h.url)).header("x-api-key", KEY).json(&b).send().await.unwrap();
+    let r = h
+        .http
+        .post(format!("{}/v1/messages/count_tokens?beta=true", h.url))
+        .header("x-api-key", KEY)
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-dragoman-token-count"], "provider");
     assert_eq!(r.json::<Value>().await.unwrap()["input_tokens"], 4242);
     let b = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there, how are you?"}],
                    "tools": [{"name": "t", "input_schema": {"type": "object", "properties": {}}}]});
-    let r = h.http.post(format!("{}/v1/messages/count_tokens", h.url)).header("x-api-key", KEY).json(&b).send().await.unwrap();
-    assert!(r.headers()["x-dragoman-token-count"].to_str().unwrap().contains("o200k_base"));
-    let n = r.json::<Value>().await.unwrap()["input_tokens"].as_u64().unwrap();
+    let r = h
+        .http
+        .post(format!("{}/v1/messages/count_tokens", h.url))
+        .header("x-api-key", KEY)
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["x-dragoman-token-count"]
+            .to_str()
+            .unwrap()
+            .contains("o200k_base")
+    );
+    let n = r.json::<Value>().await.unwrap()["input_tokens"]
+        .as_u64()
+        .unwrap();
     assert!((8..60).contains(&n), "{n}");
     h.shutdown().await;
 }
@@ -422,10 +625,35 @@ async fn count_tokens_uses_the_provider_or_the_right_tokenizer() {
 #[tokio::test]
 async fn models_lists_in_openai_and_anthropic_shapes() {
     let h = start("", true).await;
-    let v: Value = h.http.get(format!("{}/v1/models", h.url)).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+    let v: Value = h
+        .http
+        .get(format!("{}/v1/models", h.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["object"], "list");
-    assert!(v["data"].as_array().unwrap().iter().any(|m| m["id"] == "gpt-4o"));
-    let v: Value = h.http.get(format!("{}/models", h.url)).bearer_auth(KEY).header("anthropic-version", "2023-06-01").send().await.unwrap().json().await.unwrap();
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "gpt-4o")
+    );
+    let v: Value = h
+        .http
+        .get(format!("{}/models", h.url))
+        .bearer_auth(KEY)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["data"][0]["type"], "model");
     assert_eq!(v["has_more"], false);
     h.shutdown().await;
@@ -439,8 +667,14 @@ async fn translation_losses_are_reported_not_rejected() {
     b["top_k"] = json!(5);
     let r = h.post(Dialect::Anthropic, &b).await;
     assert_eq!(r.status(), 200);
-    let dropped = r.headers()["x-dragoman-dropped"].to_str().unwrap().to_owned();
-    assert!(dropped.contains("stop") && dropped.contains("top_k"), "{dropped}");
+    let dropped = r.headers()["x-dragoman-dropped"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        dropped.contains("stop") && dropped.contains("top_k"),
+        "{dropped}"
+    );
     h.shutdown().await;
 }
 
@@ -467,7 +701,12 @@ async fn codex_quirks_websocket_and_previous_response_id() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_streams_finish() {
     let h = start("", true).await;
-    let mut r = h.post(Dialect::Anthropic, &body(Dialect::Anthropic, "a/script/slow", true)).await;
+    let mut r = h
+        .post(
+            Dialect::Anthropic,
+            &body(Dialect::Anthropic, "a/script/slow", true),
+        )
+        .await;
     let first = r.chunk().await.unwrap().unwrap();
     let stop = h.stop;
     if let Some(tx) = stop {
@@ -478,6 +717,9 @@ async fn shutdown_lets_in_flight_streams_finish() {
         all.extend_from_slice(&c);
     }
     let events = dragoman_sse::decode_all(&all).unwrap();
-    assert_eq!(events.last().unwrap().event.as_deref(), Some("message_stop"));
+    assert_eq!(
+        events.last().unwrap().event.as_deref(),
+        Some("message_stop")
+    );
     let _ = tokio::time::timeout(Duration::from_secs(10), h.server).await;
 }

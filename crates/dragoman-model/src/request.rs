@@ -79,6 +79,13 @@ impl Extension {
         }
     }
 
+    /// Codec-private markers (keys starting `x-dragoman-`) that only steer their own dialect's
+    /// encoder towards an exact round trip. Other dialects skip them without reporting a loss:
+    /// they carry no information of the client's beyond what the canonical fields already say.
+    pub fn is_private(&self) -> bool {
+        self.key.starts_with("x-dragoman-")
+    }
+
     /// Whether `target` can take this field as it is.
     pub fn portable_to(&self, target: Dialect) -> bool {
         self.dialect == target

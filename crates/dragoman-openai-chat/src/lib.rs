@@ -40,9 +40,9 @@ pub(crate) const MESSAGE_FIELD: &str = "chat_message_field";
 
 /// Marker extensions (see the crate docs): read by this crate's encoder, never written as
 /// fields themselves.
-pub(crate) const MARKER_MAX_TOKENS: &str = "max_tokens_field";
-pub(crate) const MARKER_USER: &str = "user_field";
-pub(crate) const MARKER_REASONING: &str = "reasoning_field";
+pub(crate) const MARKER_MAX_TOKENS: &str = "x-dragoman-max-tokens-field";
+pub(crate) const MARKER_USER: &str = "x-dragoman-user-field";
+pub(crate) const MARKER_REASONING: &str = "x-dragoman-reasoning-field";
 
 pub(crate) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {

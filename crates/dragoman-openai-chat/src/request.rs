@@ -842,6 +842,9 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         out.insert("stream_options".into(), so);
     }
     for e in &req.extensions {
+        if e.dialect != Dialect::Chat && e.is_private() {
+            continue;
+        }
         let k = e.key.as_str();
         if e.dialect == Dialect::Chat
             && matches!(

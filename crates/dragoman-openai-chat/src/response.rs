@@ -169,6 +169,9 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
     let mut usage_extras = None;
     let mut created = None;
     for e in &resp.extensions {
+        if e.dialect != Dialect::Chat && e.is_private() {
+            continue;
+        }
         if e.dialect == Dialect::Chat
             && let Some(k) = e.key.strip_prefix(CHOICE_PREFIX)
         {

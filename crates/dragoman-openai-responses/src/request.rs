@@ -585,7 +585,12 @@ fn decode_reasoning(v: &Value, req: &mut Request) -> Result<(), DecodeError> {
                     cfg.effort = Some(Effort::None);
                 }
                 Some(Effort::Max) | None => exact = false,
-                Some(e) => cfg.effort = Some(e),
+                Some(e) => {
+                    // An OpenAI effort asks for reasoning: a budget-based upstream must switch
+                    // thinking on, not merely pass an effort hint.
+                    cfg.enabled = Some(true);
+                    cfg.effort = Some(e);
+                }
             },
             ("summary", Value::String(s)) => cfg.summary = Some(s.clone()),
             _ => exact = false,
@@ -786,6 +791,9 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         out.insert("include".into(), json!(["reasoning.encrypted_content"]));
     }
     for e in &req.extensions {
+        if e.dialect != Dialect::Responses && e.is_private() {
+            continue;
+        }
         if e.dialect == Dialect::Responses && SHADOW_KEYS.contains(&e.key.as_str()) {
             continue;
         }

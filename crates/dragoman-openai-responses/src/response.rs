@@ -133,6 +133,9 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
     out.insert("error".into(), Value::Null);
     out.insert("incomplete_details".into(), incomplete);
     for e in &resp.extensions {
+        if e.dialect != Dialect::Responses && e.is_private() {
+            continue;
+        }
         if e.dialect == Dialect::Responses {
             out.insert(e.key.clone(), e.value.clone());
         } else {

@@ -926,6 +926,87 @@ mod props {
         ]
     }
 
+    fn message() -> impl Strategy<Value = Message> {
+        let user_part = prop_oneof![
+            "[a-z ]{0,10}".prop_map(Part::text),
+            (prop::option::of("low|high|auto"), 0..3u8).prop_map(|(detail, s)| Part::Image {
+                source: match s {
+                    0 => dragoman_model::MediaSource::Base64 {
+                        media_type: "image/png".into(),
+                        data: "iVBOR".into()
+                    },
+                    1 => dragoman_model::MediaSource::Url {
+                        url: "https://x/y.png".into()
+                    },
+                    _ => dragoman_model::MediaSource::FileId {
+                        file_id: "file_1".into()
+                    },
+                },
+                detail,
+                cache_control: None,
+            }),
+            (0..3u8).prop_map(|s| Part::Document {
+                source: match s {
+                    0 => dragoman_model::MediaSource::Base64 {
+                        media_type: "application/pdf".into(),
+                        data: "JVBER".into()
+                    },
+                    1 => dragoman_model::MediaSource::Url {
+                        url: "https://x/y.pdf".into()
+                    },
+                    _ => dragoman_model::MediaSource::FileId {
+                        file_id: "file_2".into()
+                    },
+                },
+                title: None,
+                filename: Some("y.pdf".into()),
+                cache_control: None,
+            }),
+        ];
+        let assistant_part = prop_oneof![part().prop_filter("assistant history", |p| match p {
+            Part::ToolCall { arguments, .. } => !arguments.is_empty(),
+            Part::Reasoning { seal, .. } => matches!(seal, Some(s) if s.family == Family::OpenAi),
+            _ => true,
+        }),];
+        let result = (
+            "call_[a-z]{1,4}",
+            "[a-z]{1,8}",
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(call_id, t, image, custom)| {
+                let mut content = vec![Part::text(t)];
+                if image {
+                    content.push(Part::Image {
+                        source: dragoman_model::MediaSource::Url {
+                            url: "https://x/z.png".into(),
+                        },
+                        detail: None,
+                        cache_control: None,
+                    });
+                }
+                Part::ToolResult {
+                    call_id,
+                    content,
+                    is_error: false,
+                    kind: if custom {
+                        ToolKind::Custom
+                    } else {
+                        ToolKind::Function
+                    },
+                    cache_control: None,
+                }
+            });
+        prop_oneof![
+            prop::collection::vec(user_part, 0..3).prop_map(|c| Message::new(Role::User, c)),
+            "[a-z ]{1,10}".prop_map(|t| Message::text(Role::Developer, t)),
+            "[a-z ]{1,10}".prop_map(|t| Message::text(Role::System, t)),
+            prop::collection::vec(assistant_part, 1..4)
+                .prop_map(|c| Message::new(Role::Assistant, c)),
+            prop::collection::vec(result, 1..3).prop_map(|c| Message::new(Role::Tool, c)),
+        ]
+    }
+
     fn stop() -> impl Strategy<Value = StopReason> {
         prop_oneof![
             Just(StopReason::EndTurn),
@@ -1024,6 +1105,76 @@ mod props {
             let back = collect(&decode_stream(&wire)).map_err(|e| TestCaseError::fail(e.message))?;
             let direct = collect(&decode_stream(&encode_stream(&seq).0)).unwrap();
             prop_assert_eq!(back, direct);
+        }
+
+        /// Any request Responses can express survives encode → decode unchanged (consecutive
+        /// assistant or tool messages merge, as the decoder groups them).
+        #[test]
+        fn requests_round_trip(
+            msgs in prop::collection::vec(message(), 0..8),
+            system in prop::option::of("[a-z ]{0,10}"),
+            effort in 0..6usize,
+            temperature in prop::option::of(0..200u32),
+            max_tokens in prop::option::of(1..10_000u64),
+            choice in 0..5usize,
+            stream in any::<bool>(),
+        ) {
+            let mut merged: Vec<Message> = Vec::new();
+            for m in &msgs {
+                match merged.last_mut() {
+                    Some(last) if last.role == m.role && matches!(m.role, Role::Assistant | Role::Tool) => {
+                        last.content.extend(m.content.clone())
+                    }
+                    _ => merged.push(m.clone()),
+                }
+            }
+            let tools = vec![
+                dragoman_model::Tool::Function {
+                    name: "f".into(), description: Some("d".into()),
+                    parameters: json!({"type": "object", "properties": {}}), strict: Some(true), cache_control: None,
+                },
+                dragoman_model::Tool::Custom { name: "c".into(), description: None, format: Some(json!({"type": "text"})) },
+            ];
+            let reasoning = match effort {
+                0 => None,
+                1 => Some(dragoman_model::ReasoningConfig { enabled: Some(false), effort: Some(dragoman_model::Effort::None), ..Default::default() }),
+                n => Some(dragoman_model::ReasoningConfig {
+                    enabled: Some(true),
+                    effort: Some([dragoman_model::Effort::Minimal, dragoman_model::Effort::Low, dragoman_model::Effort::High, dragoman_model::Effort::Xhigh][n - 2]),
+                    summary: Some("auto".into()),
+                    ..Default::default()
+                }),
+            };
+            let tool_choice = [
+                None,
+                Some(dragoman_model::ToolChoice::Auto),
+                Some(dragoman_model::ToolChoice::Required),
+                Some(dragoman_model::ToolChoice::Tool { name: "c".into() }),
+                Some(dragoman_model::ToolChoice::Tool { name: "f".into() }),
+            ][choice].clone();
+            let req = Request {
+                model: "gpt-5".into(),
+                system: system.map(Part::text).into_iter().collect(),
+                messages: merged,
+                tools,
+                tool_choice,
+                parallel_tool_calls: Some(stream),
+                max_tokens,
+                temperature: temperature.map(|t| f64::from(t) / 100.0),
+                response_format: Some(dragoman_model::ResponseFormat::JsonSchema {
+                    name: Some("n".into()), schema: json!({"type": "object"}), strict: Some(true), description: None,
+                }),
+                reasoning,
+                user: Some("u".into()),
+                stream,
+                extensions: vec![dragoman_model::Extension::new(Dialect::Responses, "prompt_cache_key", json!("k"))],
+                ..Request::default()
+            };
+            let mut losses = Losses::new();
+            let wire = encode_request(&req, &mut losses);
+            prop_assert!(losses.is_empty(), "{:?}", losses);
+            let back = decode_request(wire.to_string().as_bytes(), &mut Losses::new()).unwrap();
+            prop_assert_eq!(back, req);
         }
     }
 }

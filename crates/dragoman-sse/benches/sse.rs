@@ -1,5 +1,7 @@
 //! Criterion benchmark of SSE framing throughput (decode and encode of a 200-event stream).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -1,5 +1,7 @@
 //! Test helpers: a scripted mock upstream that speaks all three dialects over real HTTP.
 //!
+//! Test-only code: it may panic when the machine cannot give it a socket.
+//!
 //! The upstream model name picks the behaviour: `fixture/<name>` replays a recording from
 //! `test_data/<dialect>/` byte for byte (real traffic), `script/<scenario>` plays a scripted
 //! answer (text with cached tokens, tool calls, reasoning, HTTP 429/529, a mid-stream error, an
@@ -7,6 +9,8 @@
 //! encoded by dragoman's own encoders, whose correctness the conformance matrix proves on the
 //! recordings. Every request is recorded for assertions, and so is every stream the gateway
 //! abandoned.
+
+#![allow(clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

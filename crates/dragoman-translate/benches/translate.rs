@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the translation core: a 10 KB request and a 200-event stream for
 //! every dialect pair, beside a plain `serde_json` parse of the same bytes as the floor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

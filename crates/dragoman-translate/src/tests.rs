@@ -48,7 +48,7 @@ fn json_of(e: &dragoman_sse::Event) -> Value {
     serde_json::from_str(&e.data).unwrap_or(Value::Null)
 }
 
-fn find<'a>(events: &'a [dragoman_sse::Event], ty: &str) -> Vec<Value> {
+fn find(events: &[dragoman_sse::Event], ty: &str) -> Vec<Value> {
     events
         .iter()
         .map(json_of)

@@ -1,6 +1,7 @@
 //! Shared helpers for the translate crate's data-driven tests: finding recordings and
 //! comparing canonical values across dialects.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -37,7 +38,10 @@ pub fn visible_text(parts: &[Part]) -> String {
         .iter()
         .filter_map(|p| match p {
             Part::Text { text, .. } | Part::Refusal { text } => Some(text.as_str()),
-            Part::Document { source: dragoman_model::MediaSource::Text { text, .. }, .. } => Some(text.as_str()),
+            Part::Document {
+                source: dragoman_model::MediaSource::Text { text, .. },
+                ..
+            } => Some(text.as_str()),
             _ => None,
         })
         .collect()
@@ -215,7 +219,12 @@ pub fn compare_responses(target: Dialect, src: &Response, dst: &Response) -> Res
     if target != Dialect::Anthropic && !b.is_empty() {
         allowed.push("tool_use");
     }
-    if target != Dialect::Anthropic && dst.content.iter().any(|p| matches!(p, Part::Refusal { .. })) {
+    if target != Dialect::Anthropic
+        && dst
+            .content
+            .iter()
+            .any(|p| matches!(p, Part::Refusal { .. }))
+    {
         allowed.push("refusal");
     }
     if !allowed.contains(&stop_tag(&dst.stop)) {

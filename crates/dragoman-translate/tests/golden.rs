@@ -2,6 +2,8 @@
 //! `tests/golden/`. A diff reads like the protocol. Refresh with `UPDATE_EXPECT=1 cargo test
 //! -p dragoman-translate --test golden` and review the diff.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
