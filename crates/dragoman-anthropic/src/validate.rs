@@ -106,7 +106,9 @@ impl Validator {
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 let b = open.btype.as_str();
-                let fits = match dty {
+                // Blocks of a type this validator does not know may take any delta.
+                let known = matches!(b, "text" | "thinking" | "redacted_thinking") || is_tool_block(b);
+                let fits = !known || match dty {
                     "text_delta" | "citations_delta" => b == "text",
                     "input_json_delta" => is_tool_block(b),
                     "thinking_delta" | "signature_delta" => b == "thinking",

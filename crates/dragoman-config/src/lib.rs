@@ -40,8 +40,23 @@ pub struct Config {
     pub deployments: Vec<Deployment>,
     pub master_key: Option<Secret>,
     pub server: ServerSettings,
+    pub database: DatabaseSettings,
     /// One line per unsupported key or suspicious value, to log at start.
     pub warnings: Vec<String>,
+}
+
+/// Where usage records go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatabaseSettings {
+    /// `general_settings.database_url` (PostgreSQL). `DATABASE_URL` is read by the binary.
+    pub url: Option<Secret>,
+    /// `dragoman_settings.database_path`: the SQLite file when no URL is given (default: next to
+    /// the config file, or `./dragoman.db` without one).
+    pub path: Option<String>,
+    /// `general_settings.disable_spend_logs: true` keeps no request log (metrics still count).
+    pub disabled: bool,
+    /// `dragoman_settings.usage_buffer`: records held in memory while the store is away.
+    pub buffer: Option<usize>,
 }
 
 /// Listener and request-handling limits.
@@ -140,6 +155,7 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
     let mut deployments = Vec::new();
     let mut master_key = None;
     let mut server = ServerSettings::default();
+    let mut database = DatabaseSettings::default();
     for (key, value) in &root {
         match key.as_str() {
             "model_list" => {
@@ -165,6 +181,11 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                             master_key =
                                 string_value(v, &path, env, &mut warnings)?.map(Secret::new)
                         }
+                        "database_url" => {
+                            database.url =
+                                string_value(v, &path, env, &mut warnings)?.map(Secret::new)
+                        }
+                        "disable_spend_logs" => database.disabled = boolean(v, &path)?,
                         _ => warnings.push(format!("{path} is not supported yet and is ignored")),
                     }
                 }
@@ -186,6 +207,8 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                             server.keepalive = seconds(v, &path)?
                         }
                         "shutdown_grace_seconds" => server.shutdown_grace = seconds(v, &path)?,
+                        "database_path" => database.path = Some(req_string(v, &path)?),
+                        "usage_buffer" => database.buffer = Some(uint(v, &path)? as usize),
                         _ => warnings.push(format!("{path} is not a known setting and is ignored")),
                     }
                 }
@@ -207,8 +230,18 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
         deployments,
         master_key,
         server,
+        database,
         warnings,
     })
+}
+
+fn boolean(v: &Value, path: &str) -> Result<bool, ConfigError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(err(path, "expected true or false")),
+    }
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ConfigError> {
@@ -432,8 +465,10 @@ fn deployment(
 fn is_price_key(k: &str) -> bool {
     k.ends_with("_cost_per_token")
         || k.ends_with("_token_cost")
-        || k.contains("cost_per_token_above")
-        || k == "input_cost_per_token_batches"
+        || k.contains("_cost_per_token_above_")
+        || k.contains("_token_cost_above_")
+        || k == "web_search_cost_per_request"
+        || k == "search_context_cost_per_query"
 }
 
 /// The configuration used when no file is given: every model reachable with the provider keys
@@ -480,6 +515,7 @@ pub fn embedded(env: &dyn Env) -> Config {
         deployments,
         master_key,
         server: ServerSettings::default(),
+        database: DatabaseSettings::default(),
         warnings,
     }
 }

@@ -72,7 +72,8 @@ fn a_litellm_config_parses() {
     let w = c.warnings.join("\n");
     assert!(w.contains("ANTHROPIC_API_KEY is not set"), "{w}");
     assert!(w.contains("litellm_settings is not supported yet"), "{w}");
-    assert!(w.contains("general_settings.database_url"), "{w}");
+    assert!(!w.contains("general_settings.database_url"), "{w}");
+    assert_eq!(c.database.url.as_ref().unwrap().expose(), "postgres://x");
     assert!(
         w.contains("model_list[4].litellm_params.max_retries"),
         "{w}"

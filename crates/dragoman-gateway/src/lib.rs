@@ -5,18 +5,26 @@
 //! translate (or pass through), call upstream, and answer — whole or as a stream pumped event
 //! by event. Nothing on that path blocks or buffers a whole stream.
 
+mod accounting;
 mod auth;
 mod errors;
+mod metrics;
 mod proxy;
 mod pump;
 mod routes;
+mod spend;
 mod tokens;
 mod upstream;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
+use dragoman_accounting::pricing::{self, ModelPrice};
 use dragoman_config::{Config, Deployment};
+use dragoman_model::Usage;
+use dragoman_store::{Store, Writer};
 
+pub use metrics::Metrics;
 pub use routes::app;
 
 /// Shared state of a running gateway.
@@ -24,10 +32,28 @@ pub struct Gateway {
     config: Config,
     /// One HTTP client per deployment, because connect timeouts are per deployment.
     clients: Vec<reqwest::Client>,
+    /// Per-deployment price overrides from the config (LiteLLM's keys).
+    overrides: Vec<Option<ModelPrice>>,
+    metrics: Metrics,
+    writer: Option<Writer>,
+    store: Option<Store>,
+    /// Models already warned about for having no price, so the warning comes once.
+    unpriced: Mutex<HashSet<String>>,
 }
 
 impl Gateway {
+    /// A gateway without a usage store (records still reach the metrics).
     pub fn new(config: Config) -> Result<Arc<Gateway>, String> {
+        Gateway::with_store(config, None, None)
+    }
+
+    /// A gateway that writes usage records through `writer` and answers the spend API from
+    /// `store`.
+    pub fn with_store(config: Config, store: Option<Store>, writer: Option<Writer>) -> Result<Arc<Gateway>, String> {
+        let mut overrides = Vec::with_capacity(config.deployments.len());
+        for d in &config.deployments {
+            overrides.push(pricing::from_litellm(&d.prices).map_err(|e| format!("deployment {}: price: {e}", d.id))?);
+        }
         let mut clients = Vec::with_capacity(config.deployments.len());
         for d in &config.deployments {
             let c = reqwest::Client::builder()
@@ -38,7 +64,36 @@ impl Gateway {
                 .map_err(|e| format!("http client for {}: {e}", d.id))?;
             clients.push(c);
         }
-        Ok(Arc::new(Gateway { config, clients }))
+        Ok(Arc::new(Gateway {
+            config,
+            clients,
+            overrides,
+            metrics: Metrics::new(),
+            writer,
+            store,
+            unpriced: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    pub fn writer(&self) -> Option<&Writer> {
+        self.writer.as_ref()
+    }
+
+    /// The cost of `usage` on deployment `idx` serving `model`, in nano-dollars; `None` (and a
+    /// warning, once per model) when no price is known: unknown is never recorded as zero.
+    fn cost(&self, idx: usize, model: &str, usage: &Usage) -> Option<i64> {
+        let price = pricing::merged(self.overrides[idx].clone(), pricing::builtin(model));
+        match price {
+            Some(p) => pricing::cost_nanos(&p, usage),
+            None => {
+                if let Ok(mut seen) = self.unpriced.lock()
+                    && seen.insert(model.to_owned())
+                {
+                    tracing::warn!(model, deployment = %self.config.deployments[idx].id, "no price known for this model: its cost is recorded as unknown (set input_cost_per_token / output_cost_per_token on the deployment)");
+                }
+                None
+            }
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -85,13 +140,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = gateway.config.server.shutdown_grace;
+    let keep = gateway.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async {
         let _ = rx.await;
     });
     let mut task = tokio::spawn(async move { server.await });
     tokio::select! {
-        r = &mut task => return r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        r = &mut task => {
+            flush_usage(&keep, grace).await;
+            return r.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        }
         () = shutdown => {}
     }
     tracing::info!(
@@ -99,12 +158,28 @@ pub async fn serve(
         "shutting down: no new connections, draining in-flight requests"
     );
     let _ = tx.send(());
-    match tokio::time::timeout(grace, &mut task).await {
+    let result = match tokio::time::timeout(grace, &mut task).await {
         Ok(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         Err(_) => {
             tracing::warn!("shutdown grace period over; closing the remaining connections");
             task.abort();
+            let _ = task.await;
             Ok(())
+        }
+    };
+    flush_usage(&keep, grace).await;
+    result
+}
+
+/// Flushes the usage writer at shutdown: every record of every accepted request is written
+/// before the process exits, unless the store stays down past `deadline`.
+pub async fn flush_usage(gateway: &Gateway, deadline: std::time::Duration) {
+    if let Some(w) = gateway.writer.clone() {
+        let stats = w.close(deadline).await;
+        if stats.backlog > 0 {
+            tracing::error!(unwritten = stats.backlog, "usage records could not be written before shutdown");
+        } else {
+            tracing::info!(written = stats.written, dropped = stats.dropped, "usage records flushed");
         }
     }
 }

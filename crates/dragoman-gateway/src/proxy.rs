@@ -1,20 +1,21 @@
 //! The life of one request: authenticate, read the body within its limit, route by model,
-//! translate (or pass through with the model renamed), call the deployment, answer.
+//! translate (or pass through with the model renamed), call the deployment, answer — and leave
+//! one usage record whatever happens (see `accounting::Tracker`).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use dragoman_model::{Dialect, ErrorKind, Losses, StreamOptions};
+use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses, StreamOptions, Usage};
 use dragoman_translate as hub;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::Gateway;
+use crate::accounting::Tracker;
 use crate::errors::{error, render, set_request_id};
 use crate::pump::{Context, Mode, Pump};
 use crate::upstream::{self, Op};
@@ -32,95 +33,93 @@ pub fn new_request_id() -> String {
 /// The header listing what translation dropped or approximated.
 const LOSSES_HEADER: &str = "x-dragoman-dropped";
 
+/// Counts a request or stream in an in-flight gauge for as long as it lives.
+pub struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    pub fn new(g: &prometheus_client::metrics::gauge::Gauge) -> InFlight {
+        g.inc();
+        InFlight(g.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Renders an error before the first byte and records how the request ended.
+fn refuse(tracker: Tracker, client: Dialect, err: &ErrorBody, status: Option<u16>, id: &str, upstream: bool) -> Response {
+    let resp = render(client, err, status, id);
+    tracker.failed(err.kind, resp.status().as_u16(), upstream);
+    resp
+}
+
+/// What one request carries from the router to the upstream call.
+struct Call<'a> {
+    gw: &'a Gateway,
+    idx: usize,
+    envelope: Value,
+    body: Bytes,
+    upstream_model: String,
+    headers: HeaderMap,
+    ctx: Context,
+    tracker: Tracker,
+}
+
 pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
-    let started = Instant::now();
     let id = new_request_id();
     let client = match ep {
         Endpoint::Generate(d) => d,
         Endpoint::CountTokens => Dialect::Anthropic,
     };
+    let _in_flight = InFlight::new(&gw.metrics.in_flight_requests);
+    let mut tracker = Tracker::new(gw.clone(), &id, client);
+    let started = tracker.started();
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     if let Err(m) = gw.authorize(&headers) {
-        return render(client, &error(ErrorKind::Authentication, m), None, &id);
+        return refuse(tracker, client, &error(ErrorKind::Authentication, m), None, &id, false);
     }
+    tracker.authenticated();
     let body = match read_body(body, &headers, gw.config.server.max_body_bytes).await {
         Ok(b) => b,
-        Err(resp_err) => return render(client, &resp_err, None, &id),
+        Err(e) => return refuse(tracker, client, &e, None, &id, false),
     };
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
-            return render(
-                client,
-                &error(
-                    ErrorKind::InvalidRequest,
-                    "request body must be a JSON object",
-                ),
-                None,
-                &id,
-            );
+            let e = error(ErrorKind::InvalidRequest, "request body must be a JSON object");
+            return refuse(tracker, client, &e, None, &id, false);
         }
         Err(e) => {
-            return render(
-                client,
-                &error(ErrorKind::InvalidRequest, format!("invalid JSON body: {e}")),
-                None,
-                &id,
-            );
+            let e = error(ErrorKind::InvalidRequest, format!("invalid JSON body: {e}"));
+            return refuse(tracker, client, &e, None, &id, false);
         }
     };
-    let Some(model) = envelope
-        .get("model")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return render(
-            client,
-            &error(
-                ErrorKind::InvalidRequest,
-                "model: required field is missing",
-            ),
-            None,
-            &id,
-        );
+    let Some(model) = envelope.get("model").and_then(Value::as_str).map(str::to_owned) else {
+        let e = error(ErrorKind::InvalidRequest, "model: required field is missing");
+        return refuse(tracker, client, &e, None, &id, false);
     };
+    let stream = matches!(ep, Endpoint::Generate(_)) && envelope.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    tracker.requested(&model, stream);
     let Some((idx, dep, upstream_model)) = gw.route(&model) else {
         let msg = format!("model `{model}` is not served by this gateway (see GET /v1/models)");
-        return render(client, &error(ErrorKind::NotFound, msg), None, &id);
+        return refuse(tracker, client, &error(ErrorKind::NotFound, msg), None, &id, false);
     };
-    let ctx = Context {
-        request_id: id.clone(),
-        model: model.clone(),
-        deployment: dep.id.clone(),
-        client,
-        upstream: dep.dialect,
-        started,
-    };
+    tracker.routed(idx, &upstream_model);
+    let ctx = Context { request_id: id, model, deployment: dep.id.clone(), client, upstream: dep.dialect, started };
+    let call = Call { gw: &gw, idx, envelope, body, upstream_model, headers, ctx, tracker };
     match ep {
-        Endpoint::CountTokens => {
-            count_tokens(&gw, idx, envelope, &body, upstream_model, &headers, ctx).await
-        }
-        Endpoint::Generate(_) => {
-            generate(&gw, idx, envelope, &body, upstream_model, &headers, ctx).await
-        }
+        Endpoint::CountTokens => count_tokens(call).await,
+        Endpoint::Generate(_) => generate(call, stream).await,
     }
 }
 
-async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<Bytes, dragoman_model::ErrorBody> {
-    let too_large = || {
-        error(
-            ErrorKind::RequestTooLarge,
-            format!("request body exceeds the {limit}-byte limit"),
-        )
-    };
-    if let Some(len) = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ErrorBody> {
+    let too_large = || error(ErrorKind::RequestTooLarge, format!("request body exceeds the {limit}-byte limit"));
+    if let Some(len) = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         && len > limit
     {
         return Err(too_large());
@@ -128,12 +127,7 @@ async fn read_body(
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            error(
-                ErrorKind::InvalidRequest,
-                format!("could not read the request body: {e}"),
-            )
-        })?;
+        let chunk = chunk.map_err(|e| error(ErrorKind::InvalidRequest, format!("could not read the request body: {e}")))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -148,15 +142,8 @@ fn losses_header(headers: &mut HeaderMap, losses: &Losses) {
     }
     let mut s = String::new();
     for l in losses.iter() {
-        let item = format!(
-            "{} {}",
-            if l.kind == dragoman_model::LossKind::Dropped {
-                "dropped"
-            } else {
-                "approximated"
-            },
-            l.path
-        );
+        let kind = if l.kind == dragoman_model::LossKind::Dropped { "dropped" } else { "approximated" };
+        let item = format!("{kind} {}", l.path);
         if s.len() + item.len() > 2000 {
             s.push_str(", …");
             break;
@@ -166,47 +153,25 @@ fn losses_header(headers: &mut HeaderMap, losses: &Losses) {
         }
         s.push_str(&item);
     }
-    let clean: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
+    let clean: String = s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
     if let Ok(v) = HeaderValue::from_str(&clean) {
         headers.insert(LOSSES_HEADER, v);
     }
 }
 
-async fn generate(
-    gw: &Gateway,
-    idx: usize,
-    mut envelope: Value,
-    body: &Bytes,
-    upstream_model: String,
-    headers: &HeaderMap,
-    ctx: Context,
-) -> Response {
+async fn generate(call: Call<'_>, stream: bool) -> Response {
+    let Call { gw, idx, mut envelope, body, upstream_model, headers, ctx, mut tracker } = call;
     let dep = &gw.config.deployments[idx];
     let client = ctx.client;
     let id = ctx.request_id.clone();
-    let stream = envelope
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
     let mut losses = Losses::new();
     let mut estimate = None;
     if client == Dialect::Responses
         && dep.dialect != Dialect::Responses
-        && envelope
-            .get("previous_response_id")
-            .is_some_and(|v| !v.is_null())
+        && envelope.get("previous_response_id").is_some_and(|v| !v.is_null())
     {
         let msg = "previous_response_id cannot be honoured: this model is not served by the Responses API and dragoman keeps no response store; send the full conversation in `input`";
-        return render(client, &error(ErrorKind::InvalidRequest, msg), None, &id);
+        return refuse(tracker, client, &error(ErrorKind::InvalidRequest, msg), None, &id, false);
     }
     let upstream_body = if dep.dialect == client {
         envelope["model"] = Value::String(upstream_model);
@@ -220,45 +185,32 @@ async fn generate(
         }
         serde_json::to_vec(&envelope).unwrap_or_default()
     } else {
-        let mut req = match hub::decode_request(client, body, &mut losses) {
+        let mut req = match hub::decode_request(client, &body, &mut losses) {
             Ok(r) => r,
-            Err(e) => {
-                return render(
-                    client,
-                    &error(ErrorKind::InvalidRequest, e.to_string()),
-                    None,
-                    &id,
-                );
-            }
+            Err(e) => return refuse(tracker, client, &error(ErrorKind::InvalidRequest, e.to_string()), None, &id, false),
         };
         req.model = upstream_model;
-        if client == Dialect::Anthropic && stream {
-            estimate = Some(crate::tokens::estimate_prompt(&req));
+        if stream && dep.dialect != Dialect::Anthropic {
+            // OpenAI upstreams report usage only at the end: count the prompt now, for the
+            // client's `message_start` and for the record if the stream never finishes.
+            let n = crate::tokens::estimate_prompt(&req);
+            tracker.input_estimate = Some(n);
+            if client == Dialect::Anthropic {
+                estimate = Some(n);
+            }
         }
         serde_json::to_vec(&hub::encode_request(dep.dialect, &req, &mut losses)).unwrap_or_default()
     };
     if !losses.is_empty() {
         tracing::debug!(request_id = %id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
     }
-    let up_headers = upstream::headers(dep, client, headers);
-    let limit = if stream {
-        dep.stream_timeout
-    } else {
-        dep.timeout
-    };
-    let resp = match upstream::send(
-        &gw.clients[idx],
-        upstream::url(dep, Op::Generate),
-        up_headers,
-        upstream_body,
-        limit,
-    )
-    .await
-    {
+    let up_headers = upstream::headers(dep, client, &headers);
+    let limit = if stream { dep.stream_timeout } else { dep.timeout };
+    let resp = match upstream::send(&gw.clients[idx], upstream::url(dep, Op::Generate), up_headers, upstream_body, limit).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request_id = %id, deployment = %dep.id, error = %e.body.message, "upstream call failed");
-            return render(client, &e.body, Some(e.status), &id);
+            return refuse(tracker, client, &e.body, Some(e.status), &id, true);
         }
     };
     let status = resp.status().as_u16();
@@ -273,25 +225,14 @@ async fn generate(
     if status >= 400 {
         let bytes = read_upstream(resp, dep.timeout).await.unwrap_or_default();
         tracing::info!(request_id = %id, model = %ctx.model, deployment = %dep.id, status, outcome = "upstream_error", "request done");
-        if dep.dialect == client {
-            out_headers.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                out_headers,
-                bytes,
-            )
-                .into_response();
-        }
         let err = hub::decode_error(dep.dialect, Some(status), &bytes);
-        let out_status = if client == Dialect::Anthropic {
-            err.kind.status()
-        } else {
-            status
-        };
-        let mut r = render(client, &err, Some(out_status), &id);
+        if dep.dialect == client {
+            out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            tracker.failed(err.kind, status, true);
+            return (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), out_headers, bytes).into_response();
+        }
+        let out_status = if client == Dialect::Anthropic { err.kind.status() } else { status };
+        let mut r = refuse(tracker, client, &err, Some(out_status), &id, true);
         r.headers_mut().extend(out_headers);
         return r;
     }
@@ -299,99 +240,60 @@ async fn generate(
     if !stream {
         let bytes = match read_upstream(resp, dep.timeout).await {
             Ok(b) => b,
-            Err(e) => return render(client, &e, Some(504), &id),
+            Err(e) => return refuse(tracker, client, &e, Some(504), &id, true),
         };
-        let out = if dep.dialect == client {
-            log_usage(
-                &ctx,
-                hub::decode_response(dep.dialect, &bytes, &mut Losses::new())
-                    .ok()
-                    .map(|r| r.usage),
-            );
-            bytes
+        let (out, usage) = if dep.dialect == client {
+            let usage = hub::decode_response(dep.dialect, &bytes, &mut Losses::new()).map(|r| r.usage).unwrap_or_default();
+            (bytes, usage)
         } else {
             let r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
                 Ok(r) => r,
                 Err(e) => {
                     let msg = format!("upstream sent a response dragoman cannot read: {e}");
-                    return render(client, &error(ErrorKind::Server, msg), Some(502), &id);
+                    return refuse(tracker, client, &error(ErrorKind::Server, msg), Some(502), &id, true);
                 }
             };
-            log_usage(&ctx, Some(r.usage));
-            Bytes::from(
-                serde_json::to_vec(&hub::encode_response(client, &r, &mut losses))
-                    .unwrap_or_default(),
-            )
+            let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses)).unwrap_or_default();
+            (Bytes::from(body), r.usage)
         };
+        log_usage(&ctx, &usage);
+        let cost = tracker.answered(200, usage);
+        if let Some(c) = cost
+            && let Ok(v) = HeaderValue::from_str(&crate::accounting::usd(c))
+        {
+            out_headers.insert("x-dragoman-response-cost", v.clone());
+            out_headers.insert("x-litellm-response-cost", v);
+        }
         losses_header(&mut out_headers, &losses);
-        out_headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return (StatusCode::OK, out_headers, out).into_response();
     }
 
     let mode = if dep.dialect == client {
         Mode::Passthrough(Box::new(hub::PassthroughTap::new(client)))
     } else {
-        let include_usage = client != Dialect::Chat
-            || envelope
-                .pointer("/stream_options/include_usage")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-        let opts = StreamOptions {
-            input_estimate: estimate,
-            include_usage,
-        };
-        Mode::Translate(Box::new(hub::StreamTranslator::new(
-            dep.dialect,
-            client,
-            opts,
-        )))
+        let include_usage =
+            client != Dialect::Chat || envelope.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+        let opts = StreamOptions { input_estimate: estimate, include_usage };
+        Mode::Translate(Box::new(hub::StreamTranslator::new(dep.dialect, client, opts)))
     };
-    let pump = Pump::new(
-        resp.bytes_stream().boxed(),
-        mode,
-        gw.config.server.keepalive,
-        dep.stream_timeout,
-        ctx,
-    );
-    out_headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    out_headers.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache"),
-    );
+    let gauge = InFlight::new(&gw.metrics.in_flight_streams);
+    let pump = Pump::new(resp.bytes_stream().boxed(), mode, gw.config.server.keepalive, dep.stream_timeout, ctx, tracker, gauge);
+    out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    out_headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    (
-        StatusCode::OK,
-        out_headers,
-        Body::from_stream(pump.into_stream()),
-    )
-        .into_response()
+    (StatusCode::OK, out_headers, Body::from_stream(pump.into_stream())).into_response()
 }
 
-async fn read_upstream(
-    resp: reqwest::Response,
-    limit: std::time::Duration,
-) -> Result<Bytes, dragoman_model::ErrorBody> {
+async fn read_upstream(resp: reqwest::Response, limit: std::time::Duration) -> Result<Bytes, ErrorBody> {
     match tokio::time::timeout(limit, resp.bytes()).await {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(error(
-            ErrorKind::Server,
-            format!("upstream response failed: {}", upstream::without_url(&e)),
-        )),
-        Err(_) => Err(error(
-            ErrorKind::Timeout,
-            "upstream response did not complete in time",
-        )),
+        Ok(Err(e)) => Err(error(ErrorKind::Server, format!("upstream response failed: {}", upstream::without_url(&e)))),
+        Err(_) => Err(error(ErrorKind::Timeout, "upstream response did not complete in time")),
     }
 }
 
-fn log_usage(ctx: &Context, usage: Option<dragoman_model::Usage>) {
-    let u = usage.unwrap_or_default();
+fn log_usage(ctx: &Context, u: &Usage) {
     tracing::info!(
         request_id = %ctx.request_id,
         model = %ctx.model,
@@ -413,46 +315,31 @@ fn log_usage(ctx: &Context, usage: Option<dragoman_model::Usage>) {
 /// `count_tokens`: the provider's own counting endpoint for Anthropic deployments; OpenAI's
 /// tokenizer over the translated request for the others. The `x-dragoman-token-count` header
 /// says which.
-async fn count_tokens(
-    gw: &Gateway,
-    idx: usize,
-    mut envelope: Value,
-    _body: &Bytes,
-    upstream_model: String,
-    headers: &HeaderMap,
-    ctx: Context,
-) -> Response {
+async fn count_tokens(call: Call<'_>) -> Response {
+    let Call { gw, idx, mut envelope, upstream_model, headers, ctx, tracker, .. } = call;
     let dep = &gw.config.deployments[idx];
     let id = ctx.request_id.clone();
     if dep.dialect == Dialect::Anthropic {
         envelope["model"] = Value::String(upstream_model);
-        let up_headers = upstream::headers(dep, Dialect::Anthropic, headers);
+        let up_headers = upstream::headers(dep, Dialect::Anthropic, &headers);
         let body = serde_json::to_vec(&envelope).unwrap_or_default();
-        let resp = match upstream::send(
-            &gw.clients[idx],
-            upstream::url(dep, Op::CountTokens),
-            up_headers,
-            body,
-            dep.timeout,
-        )
-        .await
-        {
+        let url = upstream::url(dep, Op::CountTokens);
+        let resp = match upstream::send(&gw.clients[idx], url, up_headers, body, dep.timeout).await {
             Ok(r) => r,
-            Err(e) => return render(Dialect::Anthropic, &e.body, Some(e.status), &id),
+            Err(e) => return refuse(tracker, Dialect::Anthropic, &e.body, Some(e.status), &id, true),
         };
         let status = resp.status();
         let mut out_headers = HeaderMap::new();
         upstream::forwardable(resp.headers(), &mut out_headers);
         set_request_id(&mut out_headers, &id);
-        out_headers.insert(
-            "x-dragoman-token-count",
-            HeaderValue::from_static("provider"),
-        );
-        out_headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        out_headers.insert("x-dragoman-token-count", HeaderValue::from_static("provider"));
+        out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let bytes = read_upstream(resp, dep.timeout).await.unwrap_or_default();
+        if status.is_success() {
+            tracker.answered(status.as_u16(), Usage::default());
+        } else {
+            tracker.failed(ErrorKind::from_status(status.as_u16()), status.as_u16(), true);
+        }
         return (status, out_headers, bytes).into_response();
     }
     // count_tokens bodies carry no max_tokens; the request decoder may want one.
@@ -463,20 +350,14 @@ async fn count_tokens(
     let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
     let mut req = match hub::decode_request(Dialect::Anthropic, &bytes, &mut losses) {
         Ok(r) => r,
-        Err(e) => {
-            return render(
-                Dialect::Anthropic,
-                &error(ErrorKind::InvalidRequest, e.to_string()),
-                None,
-                &id,
-            );
-        }
+        Err(e) => return refuse(tracker, Dialect::Anthropic, &error(ErrorKind::InvalidRequest, e.to_string()), None, &id, false),
     };
     req.model = upstream_model.clone();
     req.max_tokens = None;
     let translated = hub::encode_request(dep.dialect, &req, &mut losses);
     let n = crate::tokens::count_body(&translated, &upstream_model);
     let (_, name) = crate::tokens::tokenizer_for(&upstream_model);
+    tracker.answered(200, Usage::default());
     let mut resp = axum::Json(json!({"input_tokens": n})).into_response();
     set_request_id(resp.headers_mut(), &id);
     if let Ok(v) = HeaderValue::from_str(&format!("local; tokenizer={name}")) {

@@ -40,6 +40,8 @@ pub struct Pump<S> {
     first_byte: Option<Duration>,
     /// The upstream body ended, or the pump ended the stream itself with an error.
     closed: bool,
+    tracker: Option<crate::accounting::Tracker>,
+    _gauge: crate::proxy::InFlight,
 }
 
 impl<S> Pump<S>
@@ -52,6 +54,8 @@ where
         keepalive: Duration,
         idle_limit: Duration,
         ctx: Context,
+        tracker: crate::accounting::Tracker,
+        gauge: crate::proxy::InFlight,
     ) -> Self {
         Pump {
             upstream,
@@ -64,6 +68,8 @@ where
             ctx,
             first_byte: None,
             closed: false,
+            tracker: Some(tracker),
+            _gauge: gauge,
         }
     }
 
@@ -179,7 +185,11 @@ where
         }
     }
 
-    fn log_end(&self) {
+    fn log_end(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            let ttfb = self.first_byte.map(|d| d.as_millis() as u64);
+            t.streamed(self.observed(), ttfb, false);
+        }
         let o = self.observed();
         let u = &o.usage;
         let losses: Vec<String> = self.losses.iter().map(|l| l.to_string()).collect();
@@ -209,6 +219,14 @@ where
 
 impl<S> Drop for Pump<S> {
     fn drop(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            let ttfb = self.first_byte.map(|d| d.as_millis() as u64);
+            let observed = match &self.mode {
+                Mode::Passthrough(t) => t.observed(),
+                Mode::Translate(t) => t.observed(),
+            };
+            t.streamed(observed, ttfb, true);
+        }
         if !self.done {
             tracing::info!(
                 request_id = %self.ctx.request_id,

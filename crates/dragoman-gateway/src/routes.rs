@@ -33,7 +33,10 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             )
             .route(&format!("{prefix}/models"), get(models));
     }
-    r.route("/health/liveliness", get(live))
+    r.route("/spend/logs", get(crate::spend::logs))
+        .route("/spend/summary", get(crate::spend::summary))
+        .route("/metrics", get(crate::spend::metrics))
+        .route("/health/liveliness", get(live))
         .route("/health/liveness", get(live))
         .route("/health/readiness", get(ready))
         .route("/health", get(ready))

@@ -242,6 +242,59 @@ pub struct StreamTranslator {
     encoded: Vec<sse::Event>,
     failed: bool,
     observed: Observed,
+    args: ArgsGuard,
+}
+
+/// Keeps the arguments of function tool calls and, when a stream would end successfully with
+/// arguments that are not JSON, ends it with an error instead (traps §23): a client must not
+/// run a tool on truncated or garbled arguments. A stream cut by the token limit keeps its
+/// partial arguments, as every dialect reports them then.
+#[derive(Default)]
+struct ArgsGuard {
+    calls: Vec<(usize, String, String)>,
+}
+
+impl ArgsGuard {
+    fn check(&mut self, events: &mut Vec<StreamEvent>) {
+        let mut bad = None;
+        for ev in events.iter() {
+            match ev {
+                StreamEvent::BlockStart {
+                    index,
+                    block: dragoman_model::BlockKind::ToolCall { name, kind: dragoman_model::ToolKind::Function, .. },
+                } => self.calls.push((*index, name.clone(), String::new())),
+                StreamEvent::BlockDelta { index, delta: dragoman_model::Delta::Arguments(a) } => {
+                    if let Some(c) = self.calls.iter_mut().find(|c| c.0 == *index) {
+                        c.2.push_str(a);
+                    }
+                }
+                StreamEvent::MessageDelta { stop, .. }
+                    if !matches!(
+                        stop,
+                        dragoman_model::StopReason::MaxTokens | dragoman_model::StopReason::ContextWindowExceeded
+                    ) =>
+                {
+                    bad = self
+                        .calls
+                        .iter()
+                        .find(|c| !c.2.trim().is_empty() && serde_json::from_str::<serde_json::Value>(&c.2).is_err())
+                        .map(|c| c.1.clone());
+                }
+                _ => {}
+            }
+        }
+        if let Some(name) = bad
+            && let Some(pos) = events.iter().position(|e| matches!(e, StreamEvent::MessageDelta { .. }))
+        {
+            events.truncate(pos);
+            events.push(StreamEvent::Error {
+                error: ErrorBody::new(
+                    dragoman_model::ErrorKind::Server,
+                    format!("upstream produced arguments for tool `{name}` that are not valid JSON"),
+                ),
+            });
+        }
+    }
 }
 
 /// What a stream said about itself, gathered as it passes: for logs and accounting.
@@ -256,6 +309,9 @@ pub struct Observed {
     pub error: Option<ErrorBody>,
     /// Whether any canonical event has passed (the client has been sent the start).
     pub started: bool,
+    /// Characters of generated text, reasoning and tool arguments seen: the basis of an output
+    /// estimate when the upstream never reports usage (a cut or cancelled stream).
+    pub output_chars: u64,
 }
 
 impl Observed {
@@ -268,6 +324,16 @@ impl Observed {
                 self.stop = Some(stop.clone());
             }
             StreamEvent::MessageStop => self.success = Some(true),
+            StreamEvent::BlockDelta { delta, .. } => {
+                let n = match delta {
+                    dragoman_model::Delta::Text(t)
+                    | dragoman_model::Delta::Reasoning(t)
+                    | dragoman_model::Delta::Arguments(t)
+                    | dragoman_model::Delta::Refusal(t) => t.chars().count(),
+                    _ => 0,
+                };
+                self.output_chars += n as u64;
+            }
             StreamEvent::Error { error } => {
                 self.success = Some(false);
                 self.error = Some(error.clone());
@@ -293,6 +359,7 @@ impl StreamTranslator {
             encoded: Vec::new(),
             failed: false,
             observed: Observed::default(),
+            args: ArgsGuard::default(),
         }
     }
 
@@ -412,7 +479,11 @@ impl StreamTranslator {
 
     fn emit(&mut self, out: &mut Vec<u8>, losses: &mut Losses) {
         self.encoded.clear();
+        self.args.check(&mut self.canonical);
         for ev in &self.canonical {
+            if self.observed.ended() {
+                break;
+            }
             self.observed.see(ev);
             self.encoder.push(ev, &mut self.encoded, losses);
         }

@@ -386,6 +386,20 @@ impl StreamDecoder {
             .filter(|d| d.is_object())
             .ok_or_else(|| self.err(n, ty, "delta is missing"))?;
         let dty = text_of(d, "type");
+        // A delta of a known kind must carry its payload, on any block: forwarding one without
+        // it would hand the client a delta its SDK cannot apply.
+        let required = match dty {
+            "text_delta" => Some("text"),
+            "input_json_delta" => Some("partial_json"),
+            "thinking_delta" => Some("thinking"),
+            "signature_delta" => Some("signature"),
+            _ => None,
+        };
+        if let Some(k) = required
+            && !d.get(k).is_some_and(Value::is_string)
+        {
+            return Err(self.err(n, ty, format!("delta.{k}: required string is missing")));
+        }
         let delta = match (kind, dty) {
             (Kind::Text, "text_delta") => Delta::Text(text_of(d, "text").to_owned()),
             (Kind::Text, "citations_delta") => Delta::Citation {

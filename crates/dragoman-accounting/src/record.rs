@@ -1,0 +1,72 @@
+//! The usage record: one per request, written exactly once, whatever the request's end.
+
+use dragoman_model::{Dialect, Usage};
+use serde::{Deserialize, Serialize};
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// The upstream answered with an error status or an in-stream error.
+    UpstreamError,
+    /// The client went away before the end.
+    ClientCancelled,
+    /// The upstream did not answer or went silent past its timeout.
+    Timeout,
+    /// dragoman refused or failed the request itself (auth, bad input, no route, malformed
+    /// upstream answer).
+    GatewayError,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::ClientCancelled => "client_cancelled",
+            Outcome::Timeout => "timeout",
+            Outcome::GatewayError => "gateway_error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "ok" => Outcome::Ok,
+            "upstream_error" => Outcome::UpstreamError,
+            "client_cancelled" => Outcome::ClientCancelled,
+            "timeout" => Outcome::Timeout,
+            "gateway_error" => Outcome::GatewayError,
+            _ => return None,
+        })
+    }
+}
+
+/// One request's accounting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub request_id: String,
+    /// Start time, Unix milliseconds.
+    pub started_at_ms: i64,
+    /// Who called: a key id, `master`, or `open` when no master key is configured.
+    pub principal: String,
+    pub client_dialect: Dialect,
+    /// `None` when the request failed before a deployment was chosen.
+    pub upstream_dialect: Option<Dialect>,
+    /// The model name the client asked for (the model group).
+    pub model: String,
+    pub deployment: Option<String>,
+    pub provider_model: Option<String>,
+    pub stream: bool,
+    pub outcome: Outcome,
+    /// The HTTP status the client received (200 for a stream that failed after its start).
+    pub status: u16,
+    pub latency_ms: u64,
+    /// Time to the first byte of the answer (streams and whole responses alike).
+    pub ttft_ms: Option<u64>,
+    pub usage: Usage,
+    /// True when the upstream never reported usage and `usage.output` was estimated locally.
+    pub usage_estimated: bool,
+    /// Cost in nano-dollars (1e-9 USD); `None` when the model's price is unknown.
+    pub cost_nanos: Option<i64>,
+}

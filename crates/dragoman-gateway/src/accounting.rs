@@ -1,0 +1,168 @@
+//! Per-request accounting: a [`Tracker`] is created when a request arrives and leaves exactly
+//! one usage record however the request ends — answered, refused, failed upstream, timed out,
+//! or abandoned by the client (the tracker's `Drop` records that last case, so no early return
+//! or dropped future can skip it). Records go to the metrics at once and to the store through
+//! the non-blocking writer.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use dragoman_accounting::{Outcome, UsageRecord};
+use dragoman_model::{Dialect, ErrorKind, Usage};
+use dragoman_translate::Observed;
+
+use crate::Gateway;
+
+pub struct Tracker {
+    gw: Arc<Gateway>,
+    rec: UsageRecord,
+    started: Instant,
+    /// Bounded metrics label: the configured model group.
+    group: String,
+    /// The deployment index, for its price.
+    deployment: Option<usize>,
+    /// A local prompt count, used when the upstream never reported input usage.
+    pub input_estimate: Option<u64>,
+    done: bool,
+}
+
+impl Tracker {
+    pub fn new(gw: Arc<Gateway>, request_id: &str, client: Dialect) -> Tracker {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let principal = if gw.config.master_key.is_some() { "anonymous" } else { "open" };
+        Tracker {
+            gw,
+            rec: UsageRecord {
+                request_id: request_id.to_owned(),
+                started_at_ms: now_ms,
+                principal: principal.to_owned(),
+                client_dialect: client,
+                upstream_dialect: None,
+                model: String::new(),
+                deployment: None,
+                provider_model: None,
+                stream: false,
+                outcome: Outcome::GatewayError,
+                status: 0,
+                latency_ms: 0,
+                ttft_ms: None,
+                usage: Usage::default(),
+                usage_estimated: false,
+                cost_nanos: None,
+            },
+            started: Instant::now(),
+            group: "unrouted".into(),
+            deployment: None,
+            input_estimate: None,
+            done: false,
+        }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn authenticated(&mut self) {
+        if self.gw.config.master_key.is_some() {
+            self.rec.principal = "master".into();
+        }
+    }
+
+    pub fn requested(&mut self, model: &str, stream: bool) {
+        self.rec.model = model.to_owned();
+        self.rec.stream = stream;
+    }
+
+    pub fn routed(&mut self, idx: usize, upstream_model: &str) {
+        let d = &self.gw.config.deployments[idx];
+        self.rec.upstream_dialect = Some(d.dialect);
+        self.rec.deployment = Some(d.id.clone());
+        self.rec.provider_model = Some(upstream_model.to_owned());
+        self.group = d.model_name.clone();
+        self.deployment = Some(idx);
+    }
+
+    /// Ends a request that failed before any answer body was sent.
+    pub fn failed(mut self, kind: ErrorKind, status: u16, upstream: bool) {
+        let outcome = if kind == ErrorKind::Timeout {
+            Outcome::Timeout
+        } else if upstream {
+            Outcome::UpstreamError
+        } else {
+            Outcome::GatewayError
+        };
+        self.finish(outcome, status, Usage::default(), false);
+    }
+
+    /// Ends a whole (non-streamed) answer; returns its cost for the response header.
+    pub fn answered(mut self, status: u16, usage: Usage) -> Option<i64> {
+        self.rec.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
+        self.finish(Outcome::Ok, status, usage, false);
+        self.rec.cost_nanos
+    }
+
+    /// Ends a stream from what passed through it. `None` means the client went away first.
+    pub fn streamed(mut self, observed: &Observed, ttft_ms: Option<u64>, client_gone: bool) {
+        self.rec.ttft_ms = ttft_ms;
+        let mut usage = observed.usage;
+        let mut estimated = false;
+        if usage.output.is_none() {
+            // The upstream never said: estimate from what it sent, about four characters a token.
+            usage.output = Some(observed.output_chars.div_ceil(4));
+            estimated = true;
+        }
+        if usage.input_total().is_none()
+            && let Some(e) = self.input_estimate
+        {
+            usage.input_uncached = Some(e);
+            estimated = true;
+        }
+        let outcome = if client_gone {
+            Outcome::ClientCancelled
+        } else if observed.success == Some(true) {
+            Outcome::Ok
+        } else if observed.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Timeout) {
+            Outcome::Timeout
+        } else {
+            Outcome::UpstreamError
+        };
+        self.finish(outcome, 200, usage, estimated);
+    }
+
+    fn finish(&mut self, outcome: Outcome, status: u16, usage: Usage, estimated: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.rec.outcome = outcome;
+        self.rec.status = status;
+        self.rec.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.rec.usage = usage;
+        self.rec.usage_estimated = estimated;
+        if let (Some(idx), Some(model)) = (self.deployment, self.rec.provider_model.as_deref()) {
+            self.rec.cost_nanos = self.gw.cost(idx, model, &usage);
+        }
+        self.gw.metrics.observe(&self.rec, &self.group);
+        if let Some(w) = &self.gw.writer {
+            w.record(self.rec.clone());
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if !self.done {
+            // The handler future was dropped before an answer: the client went away.
+            let usage = Usage { input_uncached: self.input_estimate, ..Usage::default() };
+            let estimated = self.input_estimate.is_some();
+            self.finish(Outcome::ClientCancelled, 499, usage, estimated);
+        }
+    }
+}
+
+/// Nano-dollars as a decimal dollar string, exactly (no float): 1234567 → `0.001234567`.
+pub fn usd(nanos: i64) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    format!("{sign}{}.{:09}", n / 1_000_000_000, n % 1_000_000_000)
+}

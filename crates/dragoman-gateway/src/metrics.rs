@@ -1,0 +1,190 @@
+//! Prometheus metrics: requests, tokens, cost, latency, time to first token, upstream errors,
+//! in-flight work and the usage writer's backlog.
+//!
+//! Labels are bounded by construction: dialects and outcomes are closed sets, and `model` is
+//! always a configured model group (a wildcard group's pattern, never the name a client typed)
+//! or `unrouted`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dragoman_accounting::{Outcome, UsageRecord};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub client_dialect: &'static str,
+    pub upstream_dialect: &'static str,
+    pub model: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub model: String,
+    pub bucket: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub client_dialect: &'static str,
+    pub model: String,
+    pub stream: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub model: String,
+    pub kind: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    tokens: Family<TokenLabels, Counter>,
+    cost: Family<ModelLabels, Counter>,
+    unpriced: Family<ModelLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram>,
+    ttft: Family<LatencyLabels, Histogram>,
+    upstream_errors: Family<ErrorLabels, Counter>,
+    pub in_flight_requests: Gauge,
+    pub in_flight_streams: Gauge,
+    writer_backlog: Gauge,
+    writer_dropped: Counter,
+    writer_dropped_seen: AtomicU64,
+}
+
+fn latency_buckets() -> Histogram {
+    // 0.5 ms … ~8 min, doubling: gateway overhead and model latency both land in range.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 20))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let cost = Family::<ModelLabels, Counter>::default();
+        let unpriced = Family::<ModelLabels, Counter>::default();
+        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let ttft = Family::<LatencyLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let upstream_errors = Family::<ErrorLabels, Counter>::default();
+        let in_flight_requests = Gauge::default();
+        let in_flight_streams = Gauge::default();
+        let writer_backlog = Gauge::default();
+        let writer_dropped = Counter::default();
+        registry.register("dragoman_requests", "Requests by client dialect, upstream dialect, model group and outcome", requests.clone());
+        registry.register("dragoman_tokens", "Tokens by model group and usage bucket", tokens.clone());
+        registry.register("dragoman_cost_nanodollars", "Cost in nano-dollars (1e-9 USD) by model group", cost.clone());
+        registry.register("dragoman_unpriced_requests", "Requests whose model has no known price", unpriced.clone());
+        registry.register("dragoman_request_duration_seconds", "Request latency, to the last byte", latency.clone());
+        registry.register("dragoman_time_to_first_token_seconds", "Time to the first byte of the answer", ttft.clone());
+        registry.register("dragoman_upstream_errors", "Upstream failures by model group and kind", upstream_errors.clone());
+        registry.register("dragoman_in_flight_requests", "Requests being handled", in_flight_requests.clone());
+        registry.register("dragoman_in_flight_streams", "Streams being pumped", in_flight_streams.clone());
+        registry.register("dragoman_usage_writer_backlog", "Usage records waiting to be written", writer_backlog.clone());
+        registry.register("dragoman_usage_records_dropped", "Usage records dropped because the writer buffer was full", writer_dropped.clone());
+        Metrics {
+            registry,
+            requests,
+            tokens,
+            cost,
+            unpriced,
+            latency,
+            ttft,
+            upstream_errors,
+            in_flight_requests,
+            in_flight_streams,
+            writer_backlog,
+            writer_dropped,
+            writer_dropped_seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one finished request. `model` is the bounded model-group label.
+    pub fn observe(&self, rec: &UsageRecord, model: &str) {
+        let upstream = rec.upstream_dialect.map(|d| d.as_str()).unwrap_or("none");
+        self.requests
+            .get_or_create(&RequestLabels {
+                client_dialect: rec.client_dialect.as_str(),
+                upstream_dialect: upstream,
+                model: model.to_owned(),
+                outcome: rec.outcome.as_str(),
+            })
+            .inc();
+        let u = &rec.usage;
+        for (bucket, v) in [
+            ("input_uncached", u.input_uncached),
+            ("cache_read", u.cache_read),
+            ("cache_write", u.cache_write),
+            ("output", u.output),
+            ("reasoning", u.reasoning),
+        ] {
+            if let Some(v) = v.filter(|v| *v > 0) {
+                self.tokens.get_or_create(&TokenLabels { model: model.to_owned(), bucket }).inc_by(v);
+            }
+        }
+        match rec.cost_nanos {
+            Some(c) if c > 0 => {
+                self.cost.get_or_create(&ModelLabels { model: model.to_owned() }).inc_by(c as u64);
+            }
+            Some(_) => {}
+            None => {
+                if rec.outcome == Outcome::Ok {
+                    self.unpriced.get_or_create(&ModelLabels { model: model.to_owned() }).inc();
+                }
+            }
+        }
+        let labels = LatencyLabels {
+            client_dialect: rec.client_dialect.as_str(),
+            model: model.to_owned(),
+            stream: if rec.stream { "true" } else { "false" },
+        };
+        self.latency.get_or_create(&labels).observe(rec.latency_ms as f64 / 1000.0);
+        if let Some(t) = rec.ttft_ms {
+            self.ttft.get_or_create(&labels).observe(t as f64 / 1000.0);
+        }
+        if matches!(rec.outcome, Outcome::UpstreamError | Outcome::Timeout) {
+            let kind = match (rec.outcome, rec.status) {
+                (Outcome::Timeout, _) => "timeout",
+                (_, 429) => "rate_limited",
+                (_, 529 | 503) => "overloaded",
+                (_, s) if s >= 500 => "server",
+                (_, 200) => "in_stream",
+                _ => "rejected",
+            };
+            self.upstream_errors.get_or_create(&ErrorLabels { model: model.to_owned(), kind }).inc();
+        }
+    }
+
+    /// The text exposition, with the writer's state sampled now.
+    pub fn render(&self, writer: Option<&dragoman_store::WriterStats>) -> String {
+        if let Some(s) = writer {
+            self.writer_backlog.set(s.backlog as i64);
+            let seen = self.writer_dropped_seen.swap(s.dropped, Ordering::Relaxed);
+            if s.dropped > seen {
+                self.writer_dropped.inc_by(s.dropped - seen);
+            }
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,201 @@
+//! The spend API (master key only) and the Prometheus endpoint.
+//!
+//! `GET /spend/logs` returns usage records newest first; `GET /spend/summary` returns totals per
+//! model, key or UTC day. Costs are kept in integer nano-dollars and shown both exactly
+//! (`cost_nanos`) and as dollars (`cost_usd`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dragoman_accounting::UsageRecord;
+use dragoman_model::{Dialect, ErrorBody, ErrorKind};
+use dragoman_store::{GroupBy, LogQuery};
+use serde_json::{Value, json};
+
+use crate::Gateway;
+use crate::errors::render;
+
+fn refuse(kind: ErrorKind, msg: impl Into<String>) -> Response {
+    render(Dialect::Chat, &ErrorBody::new(kind, msg), None, &crate::proxy::new_request_id())
+}
+
+fn usd_value(nanos: Option<i64>) -> Value {
+    match nanos {
+        Some(n) => crate::accounting::usd(n).parse::<f64>().map(Value::from).unwrap_or(Value::Null),
+        None => Value::Null,
+    }
+}
+
+/// Parses a time bound: Unix seconds or milliseconds, `YYYY-MM-DD`, or
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC), to Unix milliseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = s.parse().ok()?;
+        return Some(if n > 100_000_000_000 { n } else { n * 1000 });
+    }
+    let (date, time) = match s.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t.trim_end_matches('Z'))),
+        None => (s, None),
+    };
+    let mut parts = date.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let mut ms = days * 86_400_000;
+    if let Some(t) = time {
+        let mut tp = t.split(':');
+        let h: i64 = tp.next()?.parse().ok()?;
+        let mi: i64 = tp.next().unwrap_or("0").parse().ok()?;
+        let sec: f64 = tp.next().unwrap_or("0").parse().ok()?;
+        ms += h * 3_600_000 + mi * 60_000 + (sec * 1000.0) as i64;
+    }
+    Some(ms)
+}
+
+fn record_json(r: &UsageRecord) -> Value {
+    let u = &r.usage;
+    json!({
+        "request_id": r.request_id,
+        "started_at_ms": r.started_at_ms,
+        "principal": r.principal,
+        "model": r.model,
+        "deployment": r.deployment,
+        "provider_model": r.provider_model,
+        "client_dialect": r.client_dialect.as_str(),
+        "upstream_dialect": r.upstream_dialect.map(|d| d.as_str()),
+        "stream": r.stream,
+        "outcome": r.outcome.as_str(),
+        "status": r.status,
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+        "usage": {
+            "input_uncached": u.input_uncached,
+            "cache_read": u.cache_read,
+            "cache_write": u.cache_write,
+            "cache_write_5m": u.cache_write_5m,
+            "cache_write_1h": u.cache_write_1h,
+            "output": u.output,
+            "reasoning": u.reasoning,
+            "web_search_requests": u.web_search_requests,
+        },
+        "usage_estimated": r.usage_estimated,
+        "cost_nanos": r.cost_nanos,
+        "cost_usd": usd_value(r.cost_nanos),
+    })
+}
+
+fn bounds(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), Response> {
+    let mut out = [None, None];
+    for (i, k) in ["since", "until"].iter().enumerate() {
+        if let Some(v) = q.get(*k) {
+            out[i] = Some(parse_time(v).ok_or_else(|| {
+                refuse(ErrorKind::InvalidRequest, format!("{k}: expected Unix seconds or milliseconds, YYYY-MM-DD, or an RFC 3339 UTC time"))
+            })?);
+        }
+    }
+    Ok((out[0], out[1]))
+}
+
+pub async fn logs(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Err(m) = gw.authorize(&headers) {
+        return refuse(ErrorKind::Authentication, m);
+    }
+    let Some(store) = &gw.store else {
+        return refuse(ErrorKind::NotFound, "no usage store is configured (spend logs are disabled)");
+    };
+    let (since_ms, until_ms) = match bounds(&q) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let limit = match q.get("limit").map(|l| l.parse::<i64>()) {
+        None => 100,
+        Some(Ok(l)) if l > 0 => l.min(1000),
+        Some(_) => return refuse(ErrorKind::InvalidRequest, "limit: expected a positive integer"),
+    };
+    let query = LogQuery {
+        limit,
+        model: q.get("model").cloned(),
+        principal: q.get("key").or_else(|| q.get("principal")).cloned(),
+        since_ms,
+        until_ms,
+    };
+    match store.logs(&query).await {
+        Ok(rows) => axum::Json(Value::Array(rows.iter().map(record_json).collect())).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "spend logs query failed");
+            refuse(ErrorKind::Server, "the usage store is not available")
+        }
+    }
+}
+
+pub async fn summary(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Err(m) = gw.authorize(&headers) {
+        return refuse(ErrorKind::Authentication, m);
+    }
+    let Some(store) = &gw.store else {
+        return refuse(ErrorKind::NotFound, "no usage store is configured (spend logs are disabled)");
+    };
+    let group_by = match q.get("group_by").map(String::as_str).unwrap_or("model") {
+        "model" => GroupBy::Model,
+        "key" | "principal" => GroupBy::Principal,
+        "day" => GroupBy::Day,
+        other => return refuse(ErrorKind::InvalidRequest, format!("group_by: `{other}` is not one of model, key, day")),
+    };
+    let (since_ms, until_ms) = match bounds(&q) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match store.summary(group_by, since_ms, until_ms).await {
+        Ok(rows) => {
+            let out: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "group": r.key,
+                        "requests": r.requests,
+                        "usage": {
+                            "input_uncached": r.input_uncached,
+                            "cache_read": r.cache_read,
+                            "cache_write": r.cache_write,
+                            "output": r.output,
+                            "reasoning": r.reasoning,
+                        },
+                        "cost_nanos": r.cost_nanos,
+                        "cost_usd": usd_value(Some(r.cost_nanos)),
+                        "unknown_cost_requests": r.unknown_cost_requests,
+                    })
+                })
+                .collect();
+            axum::Json(Value::Array(out)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "spend summary query failed");
+            refuse(ErrorKind::Server, "the usage store is not available")
+        }
+    }
+}
+
+pub async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let stats = gw.writer.as_ref().map(|w| w.stats());
+    let body = gw.metrics.render(stats.as_ref());
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}

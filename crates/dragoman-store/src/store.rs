@@ -1,0 +1,665 @@
+//! The store: one handle over SQLite (the embedded default) or PostgreSQL, so the gateway and
+//! the spend API never care which one the operator chose.
+//!
+//! Statements are built at run time (no compile-time checked macros) and written once for both
+//! backends wherever the SQL agrees; `$N` placeholders work in both.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use dragoman_accounting::{Outcome, UsageRecord};
+use dragoman_model::{Dialect, Usage};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
+
+use crate::error::{StoreError, redact_url};
+use crate::query::{GroupBy, LogQuery, SummaryRow};
+
+const SQLITE: &str = "SQLite";
+const POSTGRES: &str = "PostgreSQL";
+
+/// Long enough to ride out a checkpoint or a concurrent writer, short enough that a wedged
+/// database surfaces as an error the writer can retry.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CONNECTIONS: u32 = 5;
+
+/// 24 columns a row: 40 rows keep a statement at 960 parameters, far under SQLite's 32766 and
+/// PostgreSQL's 65535, while still cutting round trips 40-fold.
+const ROWS_PER_STATEMENT: usize = 40;
+
+const COLUMNS: [&str; 24] = [
+    "request_id",
+    "started_at_ms",
+    "principal",
+    "client_dialect",
+    "upstream_dialect",
+    "model",
+    "deployment",
+    "provider_model",
+    "stream",
+    "outcome",
+    "status",
+    "latency_ms",
+    "ttft_ms",
+    "input_uncached",
+    "cache_read",
+    "cache_write",
+    "cache_write_5m",
+    "cache_write_1h",
+    "output",
+    "reasoning",
+    "web_search_requests",
+    "web_fetch_requests",
+    "usage_estimated",
+    "cost_nanos",
+];
+
+/// A connected, migrated usage store. Cloning is cheap (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same statement-building code against whichever pool this store holds; the types
+/// differ per backend, the text does not.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A bind value of a dynamically assembled statement.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Store {
+    /// Opens `sqlite://PATH` (created if missing, WAL, synchronous=NORMAL), `sqlite::memory:`,
+    /// or `postgres://…` / `postgresql://…`, and applies the embedded migrations.
+    ///
+    /// A PostgreSQL URL may carry `?options=-csearch_path%3DNAME` to keep the tables in a
+    /// schema; [`Store::connect_with_schema`] does the same and creates the schema.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            connect_sqlite(url).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = pg_options(url)?;
+            connect_postgres(options, url).await
+        } else {
+            Err(StoreError::InvalidUrl {
+                url: redact_url(url),
+                reason: "expected sqlite://PATH, sqlite::memory:, postgres://… or postgresql://…"
+                    .to_owned(),
+            })
+        }
+    }
+
+    /// Connects to PostgreSQL with every table in `schema` (created if missing): what lets
+    /// several gateways, or parallel test runs, share one database. `schema` must be a plain
+    /// lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Store, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::InvalidUrl {
+                url: redact_url(url),
+                reason: "a schema can only be chosen for a PostgreSQL URL".to_owned(),
+            });
+        }
+        if !is_plain_identifier(schema) {
+            return Err(StoreError::InvalidArgument {
+                backend: POSTGRES,
+                reason: format!(
+                    "schema name `{schema}` is not a plain lower-case identifier ([a-z_][a-z0-9_]*, at most 63 bytes)"
+                ),
+            });
+        }
+        let options = pg_options(url)?;
+        let connect_error = |source| StoreError::Connect {
+            backend: POSTGRES,
+            url: redact_url(url),
+            source,
+        };
+        let mut conn = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(connect_error)?;
+        // The name was checked to be a plain identifier above, so splicing it is safe.
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+            .execute(&mut conn)
+            .await
+            .map_err(|source| StoreError::Query {
+                backend: POSTGRES,
+                operation: "creating the schema",
+                source,
+            })?;
+        // Closing politely is a nicety; the schema exists either way.
+        let _ = conn.close().await;
+        connect_postgres(options.options([("search_path", schema)]), url).await
+    }
+
+    /// "SQLite" or "PostgreSQL", for logs and health output.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => SQLITE,
+            Backend::Postgres(_) => POSTGRES,
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Stores `records` in one transaction. A record whose `request_id` is already stored is
+    /// skipped, so a batch retried after an ambiguous failure never counts twice.
+    pub async fn insert_batch(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let backend = self.backend_name();
+        let fail = |source| StoreError::Query {
+            backend,
+            operation: "inserting usage records",
+            source,
+        };
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(fail)?;
+            for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
+                for record in chunk {
+                    let p = Params::of(record);
+                    query = query
+                        .bind(p.request_id)
+                        .bind(p.started_at_ms)
+                        .bind(p.principal)
+                        .bind(p.client_dialect)
+                        .bind(p.upstream_dialect)
+                        .bind(p.model)
+                        .bind(p.deployment)
+                        .bind(p.provider_model)
+                        .bind(p.stream)
+                        .bind(p.outcome)
+                        .bind(p.status)
+                        .bind(p.latency_ms)
+                        .bind(p.ttft_ms)
+                        .bind(p.input_uncached)
+                        .bind(p.cache_read)
+                        .bind(p.cache_write)
+                        .bind(p.cache_write_5m)
+                        .bind(p.cache_write_1h)
+                        .bind(p.output)
+                        .bind(p.reasoning)
+                        .bind(p.web_search_requests)
+                        .bind(p.web_fetch_requests)
+                        .bind(p.usage_estimated)
+                        .bind(p.cost_nanos);
+                }
+                query.execute(&mut *tx).await.map_err(fail)?;
+            }
+            tx.commit().await.map_err(fail)
+        })
+    }
+
+    /// Records matching `q`, newest first (ties broken by `request_id`, descending).
+    pub async fn logs(&self, q: &LogQuery) -> Result<Vec<UsageRecord>, StoreError> {
+        let backend = self.backend_name();
+        let (sql, args) = logs_sql(q);
+        let rows: Vec<RawRecord> = on_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, RawRecord>(AssertSqlSafe(sql));
+            for arg in args {
+                query = match arg {
+                    Arg::Text(s) => query.bind(s),
+                    Arg::Int(i) => query.bind(i),
+                };
+            }
+            query.fetch_all(pool).await
+        })
+        .map_err(|source| StoreError::Query {
+            backend,
+            operation: "listing usage records",
+            source,
+        })?;
+        rows.into_iter().map(|r| r.into_record(backend)).collect()
+    }
+
+    /// Totals per model, principal or UTC day over `[since_ms, until_ms)`, ordered by key.
+    pub async fn summary(
+        &self,
+        group_by: GroupBy,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+    ) -> Result<Vec<SummaryRow>, StoreError> {
+        let backend = self.backend_name();
+        let postgres = matches!(self.backend, Backend::Postgres(_));
+        let (sql, args) = summary_sql(postgres, group_by, since_ms, until_ms);
+        on_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, SummaryRow>(AssertSqlSafe(sql));
+            for arg in args {
+                query = match arg {
+                    Arg::Text(s) => query.bind(s),
+                    Arg::Int(i) => query.bind(i),
+                };
+            }
+            query.fetch_all(pool).await
+        })
+        .map_err(|source| StoreError::Query {
+            backend,
+            operation: "summarising usage",
+            source,
+        })
+    }
+
+    /// The number of stored records.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        let backend = self.backend_name();
+        on_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM usage_records")
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(|source| StoreError::Query {
+            backend,
+            operation: "counting usage records",
+            source,
+        })
+    }
+
+    /// Round-trips a trivial statement: the readiness probe.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let backend = self.backend_name();
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+            .map_err(|source| StoreError::Query {
+                backend,
+                operation: "ping",
+                source,
+            })
+    }
+}
+
+fn pg_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+        url: redact_url(url),
+        reason: e.to_string(),
+    })
+}
+
+async fn connect_sqlite(url: &str) -> Result<Store, StoreError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+        url: redact_url(url),
+        reason: e.to_string(),
+    })?;
+    let connect_error = |source| StoreError::Connect {
+        backend: SQLITE,
+        url: redact_url(url),
+        source,
+    };
+    let in_memory = {
+        let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+        rest.starts_with(":memory:") || url.contains("mode=memory")
+    };
+    let pool = if in_memory {
+        // Each in-memory database lives as long as one connection to it: keep exactly one,
+        // forever, so the data neither vanishes nor splits between connections.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?
+    } else {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        if let Some(parent) = options.get_filename().parent() {
+            // A fresh install points at a directory that does not exist yet; creating it here
+            // saves the operator a confusing "unable to open database file".
+            if !parent.as_os_str().is_empty() && !parent.exists() {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::Connect {
+                    backend: SQLITE,
+                    url: redact_url(url),
+                    source: sqlx::Error::Io(e),
+                })?;
+            }
+        }
+        SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?
+    };
+    sqlx::migrate!("migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(|source| StoreError::Migrate {
+            backend: SQLITE,
+            source,
+        })?;
+    Ok(Store {
+        backend: Backend::Sqlite(pool),
+    })
+}
+
+async fn connect_postgres(options: PgConnectOptions, url: &str) -> Result<Store, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|source| StoreError::Connect {
+            backend: POSTGRES,
+            url: redact_url(url),
+            source,
+        })?;
+    sqlx::migrate!("migrations/postgres")
+        .run(&pool)
+        .await
+        .map_err(|source| StoreError::Migrate {
+            backend: POSTGRES,
+            source,
+        })?;
+    Ok(Store {
+        backend: Backend::Postgres(pool),
+    })
+}
+
+fn is_plain_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && s.len() <= 63
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO usage_records ({}) VALUES ", COLUMNS.join(", "));
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..COLUMNS.len() {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    sql
+}
+
+/// Appends `AND …` clauses for the filters that are set, numbering placeholders after those
+/// already in `args`.
+fn push_range(
+    sql: &mut String,
+    args: &mut Vec<Arg>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+) {
+    if let Some(since) = since_ms {
+        args.push(Arg::Int(since));
+        sql.push_str(&format!(" AND started_at_ms >= ${}", args.len()));
+    }
+    if let Some(until) = until_ms {
+        args.push(Arg::Int(until));
+        sql.push_str(&format!(" AND started_at_ms < ${}", args.len()));
+    }
+}
+
+fn logs_sql(q: &LogQuery) -> (String, Vec<Arg>) {
+    let mut sql = format!(
+        "SELECT {} FROM usage_records WHERE 1 = 1",
+        COLUMNS.join(", ")
+    );
+    let mut args = Vec::new();
+    if let Some(model) = &q.model {
+        args.push(Arg::Text(model.clone()));
+        sql.push_str(&format!(" AND model = ${}", args.len()));
+    }
+    if let Some(principal) = &q.principal {
+        args.push(Arg::Text(principal.clone()));
+        sql.push_str(&format!(" AND principal = ${}", args.len()));
+    }
+    push_range(&mut sql, &mut args, q.since_ms, q.until_ms);
+    args.push(Arg::Int(i64::from(q.effective_limit())));
+    sql.push_str(&format!(
+        " ORDER BY started_at_ms DESC, request_id DESC LIMIT ${}",
+        args.len()
+    ));
+    (sql, args)
+}
+
+fn summary_sql(
+    postgres: bool,
+    group_by: GroupBy,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+) -> (String, Vec<Arg>) {
+    let key = match (group_by, postgres) {
+        (GroupBy::Model, _) => "model",
+        (GroupBy::Principal, _) => "principal",
+        (GroupBy::Day, false) => "date(started_at_ms / 1000.0, 'unixepoch')",
+        (GroupBy::Day, true) => {
+            "to_char(to_timestamp(started_at_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        }
+    };
+    let sum = |col: &str| format!("CAST(COALESCE(SUM({col}), 0) AS BIGINT) AS {col}");
+    let mut sql = format!(
+        "SELECT {key} AS group_key, COUNT(*) AS requests, {}, {}, {}, {}, {}, {}, \
+         CAST(COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         AS unknown_cost_requests FROM usage_records WHERE 1 = 1",
+        sum("input_uncached"),
+        sum("cache_read"),
+        sum("cache_write"),
+        sum("output"),
+        sum("reasoning"),
+        sum("cost_nanos"),
+    );
+    let mut args = Vec::new();
+    push_range(&mut sql, &mut args, since_ms, until_ms);
+    // Byte order on both backends, whatever collation the PostgreSQL database defaults to.
+    sql.push_str(if postgres {
+        " GROUP BY 1 ORDER BY 1 COLLATE \"C\""
+    } else {
+        " GROUP BY 1 ORDER BY 1"
+    });
+    (sql, args)
+}
+
+/// A record flattened to the column types both backends store.
+struct Params<'a> {
+    request_id: &'a str,
+    started_at_ms: i64,
+    principal: &'a str,
+    client_dialect: &'static str,
+    upstream_dialect: Option<&'static str>,
+    model: &'a str,
+    deployment: Option<&'a str>,
+    provider_model: Option<&'a str>,
+    stream: bool,
+    outcome: &'static str,
+    status: i32,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    input_uncached: Option<i64>,
+    cache_read: Option<i64>,
+    cache_write: Option<i64>,
+    cache_write_5m: Option<i64>,
+    cache_write_1h: Option<i64>,
+    output: Option<i64>,
+    reasoning: Option<i64>,
+    web_search_requests: Option<i64>,
+    web_fetch_requests: Option<i64>,
+    usage_estimated: bool,
+    cost_nanos: Option<i64>,
+}
+
+/// Counts past `i64::MAX` cannot happen in practice; clamping keeps one absurd record from
+/// failing, and so blocking, the whole batch it travels in.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl<'a> Params<'a> {
+    fn of(r: &'a UsageRecord) -> Params<'a> {
+        let u = &r.usage;
+        Params {
+            request_id: &r.request_id,
+            started_at_ms: r.started_at_ms,
+            principal: &r.principal,
+            client_dialect: r.client_dialect.as_str(),
+            upstream_dialect: r.upstream_dialect.map(Dialect::as_str),
+            model: &r.model,
+            deployment: r.deployment.as_deref(),
+            provider_model: r.provider_model.as_deref(),
+            stream: r.stream,
+            outcome: r.outcome.as_str(),
+            status: i32::from(r.status),
+            latency_ms: to_i64(r.latency_ms),
+            ttft_ms: r.ttft_ms.map(to_i64),
+            input_uncached: u.input_uncached.map(to_i64),
+            cache_read: u.cache_read.map(to_i64),
+            cache_write: u.cache_write.map(to_i64),
+            cache_write_5m: u.cache_write_5m.map(to_i64),
+            cache_write_1h: u.cache_write_1h.map(to_i64),
+            output: u.output.map(to_i64),
+            reasoning: u.reasoning.map(to_i64),
+            web_search_requests: u.web_search_requests.map(to_i64),
+            web_fetch_requests: u.web_fetch_requests.map(to_i64),
+            usage_estimated: r.usage_estimated,
+            cost_nanos: r.cost_nanos,
+        }
+    }
+}
+
+/// A row as stored, before its text and integers are checked into the record's types.
+#[derive(sqlx::FromRow)]
+struct RawRecord {
+    request_id: String,
+    started_at_ms: i64,
+    principal: String,
+    client_dialect: String,
+    upstream_dialect: Option<String>,
+    model: String,
+    deployment: Option<String>,
+    provider_model: Option<String>,
+    stream: bool,
+    outcome: String,
+    status: i32,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    input_uncached: Option<i64>,
+    cache_read: Option<i64>,
+    cache_write: Option<i64>,
+    cache_write_5m: Option<i64>,
+    cache_write_1h: Option<i64>,
+    output: Option<i64>,
+    reasoning: Option<i64>,
+    web_search_requests: Option<i64>,
+    web_fetch_requests: Option<i64>,
+    usage_estimated: bool,
+    cost_nanos: Option<i64>,
+}
+
+impl RawRecord {
+    fn into_record(self, backend: &'static str) -> Result<UsageRecord, StoreError> {
+        let request_id = self.request_id;
+        let bad = |reason: String| StoreError::Malformed {
+            backend,
+            request_id: request_id.clone(),
+            reason,
+        };
+        let dialect = |column: &str, s: &str| {
+            Dialect::from_str(s).map_err(|e| bad(format!("column {column}: {e}")))
+        };
+        let count = |column: &str, v: Option<i64>| {
+            v.map(|v| {
+                u64::try_from(v).map_err(|_| bad(format!("column {column}: negative value {v}")))
+            })
+            .transpose()
+        };
+        let client_dialect = dialect("client_dialect", &self.client_dialect)?;
+        let upstream_dialect = self
+            .upstream_dialect
+            .as_deref()
+            .map(|s| dialect("upstream_dialect", s))
+            .transpose()?;
+        let outcome = Outcome::parse(&self.outcome)
+            .ok_or_else(|| bad(format!("column outcome: unknown value `{}`", self.outcome)))?;
+        let status = u16::try_from(self.status)
+            .map_err(|_| bad(format!("column status: {} is not an HTTP status", self.status)))?;
+        let latency_ms = count("latency_ms", Some(self.latency_ms))?.unwrap_or(0);
+        let usage = Usage {
+            input_uncached: count("input_uncached", self.input_uncached)?,
+            cache_read: count("cache_read", self.cache_read)?,
+            cache_write: count("cache_write", self.cache_write)?,
+            cache_write_5m: count("cache_write_5m", self.cache_write_5m)?,
+            cache_write_1h: count("cache_write_1h", self.cache_write_1h)?,
+            output: count("output", self.output)?,
+            reasoning: count("reasoning", self.reasoning)?,
+            web_search_requests: count("web_search_requests", self.web_search_requests)?,
+            web_fetch_requests: count("web_fetch_requests", self.web_fetch_requests)?,
+        };
+        let ttft_ms = count("ttft_ms", self.ttft_ms)?;
+        Ok(UsageRecord {
+            request_id,
+            started_at_ms: self.started_at_ms,
+            principal: self.principal,
+            client_dialect,
+            upstream_dialect,
+            model: self.model,
+            deployment: self.deployment,
+            provider_model: self.provider_model,
+            stream: self.stream,
+            outcome,
+            status,
+            latency_ms,
+            ttft_ms,
+            usage,
+            usage_estimated: self.usage_estimated,
+            cost_nanos: self.cost_nanos,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_sql_numbers_every_placeholder() {
+        let sql = insert_sql(2);
+        assert!(sql.contains("$1, $2"));
+        assert!(sql.contains(&format!("${}", 2 * COLUMNS.len())));
+        assert!(!sql.contains(&format!("${}", 2 * COLUMNS.len() + 1)));
+        assert!(sql.ends_with("ON CONFLICT (request_id) DO NOTHING"));
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(is_plain_identifier("dragoman_t_0af3"));
+        assert!(!is_plain_identifier("x; DROP TABLE y"));
+        assert!(!is_plain_identifier("Upper"));
+        assert!(!is_plain_identifier("1abc"));
+        assert!(!is_plain_identifier(""));
+    }
+}
