@@ -11,8 +11,7 @@ cargo test --workspace --locked
 # End-to-end: real SDKs, real sockets, dragoman and the mock upstream as processes.
 cargo build --locked -p dragoman -p dragoman-testkit --bins
 VENV=.scratch/venv
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check anthropic==2.14.0 openai==3.57.0 pytest==9.2.0
-fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check \
+  anthropic==2.14.0 openai==3.57.0 pytest==9.2.0 prometheus-client==0.26.0
 (cd tests/e2e && "../../$VENV/bin/python" -m pytest -q -p no:cacheprovider)

@@ -154,3 +154,43 @@ def test_mid_stream_failure_is_an_error_not_a_success(gateway, up):
         kinds.append("raised")
     assert "response.completed" not in kinds
     assert kinds[-1] in ("response.failed", "raised"), kinds
+
+
+def test_metrics_parse_as_openmetrics_and_count_what_was_done(gateway):
+    import urllib.request
+
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    ant(gateway).messages.create(model="c/script/cached", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    with urllib.request.urlopen(gateway + "/metrics") as r:
+        text = r.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = families["dragoman_requests"]
+    ok = [s for s in requests.samples if s.labels.get("outcome") == "ok" and s.labels.get("model") == "c/*"]
+    assert ok and ok[0].value >= 1
+    tokens = families["dragoman_tokens"]
+    assert any(s.labels["bucket"] == "cache_read" and s.value >= 1024 for s in tokens.samples)
+    assert "dragoman_request_duration_seconds" in families
+    assert "dragoman_usage_writer_backlog" in families
+
+
+def test_spend_logs_record_the_exact_buckets(gateway):
+    import urllib.request
+
+    m = ant(gateway).messages.create(model="r/script/cached", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert m.usage.cache_read_input_tokens == 1024
+    rows = []
+    for _ in range(100):
+        req = urllib.request.Request(gateway + "/spend/logs?limit=5&model=r/script/cached", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+        with urllib.request.urlopen(req) as r:
+            rows = json.loads(r.read())
+        if rows:
+            break
+        import time
+
+        time.sleep(0.05)
+    assert rows, "the usage record reached the store"
+    assert rows[0]["usage"]["input_uncached"] == 210
+    assert rows[0]["usage"]["cache_read"] == 1024
+    assert rows[0]["upstream_dialect"] == "responses"
+    assert rows[0]["client_dialect"] == "anthropic"

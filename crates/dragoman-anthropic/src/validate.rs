@@ -107,13 +107,15 @@ impl Validator {
                     .unwrap_or("");
                 let b = open.btype.as_str();
                 // Blocks of a type this validator does not know may take any delta.
-                let known = matches!(b, "text" | "thinking" | "redacted_thinking") || is_tool_block(b);
-                let fits = !known || match dty {
-                    "text_delta" | "citations_delta" => b == "text",
-                    "input_json_delta" => is_tool_block(b),
-                    "thinking_delta" | "signature_delta" => b == "thinking",
-                    _ => !matches!(b, "text" | "thinking" | "redacted_thinking" | "tool_use"),
-                };
+                let known =
+                    matches!(b, "text" | "thinking" | "redacted_thinking") || is_tool_block(b);
+                let fits = !known
+                    || match dty {
+                        "text_delta" | "citations_delta" => b == "text",
+                        "input_json_delta" => is_tool_block(b),
+                        "thinking_delta" | "signature_delta" => b == "thinking",
+                        _ => !matches!(b, "text" | "thinking" | "redacted_thinking" | "tool_use"),
+                    };
                 if !fits {
                     return bad(format!("{dty} does not fit a {b} block"));
                 }

@@ -28,8 +28,15 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(gw: Arc<Gateway>, request_id: &str, client: Dialect) -> Tracker {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let principal = if gw.config.master_key.is_some() { "anonymous" } else { "open" };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let principal = if gw.config.master_key.is_some() {
+            "anonymous"
+        } else {
+            "open"
+        };
         Tracker {
             gw,
             rec: UsageRecord {
@@ -121,7 +128,11 @@ impl Tracker {
             Outcome::ClientCancelled
         } else if observed.success == Some(true) {
             Outcome::Ok
-        } else if observed.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Timeout) {
+        } else if observed
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Timeout)
+        {
             Outcome::Timeout
         } else {
             Outcome::UpstreamError
@@ -153,7 +164,10 @@ impl Drop for Tracker {
     fn drop(&mut self) {
         if !self.done {
             // The handler future was dropped before an answer: the client went away.
-            let usage = Usage { input_uncached: self.input_estimate, ..Usage::default() };
+            let usage = Usage {
+                input_uncached: self.input_estimate,
+                ..Usage::default()
+            };
             let estimated = self.input_estimate.is_some();
             self.finish(Outcome::ClientCancelled, 499, usage, estimated);
         }

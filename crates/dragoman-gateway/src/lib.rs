@@ -49,10 +49,17 @@ impl Gateway {
 
     /// A gateway that writes usage records through `writer` and answers the spend API from
     /// `store`.
-    pub fn with_store(config: Config, store: Option<Store>, writer: Option<Writer>) -> Result<Arc<Gateway>, String> {
+    pub fn with_store(
+        config: Config,
+        store: Option<Store>,
+        writer: Option<Writer>,
+    ) -> Result<Arc<Gateway>, String> {
         let mut overrides = Vec::with_capacity(config.deployments.len());
         for d in &config.deployments {
-            overrides.push(pricing::from_litellm(&d.prices).map_err(|e| format!("deployment {}: price: {e}", d.id))?);
+            overrides.push(
+                pricing::from_litellm(&d.prices)
+                    .map_err(|e| format!("deployment {}: price: {e}", d.id))?,
+            );
         }
         let mut clients = Vec::with_capacity(config.deployments.len());
         for d in &config.deployments {
@@ -177,9 +184,16 @@ pub async fn flush_usage(gateway: &Gateway, deadline: std::time::Duration) {
     if let Some(w) = gateway.writer.clone() {
         let stats = w.close(deadline).await;
         if stats.backlog > 0 {
-            tracing::error!(unwritten = stats.backlog, "usage records could not be written before shutdown");
+            tracing::error!(
+                unwritten = stats.backlog,
+                "usage records could not be written before shutdown"
+            );
         } else {
-            tracing::info!(written = stats.written, dropped = stats.dropped, "usage records flushed");
+            tracing::info!(
+                written = stats.written,
+                dropped = stats.dropped,
+                "usage records flushed"
+            );
         }
     }
 }

@@ -75,24 +75,72 @@ impl Metrics {
         let tokens = Family::<TokenLabels, Counter>::default();
         let cost = Family::<ModelLabels, Counter>::default();
         let unpriced = Family::<ModelLabels, Counter>::default();
-        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
-        let ttft = Family::<LatencyLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(
+            latency_buckets as fn() -> Histogram,
+        );
+        let ttft = Family::<LatencyLabels, Histogram>::new_with_constructor(
+            latency_buckets as fn() -> Histogram,
+        );
         let upstream_errors = Family::<ErrorLabels, Counter>::default();
         let in_flight_requests = Gauge::default();
         let in_flight_streams = Gauge::default();
         let writer_backlog = Gauge::default();
         let writer_dropped = Counter::default();
-        registry.register("dragoman_requests", "Requests by client dialect, upstream dialect, model group and outcome", requests.clone());
-        registry.register("dragoman_tokens", "Tokens by model group and usage bucket", tokens.clone());
-        registry.register("dragoman_cost_nanodollars", "Cost in nano-dollars (1e-9 USD) by model group", cost.clone());
-        registry.register("dragoman_unpriced_requests", "Requests whose model has no known price", unpriced.clone());
-        registry.register("dragoman_request_duration_seconds", "Request latency, to the last byte", latency.clone());
-        registry.register("dragoman_time_to_first_token_seconds", "Time to the first byte of the answer", ttft.clone());
-        registry.register("dragoman_upstream_errors", "Upstream failures by model group and kind", upstream_errors.clone());
-        registry.register("dragoman_in_flight_requests", "Requests being handled", in_flight_requests.clone());
-        registry.register("dragoman_in_flight_streams", "Streams being pumped", in_flight_streams.clone());
-        registry.register("dragoman_usage_writer_backlog", "Usage records waiting to be written", writer_backlog.clone());
-        registry.register("dragoman_usage_records_dropped", "Usage records dropped because the writer buffer was full", writer_dropped.clone());
+        registry.register(
+            "dragoman_requests",
+            "Requests by client dialect, upstream dialect, model group and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "dragoman_tokens",
+            "Tokens by model group and usage bucket",
+            tokens.clone(),
+        );
+        registry.register(
+            "dragoman_cost_nanodollars",
+            "Cost in nano-dollars (1e-9 USD) by model group",
+            cost.clone(),
+        );
+        registry.register(
+            "dragoman_unpriced_requests",
+            "Requests whose model has no known price",
+            unpriced.clone(),
+        );
+        registry.register(
+            "dragoman_request_duration_seconds",
+            "Request latency, to the last byte",
+            latency.clone(),
+        );
+        registry.register(
+            "dragoman_time_to_first_token_seconds",
+            "Time to the first byte of the answer",
+            ttft.clone(),
+        );
+        registry.register(
+            "dragoman_upstream_errors",
+            "Upstream failures by model group and kind",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "dragoman_in_flight_requests",
+            "Requests being handled",
+            in_flight_requests.clone(),
+        );
+        registry.register(
+            "dragoman_in_flight_streams",
+            "Streams being pumped",
+            in_flight_streams.clone(),
+        );
+        registry.register(
+            "dragoman_usage_writer_backlog",
+            "Usage records waiting to be written",
+            writer_backlog.clone(),
+        );
+        registry.register(
+            "dragoman_usage_records_dropped",
+            "Usage records dropped because the writer buffer was full",
+            writer_dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -130,17 +178,30 @@ impl Metrics {
             ("reasoning", u.reasoning),
         ] {
             if let Some(v) = v.filter(|v| *v > 0) {
-                self.tokens.get_or_create(&TokenLabels { model: model.to_owned(), bucket }).inc_by(v);
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        model: model.to_owned(),
+                        bucket,
+                    })
+                    .inc_by(v);
             }
         }
         match rec.cost_nanos {
             Some(c) if c > 0 => {
-                self.cost.get_or_create(&ModelLabels { model: model.to_owned() }).inc_by(c as u64);
+                self.cost
+                    .get_or_create(&ModelLabels {
+                        model: model.to_owned(),
+                    })
+                    .inc_by(c as u64);
             }
             Some(_) => {}
             None => {
                 if rec.outcome == Outcome::Ok {
-                    self.unpriced.get_or_create(&ModelLabels { model: model.to_owned() }).inc();
+                    self.unpriced
+                        .get_or_create(&ModelLabels {
+                            model: model.to_owned(),
+                        })
+                        .inc();
                 }
             }
         }
@@ -149,7 +210,9 @@ impl Metrics {
             model: model.to_owned(),
             stream: if rec.stream { "true" } else { "false" },
         };
-        self.latency.get_or_create(&labels).observe(rec.latency_ms as f64 / 1000.0);
+        self.latency
+            .get_or_create(&labels)
+            .observe(rec.latency_ms as f64 / 1000.0);
         if let Some(t) = rec.ttft_ms {
             self.ttft.get_or_create(&labels).observe(t as f64 / 1000.0);
         }
@@ -162,7 +225,12 @@ impl Metrics {
                 (_, 200) => "in_stream",
                 _ => "rejected",
             };
-            self.upstream_errors.get_or_create(&ErrorLabels { model: model.to_owned(), kind }).inc();
+            self.upstream_errors
+                .get_or_create(&ErrorLabels {
+                    model: model.to_owned(),
+                    kind,
+                })
+                .inc();
         }
     }
 

@@ -50,7 +50,14 @@ impl Drop for InFlight {
 }
 
 /// Renders an error before the first byte and records how the request ended.
-fn refuse(tracker: Tracker, client: Dialect, err: &ErrorBody, status: Option<u16>, id: &str, upstream: bool) -> Response {
+fn refuse(
+    tracker: Tracker,
+    client: Dialect,
+    err: &ErrorBody,
+    status: Option<u16>,
+    id: &str,
+    upstream: bool,
+) -> Response {
     let resp = render(client, err, status, id);
     tracker.failed(err.kind, resp.status().as_u16(), upstream);
     resp
@@ -80,7 +87,14 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     if let Err(m) = gw.authorize(&headers) {
-        return refuse(tracker, client, &error(ErrorKind::Authentication, m), None, &id, false);
+        return refuse(
+            tracker,
+            client,
+            &error(ErrorKind::Authentication, m),
+            None,
+            &id,
+            false,
+        );
     }
     tracker.authenticated();
     let body = match read_body(body, &headers, gw.config.server.max_body_bytes).await {
@@ -90,7 +104,10 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
-            let e = error(ErrorKind::InvalidRequest, "request body must be a JSON object");
+            let e = error(
+                ErrorKind::InvalidRequest,
+                "request body must be a JSON object",
+            );
             return refuse(tracker, client, &e, None, &id, false);
         }
         Err(e) => {
@@ -98,19 +115,53 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
             return refuse(tracker, client, &e, None, &id, false);
         }
     };
-    let Some(model) = envelope.get("model").and_then(Value::as_str).map(str::to_owned) else {
-        let e = error(ErrorKind::InvalidRequest, "model: required field is missing");
+    let Some(model) = envelope
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        let e = error(
+            ErrorKind::InvalidRequest,
+            "model: required field is missing",
+        );
         return refuse(tracker, client, &e, None, &id, false);
     };
-    let stream = matches!(ep, Endpoint::Generate(_)) && envelope.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let stream = matches!(ep, Endpoint::Generate(_))
+        && envelope
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
     tracker.requested(&model, stream);
     let Some((idx, dep, upstream_model)) = gw.route(&model) else {
         let msg = format!("model `{model}` is not served by this gateway (see GET /v1/models)");
-        return refuse(tracker, client, &error(ErrorKind::NotFound, msg), None, &id, false);
+        return refuse(
+            tracker,
+            client,
+            &error(ErrorKind::NotFound, msg),
+            None,
+            &id,
+            false,
+        );
     };
     tracker.routed(idx, &upstream_model);
-    let ctx = Context { request_id: id, model, deployment: dep.id.clone(), client, upstream: dep.dialect, started };
-    let call = Call { gw: &gw, idx, envelope, body, upstream_model, headers, ctx, tracker };
+    let ctx = Context {
+        request_id: id,
+        model,
+        deployment: dep.id.clone(),
+        client,
+        upstream: dep.dialect,
+        started,
+    };
+    let call = Call {
+        gw: &gw,
+        idx,
+        envelope,
+        body,
+        upstream_model,
+        headers,
+        ctx,
+        tracker,
+    };
     match ep {
         Endpoint::CountTokens => count_tokens(call).await,
         Endpoint::Generate(_) => generate(call, stream).await,
@@ -118,8 +169,15 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ErrorBody> {
-    let too_large = || error(ErrorKind::RequestTooLarge, format!("request body exceeds the {limit}-byte limit"));
-    if let Some(len) = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    let too_large = || {
+        error(
+            ErrorKind::RequestTooLarge,
+            format!("request body exceeds the {limit}-byte limit"),
+        )
+    };
+    if let Some(len) = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         && len > limit
     {
         return Err(too_large());
@@ -127,7 +185,12 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| error(ErrorKind::InvalidRequest, format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            error(
+                ErrorKind::InvalidRequest,
+                format!("could not read the request body: {e}"),
+            )
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -142,7 +205,11 @@ fn losses_header(headers: &mut HeaderMap, losses: &Losses) {
     }
     let mut s = String::new();
     for l in losses.iter() {
-        let kind = if l.kind == dragoman_model::LossKind::Dropped { "dropped" } else { "approximated" };
+        let kind = if l.kind == dragoman_model::LossKind::Dropped {
+            "dropped"
+        } else {
+            "approximated"
+        };
         let item = format!("{kind} {}", l.path);
         if s.len() + item.len() > 2000 {
             s.push_str(", …");
@@ -153,14 +220,32 @@ fn losses_header(headers: &mut HeaderMap, losses: &Losses) {
         }
         s.push_str(&item);
     }
-    let clean: String = s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
     if let Ok(v) = HeaderValue::from_str(&clean) {
         headers.insert(LOSSES_HEADER, v);
     }
 }
 
 async fn generate(call: Call<'_>, stream: bool) -> Response {
-    let Call { gw, idx, mut envelope, body, upstream_model, headers, ctx, mut tracker } = call;
+    let Call {
+        gw,
+        idx,
+        mut envelope,
+        body,
+        upstream_model,
+        headers,
+        ctx,
+        mut tracker,
+    } = call;
     let dep = &gw.config.deployments[idx];
     let client = ctx.client;
     let id = ctx.request_id.clone();
@@ -168,10 +253,19 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let mut estimate = None;
     if client == Dialect::Responses
         && dep.dialect != Dialect::Responses
-        && envelope.get("previous_response_id").is_some_and(|v| !v.is_null())
+        && envelope
+            .get("previous_response_id")
+            .is_some_and(|v| !v.is_null())
     {
         let msg = "previous_response_id cannot be honoured: this model is not served by the Responses API and dragoman keeps no response store; send the full conversation in `input`";
-        return refuse(tracker, client, &error(ErrorKind::InvalidRequest, msg), None, &id, false);
+        return refuse(
+            tracker,
+            client,
+            &error(ErrorKind::InvalidRequest, msg),
+            None,
+            &id,
+            false,
+        );
     }
     let upstream_body = if dep.dialect == client {
         envelope["model"] = Value::String(upstream_model);
@@ -187,7 +281,16 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     } else {
         let mut req = match hub::decode_request(client, &body, &mut losses) {
             Ok(r) => r,
-            Err(e) => return refuse(tracker, client, &error(ErrorKind::InvalidRequest, e.to_string()), None, &id, false),
+            Err(e) => {
+                return refuse(
+                    tracker,
+                    client,
+                    &error(ErrorKind::InvalidRequest, e.to_string()),
+                    None,
+                    &id,
+                    false,
+                );
+            }
         };
         req.model = upstream_model;
         if stream && dep.dialect != Dialect::Anthropic {
@@ -205,8 +308,20 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         tracing::debug!(request_id = %id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
     }
     let up_headers = upstream::headers(dep, client, &headers);
-    let limit = if stream { dep.stream_timeout } else { dep.timeout };
-    let resp = match upstream::send(&gw.clients[idx], upstream::url(dep, Op::Generate), up_headers, upstream_body, limit).await {
+    let limit = if stream {
+        dep.stream_timeout
+    } else {
+        dep.timeout
+    };
+    let resp = match upstream::send(
+        &gw.clients[idx],
+        upstream::url(dep, Op::Generate),
+        up_headers,
+        upstream_body,
+        limit,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request_id = %id, deployment = %dep.id, error = %e.body.message, "upstream call failed");
@@ -227,11 +342,23 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         tracing::info!(request_id = %id, model = %ctx.model, deployment = %dep.id, status, outcome = "upstream_error", "request done");
         let err = hub::decode_error(dep.dialect, Some(status), &bytes);
         if dep.dialect == client {
-            out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            out_headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             tracker.failed(err.kind, status, true);
-            return (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), out_headers, bytes).into_response();
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                out_headers,
+                bytes,
+            )
+                .into_response();
         }
-        let out_status = if client == Dialect::Anthropic { err.kind.status() } else { status };
+        let out_status = if client == Dialect::Anthropic {
+            err.kind.status()
+        } else {
+            status
+        };
         let mut r = refuse(tracker, client, &err, Some(out_status), &id, true);
         r.headers_mut().extend(out_headers);
         return r;
@@ -243,17 +370,27 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
             Err(e) => return refuse(tracker, client, &e, Some(504), &id, true),
         };
         let (out, usage) = if dep.dialect == client {
-            let usage = hub::decode_response(dep.dialect, &bytes, &mut Losses::new()).map(|r| r.usage).unwrap_or_default();
+            let usage = hub::decode_response(dep.dialect, &bytes, &mut Losses::new())
+                .map(|r| r.usage)
+                .unwrap_or_default();
             (bytes, usage)
         } else {
             let r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
                 Ok(r) => r,
                 Err(e) => {
                     let msg = format!("upstream sent a response dragoman cannot read: {e}");
-                    return refuse(tracker, client, &error(ErrorKind::Server, msg), Some(502), &id, true);
+                    return refuse(
+                        tracker,
+                        client,
+                        &error(ErrorKind::Server, msg),
+                        Some(502),
+                        &id,
+                        true,
+                    );
                 }
             };
-            let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses)).unwrap_or_default();
+            let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses))
+                .unwrap_or_default();
             (Bytes::from(body), r.usage)
         };
         log_usage(&ctx, &usage);
@@ -265,31 +402,72 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
             out_headers.insert("x-litellm-response-cost", v);
         }
         losses_header(&mut out_headers, &losses);
-        out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        out_headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         return (StatusCode::OK, out_headers, out).into_response();
     }
 
     let mode = if dep.dialect == client {
         Mode::Passthrough(Box::new(hub::PassthroughTap::new(client)))
     } else {
-        let include_usage =
-            client != Dialect::Chat || envelope.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
-        let opts = StreamOptions { input_estimate: estimate, include_usage };
-        Mode::Translate(Box::new(hub::StreamTranslator::new(dep.dialect, client, opts)))
+        let include_usage = client != Dialect::Chat
+            || envelope
+                .pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+        let opts = StreamOptions {
+            input_estimate: estimate,
+            include_usage,
+        };
+        Mode::Translate(Box::new(hub::StreamTranslator::new(
+            dep.dialect,
+            client,
+            opts,
+        )))
     };
     let gauge = InFlight::new(&gw.metrics.in_flight_streams);
-    let pump = Pump::new(resp.bytes_stream().boxed(), mode, gw.config.server.keepalive, dep.stream_timeout, ctx, tracker, gauge);
-    out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    out_headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let pump = Pump::new(
+        resp.bytes_stream().boxed(),
+        mode,
+        gw.config.server.keepalive,
+        dep.stream_timeout,
+        ctx,
+        tracker,
+        gauge,
+    );
+    out_headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    out_headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    (StatusCode::OK, out_headers, Body::from_stream(pump.into_stream())).into_response()
+    (
+        StatusCode::OK,
+        out_headers,
+        Body::from_stream(pump.into_stream()),
+    )
+        .into_response()
 }
 
-async fn read_upstream(resp: reqwest::Response, limit: std::time::Duration) -> Result<Bytes, ErrorBody> {
+async fn read_upstream(
+    resp: reqwest::Response,
+    limit: std::time::Duration,
+) -> Result<Bytes, ErrorBody> {
     match tokio::time::timeout(limit, resp.bytes()).await {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(error(ErrorKind::Server, format!("upstream response failed: {}", upstream::without_url(&e)))),
-        Err(_) => Err(error(ErrorKind::Timeout, "upstream response did not complete in time")),
+        Ok(Err(e)) => Err(error(
+            ErrorKind::Server,
+            format!("upstream response failed: {}", upstream::without_url(&e)),
+        )),
+        Err(_) => Err(error(
+            ErrorKind::Timeout,
+            "upstream response did not complete in time",
+        )),
     }
 }
 
@@ -316,7 +494,16 @@ fn log_usage(ctx: &Context, u: &Usage) {
 /// tokenizer over the translated request for the others. The `x-dragoman-token-count` header
 /// says which.
 async fn count_tokens(call: Call<'_>) -> Response {
-    let Call { gw, idx, mut envelope, upstream_model, headers, ctx, tracker, .. } = call;
+    let Call {
+        gw,
+        idx,
+        mut envelope,
+        upstream_model,
+        headers,
+        ctx,
+        tracker,
+        ..
+    } = call;
     let dep = &gw.config.deployments[idx];
     let id = ctx.request_id.clone();
     if dep.dialect == Dialect::Anthropic {
@@ -324,21 +511,41 @@ async fn count_tokens(call: Call<'_>) -> Response {
         let up_headers = upstream::headers(dep, Dialect::Anthropic, &headers);
         let body = serde_json::to_vec(&envelope).unwrap_or_default();
         let url = upstream::url(dep, Op::CountTokens);
-        let resp = match upstream::send(&gw.clients[idx], url, up_headers, body, dep.timeout).await {
+        let resp = match upstream::send(&gw.clients[idx], url, up_headers, body, dep.timeout).await
+        {
             Ok(r) => r,
-            Err(e) => return refuse(tracker, Dialect::Anthropic, &e.body, Some(e.status), &id, true),
+            Err(e) => {
+                return refuse(
+                    tracker,
+                    Dialect::Anthropic,
+                    &e.body,
+                    Some(e.status),
+                    &id,
+                    true,
+                );
+            }
         };
         let status = resp.status();
         let mut out_headers = HeaderMap::new();
         upstream::forwardable(resp.headers(), &mut out_headers);
         set_request_id(&mut out_headers, &id);
-        out_headers.insert("x-dragoman-token-count", HeaderValue::from_static("provider"));
-        out_headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        out_headers.insert(
+            "x-dragoman-token-count",
+            HeaderValue::from_static("provider"),
+        );
+        out_headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         let bytes = read_upstream(resp, dep.timeout).await.unwrap_or_default();
         if status.is_success() {
             tracker.answered(status.as_u16(), Usage::default());
         } else {
-            tracker.failed(ErrorKind::from_status(status.as_u16()), status.as_u16(), true);
+            tracker.failed(
+                ErrorKind::from_status(status.as_u16()),
+                status.as_u16(),
+                true,
+            );
         }
         return (status, out_headers, bytes).into_response();
     }
@@ -350,7 +557,16 @@ async fn count_tokens(call: Call<'_>) -> Response {
     let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
     let mut req = match hub::decode_request(Dialect::Anthropic, &bytes, &mut losses) {
         Ok(r) => r,
-        Err(e) => return refuse(tracker, Dialect::Anthropic, &error(ErrorKind::InvalidRequest, e.to_string()), None, &id, false),
+        Err(e) => {
+            return refuse(
+                tracker,
+                Dialect::Anthropic,
+                &error(ErrorKind::InvalidRequest, e.to_string()),
+                None,
+                &id,
+                false,
+            );
+        }
     };
     req.model = upstream_model.clone();
     req.max_tokens = None;

@@ -19,12 +19,20 @@ use crate::Gateway;
 use crate::errors::render;
 
 fn refuse(kind: ErrorKind, msg: impl Into<String>) -> Response {
-    render(Dialect::Chat, &ErrorBody::new(kind, msg), None, &crate::proxy::new_request_id())
+    render(
+        Dialect::Chat,
+        &ErrorBody::new(kind, msg),
+        None,
+        &crate::proxy::new_request_id(),
+    )
 }
 
 fn usd_value(nanos: Option<i64>) -> Value {
     match nanos {
-        Some(n) => crate::accounting::usd(n).parse::<f64>().map(Value::from).unwrap_or(Value::Null),
+        Some(n) => crate::accounting::usd(n)
+            .parse::<f64>()
+            .map(Value::from)
+            .unwrap_or(Value::Null),
         None => Value::Null,
     }
 }
@@ -98,33 +106,45 @@ fn record_json(r: &UsageRecord) -> Value {
     })
 }
 
-fn bounds(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), Response> {
+fn bounds(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), Box<Response>> {
     let mut out = [None, None];
     for (i, k) in ["since", "until"].iter().enumerate() {
         if let Some(v) = q.get(*k) {
             out[i] = Some(parse_time(v).ok_or_else(|| {
-                refuse(ErrorKind::InvalidRequest, format!("{k}: expected Unix seconds or milliseconds, YYYY-MM-DD, or an RFC 3339 UTC time"))
+                Box::new(refuse(ErrorKind::InvalidRequest, format!("{k}: expected Unix seconds or milliseconds, YYYY-MM-DD, or an RFC 3339 UTC time")))
             })?);
         }
     }
     Ok((out[0], out[1]))
 }
 
-pub async fn logs(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn logs(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(m) = gw.authorize(&headers) {
         return refuse(ErrorKind::Authentication, m);
     }
     let Some(store) = &gw.store else {
-        return refuse(ErrorKind::NotFound, "no usage store is configured (spend logs are disabled)");
+        return refuse(
+            ErrorKind::NotFound,
+            "no usage store is configured (spend logs are disabled)",
+        );
     };
     let (since_ms, until_ms) = match bounds(&q) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit = match q.get("limit").map(|l| l.parse::<i64>()) {
         None => 100,
         Some(Ok(l)) if l > 0 => l.min(1000),
-        Some(_) => return refuse(ErrorKind::InvalidRequest, "limit: expected a positive integer"),
+        Some(_) => {
+            return refuse(
+                ErrorKind::InvalidRequest,
+                "limit: expected a positive integer",
+            );
+        }
     };
     let query = LogQuery {
         limit,
@@ -134,7 +154,9 @@ pub async fn logs(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): 
         until_ms,
     };
     match store.logs(&query).await {
-        Ok(rows) => axum::Json(Value::Array(rows.iter().map(record_json).collect())).into_response(),
+        Ok(rows) => {
+            axum::Json(Value::Array(rows.iter().map(record_json).collect())).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "spend logs query failed");
             refuse(ErrorKind::Server, "the usage store is not available")
@@ -142,22 +164,34 @@ pub async fn logs(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): 
     }
 }
 
-pub async fn summary(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn summary(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(m) = gw.authorize(&headers) {
         return refuse(ErrorKind::Authentication, m);
     }
     let Some(store) = &gw.store else {
-        return refuse(ErrorKind::NotFound, "no usage store is configured (spend logs are disabled)");
+        return refuse(
+            ErrorKind::NotFound,
+            "no usage store is configured (spend logs are disabled)",
+        );
     };
     let group_by = match q.get("group_by").map(String::as_str).unwrap_or("model") {
         "model" => GroupBy::Model,
         "key" | "principal" => GroupBy::Principal,
         "day" => GroupBy::Day,
-        other => return refuse(ErrorKind::InvalidRequest, format!("group_by: `{other}` is not one of model, key, day")),
+        other => {
+            return refuse(
+                ErrorKind::InvalidRequest,
+                format!("group_by: `{other}` is not one of model, key, day"),
+            );
+        }
     };
     let (since_ms, until_ms) = match bounds(&q) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match store.summary(group_by, since_ms, until_ms).await {
         Ok(rows) => {

@@ -16,21 +16,28 @@ struct Harness {
     http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    store: Option<dragoman_store::Store>,
 }
+
+const PRICES: &str = "input_cost_per_token: 0.000003, output_cost_per_token: 0.000015, cache_read_input_token_cost: 0.0000003, cache_creation_input_token_cost: 0.00000375";
 
 const KEY: &str = "sk-test-master";
 
 async fn start(settings: &str, master_key: bool) -> Harness {
+    start_with(settings, master_key, false).await
+}
+
+async fn start_with(settings: &str, master_key: bool, with_store: bool) -> Harness {
     let mock = MockUpstream::start().await;
     let yaml = format!(
         r#"
 model_list:
   - model_name: "a/*"
-    litellm_params: {{model: "anthropic/*", api_base: "{base}", api_key: sk-upstream-anthropic}}
+    litellm_params: {{model: "anthropic/*", api_base: "{base}", api_key: sk-upstream-anthropic, {prices}}}
   - model_name: "c/*"
-    litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai}}
+    litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai, {prices}}}
   - model_name: "r/*"
-    litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai}}
+    litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai, {prices}}}
     model_info: {{mode: responses}}
   - model_name: gpt-4o
     litellm_params: {{model: "openai/script/text", api_base: "{v1}"}}
@@ -45,6 +52,7 @@ dragoman_settings:
 "#,
         base = mock.base(),
         v1 = mock.base_v1(),
+        prices = PRICES,
         mk = if master_key {
             format!("master_key: {KEY}")
         } else {
@@ -53,7 +61,22 @@ dragoman_settings:
     );
     let yaml = yaml.replace("general_settings:\n  {}\n", "");
     let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
-    let gw = dragoman_gateway::Gateway::new(config).unwrap();
+    let (store, writer) = if with_store {
+        let path = std::env::temp_dir().join(format!("dragoman-it-{:016x}.db", fastrand::u64(..)));
+        let store = dragoman_store::Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let opts = dragoman_store::WriterOptions {
+            flush_interval: Duration::from_millis(20),
+            ..Default::default()
+        };
+        let (writer, _task) =
+            dragoman_store::spawn_writer(std::sync::Arc::new(store.clone()), opts);
+        (Some(store), Some(writer))
+    } else {
+        (None, None)
+    };
+    let gw = dragoman_gateway::Gateway::with_store(config, store.clone(), writer).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -66,6 +89,7 @@ dragoman_settings:
         http: reqwest::Client::new(),
         stop: Some(tx),
         server,
+        store,
     }
 }
 
@@ -722,4 +746,294 @@ async fn shutdown_lets_in_flight_streams_finish() {
         Some("message_stop")
     );
     let _ = tokio::time::timeout(Duration::from_secs(10), h.server).await;
+}
+
+impl Harness {
+    /// Waits until the store holds `n` records (the writer flushes every 20 ms in tests).
+    async fn records(&self, n: usize) -> Vec<dragoman_accounting::UsageRecord> {
+        let store = self.store.as_ref().unwrap();
+        let q = dragoman_store::LogQuery {
+            limit: 1000,
+            model: None,
+            principal: None,
+            since_ms: None,
+            until_ms: None,
+        };
+        for _ in 0..200 {
+            let rows = store.logs(&q).await.unwrap();
+            if rows.len() >= n {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        store.logs(&q).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn every_pair_leaves_one_exact_usage_record_with_its_cost() {
+    let h = start_with("", true, true).await;
+    let mut expected = Vec::new();
+    for client in Dialect::ALL {
+        for up in Dialect::ALL {
+            for stream in [false, true] {
+                let model = format!("{}/script/accounting", prefix(up));
+                let r = h.post(client, &body(client, &model, stream)).await;
+                assert_eq!(r.status(), 200);
+                let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+                if !stream {
+                    // 200×3 + 1000×0.3 + 34×3.75 + 50×15 micro-dollars = 1 777 500 nano-dollars.
+                    assert_eq!(
+                        r.headers()["x-litellm-response-cost"],
+                        "0.001777500",
+                        "{client}←{up}"
+                    );
+                }
+                let _ = r.bytes().await.unwrap();
+                expected.push((id, client, up, stream));
+            }
+        }
+    }
+    let rows = h.records(expected.len()).await;
+    assert_eq!(rows.len(), expected.len());
+    for (id, client, up, stream) in expected {
+        let rec = rows
+            .iter()
+            .find(|r| r.request_id == id)
+            .unwrap_or_else(|| panic!("no record for {id}"));
+        let tag = format!("{client}←{up} stream={stream}");
+        assert_eq!(rec.usage, dragoman_testkit::accounting_usage(), "{tag}");
+        assert_eq!(rec.cost_nanos, Some(1_777_500), "{tag}");
+        assert_eq!(rec.outcome, dragoman_accounting::Outcome::Ok, "{tag}");
+        assert_eq!(
+            (rec.client_dialect, rec.upstream_dialect, rec.stream),
+            (client, Some(up), stream),
+            "{tag}"
+        );
+        assert_eq!(rec.provider_model.as_deref(), Some("script/accounting"));
+        assert_eq!(rec.principal, "master");
+        assert!(!rec.usage_estimated, "{tag}");
+        assert!(rec.ttft_ms.is_some(), "{tag}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_and_failed_requests_leave_records_too() {
+    let h = start_with("", true, true).await;
+    let url = format!("{}/v1/messages", h.url);
+    let r = h
+        .http
+        .post(&url)
+        .json(&body(Dialect::Anthropic, "a/script/text", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = h
+        .post(Dialect::Chat, &body(Dialect::Chat, "nope", false))
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = h
+        .post(
+            Dialect::Chat,
+            &body(Dialect::Chat, "a/script/http429", false),
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    let (_, _, _) = h
+        .stream(
+            Dialect::Anthropic,
+            &body(Dialect::Anthropic, "r/script/midstream", true),
+        )
+        .await;
+    let rows = h.records(4).await;
+    let outcomes: std::collections::BTreeSet<(&str, u16)> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.status))
+        .collect();
+    assert!(outcomes.contains(&("gateway_error", 401)), "{outcomes:?}");
+    assert!(outcomes.contains(&("gateway_error", 404)), "{outcomes:?}");
+    assert!(outcomes.contains(&("upstream_error", 429)), "{outcomes:?}");
+    assert!(outcomes.contains(&("upstream_error", 200)), "{outcomes:?}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_leaves_one_cancelled_record() {
+    let h = start_with("", true, true).await;
+    let mut r = h
+        .post(
+            Dialect::Anthropic,
+            &body(Dialect::Anthropic, "c/script/slow", true),
+        )
+        .await;
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let _ = r.chunk().await.unwrap();
+    let _ = r.chunk().await.unwrap();
+    drop(r);
+    let rows = h.records(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rows2 = h.records(1).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows2.len(), 1, "exactly one record");
+    let rec = &rows[0];
+    assert_eq!(rec.request_id, id);
+    assert_eq!(rec.outcome, dragoman_accounting::Outcome::ClientCancelled);
+    assert!(
+        rec.usage_estimated,
+        "the upstream never sent usage: output is estimated and says so"
+    );
+    assert!(
+        rec.usage.input_uncached.unwrap_or(0) > 0,
+        "the local prompt count stands in for input"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_under_load_leaves_one_record_per_accepted_request() {
+    let h = start_with("", true, true).await;
+    let n = 12;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(n);
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let http = h.http.clone();
+        let url = format!("{}{}", h.url, path(Dialect::Chat));
+        let tx = tx.clone();
+        let up = ["a", "c", "r"][i % 3];
+        tasks.push(tokio::spawn(async move {
+            let mut r = http
+                .post(url)
+                .bearer_auth(KEY)
+                .json(&body(Dialect::Chat, &format!("{up}/script/slow"), true))
+                .send()
+                .await
+                .unwrap();
+            let mut all = r.chunk().await.unwrap().unwrap().to_vec();
+            tx.send(()).await.unwrap();
+            while let Some(c) = r.chunk().await.unwrap() {
+                all.extend_from_slice(&c);
+            }
+            String::from_utf8(all).unwrap()
+        }));
+    }
+    for _ in 0..n {
+        rx.recv().await.unwrap();
+    }
+    let store = h.store.clone().unwrap();
+    let Harness { stop, server, .. } = h;
+    let _ = stop.unwrap().send(());
+    for t in tasks {
+        let out = t.await.unwrap();
+        assert!(
+            out.contains("[DONE]"),
+            "in-flight streams finish during the drain"
+        );
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+    let q = dragoman_store::LogQuery {
+        limit: 1000,
+        model: None,
+        principal: None,
+        since_ms: None,
+        until_ms: None,
+    };
+    let rows = store.logs(&q).await.unwrap();
+    assert_eq!(
+        rows.len(),
+        n,
+        "one record per accepted request, flushed at shutdown"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.outcome == dragoman_accounting::Outcome::Ok)
+    );
+}
+
+#[tokio::test]
+async fn spend_api_and_metrics() {
+    let h = start_with("", true, true).await;
+    for _ in 0..3 {
+        let r = h
+            .post(
+                Dialect::Chat,
+                &body(Dialect::Chat, "a/script/accounting", false),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let _ = h.records(3).await;
+    let logs: Value = h
+        .http
+        .get(format!(
+            "{}/spend/logs?limit=2&model=a/script/accounting",
+            h.url
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[0]["usage"]["cache_read"], 1000);
+    assert_eq!(logs[0]["cost_usd"], 0.0017775);
+    assert_eq!(logs[0]["client_dialect"], "chat");
+    assert_eq!(logs[0]["upstream_dialect"], "anthropic");
+    let sum: Value = h
+        .http
+        .get(format!("{}/spend/summary?group_by=model", h.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sum[0]["group"], "a/script/accounting");
+    assert_eq!(sum[0]["requests"], 3);
+    assert_eq!(sum[0]["cost_nanos"], 3 * 1_777_500);
+    let denied = h
+        .http
+        .get(format!("{}/spend/logs", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let bad = h
+        .http
+        .get(format!("{}/spend/logs?since=yesterday", h.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let m = h
+        .http
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("dragoman_requests_total{client_dialect=\"chat\",upstream_dialect=\"anthropic\",model=\"a/*\",outcome=\"ok\"} 3"), "{m}");
+    assert!(
+        m.contains("dragoman_tokens_total{model=\"a/*\",bucket=\"cache_read\"} 3000"),
+        "{m}"
+    );
+    assert!(
+        m.contains("dragoman_cost_nanodollars_total{model=\"a/*\"} 5332500"),
+        "{m}"
+    );
+    assert!(m.contains("dragoman_usage_writer_backlog"), "{m}");
+    assert!(
+        !m.contains("script/accounting"),
+        "labels use the configured group, never the requested name"
+    );
+    h.shutdown().await;
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogQuery {
-    /// At most this many records (default 100, capped at 1000).
-    pub limit: u32,
+    /// At most this many records (default 100; capped at 1000; 0 or less returns none).
+    pub limit: i64,
     pub model: Option<String>,
     pub principal: Option<String>,
     pub since_ms: Option<i64>,
@@ -17,13 +17,13 @@ pub struct LogQuery {
 }
 
 impl LogQuery {
-    pub const DEFAULT_LIMIT: u32 = 100;
+    pub const DEFAULT_LIMIT: i64 = 100;
     /// Bounds the memory and time one API call can demand.
-    pub const MAX_LIMIT: u32 = 1000;
+    pub const MAX_LIMIT: i64 = 1000;
 
     /// The limit actually applied.
-    pub fn effective_limit(&self) -> u32 {
-        self.limit.min(Self::MAX_LIMIT)
+    pub fn effective_limit(&self) -> i64 {
+        self.limit.clamp(0, Self::MAX_LIMIT)
     }
 }
 

@@ -134,14 +134,16 @@ impl Store {
             .await
             .map_err(connect_error)?;
         // The name was checked to be a plain identifier above, so splicing it is safe.
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-            .execute(&mut conn)
-            .await
-            .map_err(|source| StoreError::Query {
-                backend: POSTGRES,
-                operation: "creating the schema",
-                source,
-            })?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut conn)
+        .await
+        .map_err(|source| StoreError::Query {
+            backend: POSTGRES,
+            operation: "creating the schema",
+            source,
+        })?;
         // Closing politely is a nicety; the schema exists either way.
         let _ = conn.close().await;
         connect_postgres(options.options([("search_path", schema)]), url).await
@@ -277,12 +279,13 @@ impl Store {
     /// Round-trips a trivial statement: the readiness probe.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let backend = self.backend_name();
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
-            .map_err(|source| StoreError::Query {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())).map_err(
+            |source| StoreError::Query {
                 backend,
                 operation: "ping",
                 source,
-            })
+            },
+        )
     }
 }
 
@@ -409,12 +412,7 @@ fn insert_sql(rows: usize) -> String {
 
 /// Appends `AND …` clauses for the filters that are set, numbering placeholders after those
 /// already in `args`.
-fn push_range(
-    sql: &mut String,
-    args: &mut Vec<Arg>,
-    since_ms: Option<i64>,
-    until_ms: Option<i64>,
-) {
+fn push_range(sql: &mut String, args: &mut Vec<Arg>, since_ms: Option<i64>, until_ms: Option<i64>) {
     if let Some(since) = since_ms {
         args.push(Arg::Int(since));
         sql.push_str(&format!(" AND started_at_ms >= ${}", args.len()));
@@ -440,7 +438,7 @@ fn logs_sql(q: &LogQuery) -> (String, Vec<Arg>) {
         sql.push_str(&format!(" AND principal = ${}", args.len()));
     }
     push_range(&mut sql, &mut args, q.since_ms, q.until_ms);
-    args.push(Arg::Int(i64::from(q.effective_limit())));
+    args.push(Arg::Int(q.effective_limit()));
     sql.push_str(&format!(
         " ORDER BY started_at_ms DESC, request_id DESC LIMIT ${}",
         args.len()
@@ -477,11 +475,12 @@ fn summary_sql(
     let mut args = Vec::new();
     push_range(&mut sql, &mut args, since_ms, until_ms);
     // Byte order on both backends, whatever collation the PostgreSQL database defaults to.
-    sql.push_str(if postgres {
-        " GROUP BY 1 ORDER BY 1 COLLATE \"C\""
+    // (PostgreSQL takes no COLLATE on an output column's ordinal or alias, hence the repeat.)
+    if postgres {
+        sql.push_str(&format!(" GROUP BY {key} ORDER BY {key} COLLATE \"C\""));
     } else {
-        " GROUP BY 1 ORDER BY 1"
-    });
+        sql.push_str(&format!(" GROUP BY {key} ORDER BY {key}"));
+    }
     (sql, args)
 }
 
@@ -605,8 +604,12 @@ impl RawRecord {
             .transpose()?;
         let outcome = Outcome::parse(&self.outcome)
             .ok_or_else(|| bad(format!("column outcome: unknown value `{}`", self.outcome)))?;
-        let status = u16::try_from(self.status)
-            .map_err(|_| bad(format!("column status: {} is not an HTTP status", self.status)))?;
+        let status = u16::try_from(self.status).map_err(|_| {
+            bad(format!(
+                "column status: {} is not an HTTP status",
+                self.status
+            ))
+        })?;
         let latency_ms = count("latency_ms", Some(self.latency_ms))?.unwrap_or(0);
         let usage = Usage {
             input_uncached: count("input_uncached", self.input_uncached)?,

@@ -94,6 +94,14 @@ pub struct Writer {
     handle: Arc<Handle>,
 }
 
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 /// Closes the buffer when the last `Writer` clone goes away, so the task does not wait forever.
 struct Handle {
     shared: Arc<Shared>,

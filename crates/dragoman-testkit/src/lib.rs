@@ -65,6 +65,18 @@ pub fn scripted_usage() -> Usage {
     }
 }
 
+/// The usage of the `accounting` scenario: every bucket a dialect can carry, non-zero.
+pub fn accounting_usage() -> Usage {
+    Usage {
+        input_uncached: Some(200),
+        cache_read: Some(1000),
+        cache_write: Some(34),
+        output: Some(50),
+        reasoning: Some(20),
+        ..Usage::default()
+    }
+}
+
 pub fn test_data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test_data")
 }
@@ -248,6 +260,10 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
             usage.reasoning = Some(20);
         }
         "echo" => content.push(Part::text(request.to_string())),
+        "accounting" => {
+            content.push(Part::text("Counted."));
+            usage = accounting_usage();
+        }
         _ => content.push(Part::text("Hello from the mock.")),
     }
     dragoman_model::Response {

@@ -261,9 +261,17 @@ impl ArgsGuard {
             match ev {
                 StreamEvent::BlockStart {
                     index,
-                    block: dragoman_model::BlockKind::ToolCall { name, kind: dragoman_model::ToolKind::Function, .. },
+                    block:
+                        dragoman_model::BlockKind::ToolCall {
+                            name,
+                            kind: dragoman_model::ToolKind::Function,
+                            ..
+                        },
                 } => self.calls.push((*index, name.clone(), String::new())),
-                StreamEvent::BlockDelta { index, delta: dragoman_model::Delta::Arguments(a) } => {
+                StreamEvent::BlockDelta {
+                    index,
+                    delta: dragoman_model::Delta::Arguments(a),
+                } => {
                     if let Some(c) = self.calls.iter_mut().find(|c| c.0 == *index) {
                         c.2.push_str(a);
                     }
@@ -271,26 +279,34 @@ impl ArgsGuard {
                 StreamEvent::MessageDelta { stop, .. }
                     if !matches!(
                         stop,
-                        dragoman_model::StopReason::MaxTokens | dragoman_model::StopReason::ContextWindowExceeded
+                        dragoman_model::StopReason::MaxTokens
+                            | dragoman_model::StopReason::ContextWindowExceeded
                     ) =>
                 {
                     bad = self
                         .calls
                         .iter()
-                        .find(|c| !c.2.trim().is_empty() && serde_json::from_str::<serde_json::Value>(&c.2).is_err())
+                        .find(|c| {
+                            !c.2.trim().is_empty()
+                                && serde_json::from_str::<serde_json::Value>(&c.2).is_err()
+                        })
                         .map(|c| c.1.clone());
                 }
                 _ => {}
             }
         }
         if let Some(name) = bad
-            && let Some(pos) = events.iter().position(|e| matches!(e, StreamEvent::MessageDelta { .. }))
+            && let Some(pos) = events
+                .iter()
+                .position(|e| matches!(e, StreamEvent::MessageDelta { .. }))
         {
             events.truncate(pos);
             events.push(StreamEvent::Error {
                 error: ErrorBody::new(
                     dragoman_model::ErrorKind::Server,
-                    format!("upstream produced arguments for tool `{name}` that are not valid JSON"),
+                    format!(
+                        "upstream produced arguments for tool `{name}` that are not valid JSON"
+                    ),
                 ),
             });
         }

@@ -412,17 +412,31 @@ fn garbled_tool_arguments_end_the_stream_with_an_error_not_a_tool_turn() {
     let c = |delta: Value, finish: Value| json!({"id":"chatcmpl-3","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":delta,"finish_reason":finish}]});
     let chunks = vec![
         c(json!({"role":"assistant","content":null}), Value::Null),
-        c(json!({"tool_calls":[{"index":0,"id":"call_x","type":"function","function":{"name":"rm","arguments":"{\"path\": \"/tm"}}]}), Value::Null),
+        c(
+            json!({"tool_calls":[{"index":0,"id":"call_x","type":"function","function":{"name":"rm","arguments":"{\"path\": \"/tm"}}]}),
+            Value::Null,
+        ),
         c(json!({}), json!("tool_calls")),
     ];
     for target in Dialect::ALL {
         let (events, _) = run(Dialect::Chat, target, &sse_data(&chunks, true), None);
         let back = decode_stream(target, &dragoman_sse::encode_all(&events)).unwrap();
-        assert!(matches!(back.last(), Some(dragoman_model::StreamEvent::Error { .. })), "{target}: {back:?}");
+        assert!(
+            matches!(back.last(), Some(dragoman_model::StreamEvent::Error { .. })),
+            "{target}: {back:?}"
+        );
     }
     // Cut by the token limit, partial arguments are what every dialect reports: no error.
     let mut cut = chunks.clone();
     cut[2] = c(json!({}), json!("length"));
-    let (events, _) = run(Dialect::Chat, Dialect::Anthropic, &sse_data(&cut, true), None);
-    assert_eq!(find(&events, "message_delta")[0]["delta"]["stop_reason"], "max_tokens");
+    let (events, _) = run(
+        Dialect::Chat,
+        Dialect::Anthropic,
+        &sse_data(&cut, true),
+        None,
+    );
+    assert_eq!(
+        find(&events, "message_delta")[0]["delta"]["stop_reason"],
+        "max_tokens"
+    );
 }

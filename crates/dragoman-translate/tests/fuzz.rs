@@ -15,7 +15,10 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 
 fn cases() -> u32 {
-    std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
 }
 
 fn corpus(kind: &str) -> Vec<(Dialect, Vec<u8>)> {
@@ -53,7 +56,7 @@ fn damage(v: &mut Value, choice: &mut impl Iterator<Item = u32>) {
         }
         Value::Array(a) if !a.is_empty() => {
             let i = pick as usize % a.len();
-            if choice.next().unwrap_or(0) % 3 == 0 {
+            if choice.next().unwrap_or(0).is_multiple_of(3) {
                 a.remove(i);
             } else {
                 damage(&mut a[i], choice);
@@ -83,7 +86,10 @@ fn all_decoders(d: Dialect, bytes: &[u8]) {
 
 #[test]
 fn arbitrary_bytes_never_panic_any_decoder() {
-    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        ..Config::default()
+    });
     runner
         .run(&proptest::collection::vec(any::<u8>(), 0..2048), |bytes| {
             for d in Dialect::ALL {
@@ -101,52 +107,70 @@ fn damaged_recorded_json_never_panics() {
         .chain(corpus("responses"))
         .filter_map(|(d, b)| serde_json::from_slice(&b).ok().map(|v| (d, v)))
         .collect();
-    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        ..Config::default()
+    });
     runner
-        .run(&(any::<usize>(), proptest::collection::vec(any::<u32>(), 1..12)), |(i, choices)| {
-            let (d, v) = &bodies[i % bodies.len()];
-            let mut v = v.clone();
-            let mut it = choices.into_iter();
-            for _ in 0..3 {
-                damage(&mut v, &mut it);
-            }
-            let bytes = serde_json::to_vec(&v).unwrap();
-            for t in Dialect::ALL {
-                all_decoders(t, &bytes);
-            }
-            let _ = d;
-            Ok(())
-        })
+        .run(
+            &(
+                any::<usize>(),
+                proptest::collection::vec(any::<u32>(), 1..12),
+            ),
+            |(i, choices)| {
+                let (d, v) = &bodies[i % bodies.len()];
+                let mut v = v.clone();
+                let mut it = choices.into_iter();
+                for _ in 0..3 {
+                    damage(&mut v, &mut it);
+                }
+                let bytes = serde_json::to_vec(&v).unwrap();
+                for t in Dialect::ALL {
+                    all_decoders(t, &bytes);
+                }
+                let _ = d;
+                Ok(())
+            },
+        )
         .unwrap();
 }
 
 #[test]
 fn damaged_recorded_streams_end_in_a_valid_grammar() {
     let streams = corpus("streams");
-    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        ..Config::default()
+    });
     runner
-        .run(&(any::<usize>(), any::<usize>(), any::<u8>(), 0u8..3), |(i, at, byte, how)| {
-            let (d, bytes) = &streams[i % streams.len()];
-            let mut b = bytes.clone();
-            let at = at % (b.len() + 1);
-            match how {
-                0 => b.truncate(at),
-                1 if at < b.len() => b[at] = byte,
-                _ => b.insert(at, byte),
-            }
-            for t in Dialect::ALL {
-                let mut l = Losses::new();
-                let mut tr = hub::StreamTranslator::new(*d, t, StreamOptions::default());
-                let mut out = Vec::new();
-                let _ = tr.push(&b, &mut out, &mut l);
-                let _ = tr.finish(&mut out, &mut l);
-                // Whatever the damage, the client receives a well-formed stream of its dialect.
-                let events = dragoman_sse::decode_all(&out).unwrap();
-                if let Err(e) = hub::validate(t, &events) {
-                    panic!("{d}→{t}: damaged input gave an invalid stream: {e}\n{}", String::from_utf8_lossy(&out));
+        .run(
+            &(any::<usize>(), any::<usize>(), any::<u8>(), 0u8..3),
+            |(i, at, byte, how)| {
+                let (d, bytes) = &streams[i % streams.len()];
+                let mut b = bytes.clone();
+                let at = at % (b.len() + 1);
+                match how {
+                    0 => b.truncate(at),
+                    1 if at < b.len() => b[at] = byte,
+                    _ => b.insert(at, byte),
                 }
-            }
-            Ok(())
-        })
+                for t in Dialect::ALL {
+                    let mut l = Losses::new();
+                    let mut tr = hub::StreamTranslator::new(*d, t, StreamOptions::default());
+                    let mut out = Vec::new();
+                    let _ = tr.push(&b, &mut out, &mut l);
+                    let _ = tr.finish(&mut out, &mut l);
+                    // Whatever the damage, the client receives a well-formed stream of its dialect.
+                    let events = dragoman_sse::decode_all(&out).unwrap();
+                    if let Err(e) = hub::validate(t, &events) {
+                        panic!(
+                            "{d}→{t}: damaged input gave an invalid stream: {e}\n{}",
+                            String::from_utf8_lossy(&out)
+                        );
+                    }
+                }
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -74,8 +74,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    let database_url = if config.database.disabled {
+        None
+    } else {
+        let url = config
+            .database
+            .url
+            .as_ref()
+            .map(|u| u.expose().to_owned())
+            .or_else(|| env_var("DATABASE_URL").filter(|u| !u.is_empty()));
+        Some(url.unwrap_or_else(|| {
+            let path = match (&config.database.path, &args.config) {
+                (Some(p), _) => PathBuf::from(p),
+                (None, Some(cfg)) => cfg
+                    .parent()
+                    .map(|d| d.join("dragoman.db"))
+                    .unwrap_or_else(|| PathBuf::from("dragoman.db")),
+                (None, None) => PathBuf::from("dragoman.db"),
+            };
+            format!("sqlite://{}", path.display())
+        }))
+    };
+    let buffer = config.database.buffer;
     rt.block_on(async move {
-        let gateway = dragoman_gateway::Gateway::new(config).map_err(anyhow::Error::msg)?;
+        let (store, writer) = match database_url {
+            None => {
+                tracing::warn!("spend logs are disabled (general_settings.disable_spend_logs): usage is counted in /metrics only");
+                (None, None)
+            }
+            Some(url) => {
+                let store = dragoman_store::Store::connect(&url)
+                    .await
+                    .with_context(|| format!("cannot open the usage store {}", dragoman_store::redact_url(&url)))?;
+                tracing::info!(store = %dragoman_store::redact_url(&url), "usage records are written to the store");
+                let mut opts = dragoman_store::WriterOptions::default();
+                if let Some(b) = buffer {
+                    opts.capacity = b;
+                }
+                let (writer, _task) = dragoman_store::spawn_writer(std::sync::Arc::new(store.clone()), opts);
+                (Some(store), Some(writer))
+            }
+        };
+        let gateway = dragoman_gateway::Gateway::with_store(config, store, writer).map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

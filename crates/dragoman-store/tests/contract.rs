@@ -1,0 +1,921 @@
+//! One contract for every backend: each behaviour is a generic async fn run against SQLite (a
+//! temp file, and in memory where a fresh database per connection makes sense) and PostgreSQL,
+//! so the backends cannot drift apart.
+//!
+//! PostgreSQL: `DRAGOMAN_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
+//! every test works in its own schema, dropped at the end. An unreachable server fails the
+//! tests; `DRAGOMAN_TEST_POSTGRES_URL=skip` skips them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use dragoman_accounting::{Outcome, UsageRecord};
+use dragoman_model::{Dialect, Usage};
+use dragoman_store::{
+    GroupBy, LogQuery, Sink, Store, StoreError, SummaryRow, WriterOptions, spawn_writer,
+};
+use sqlx::Connection;
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Clone, Copy)]
+enum Kind {
+    SqliteFile,
+    SqliteMemory,
+    Postgres,
+}
+
+enum Target {
+    Dir(PathBuf, String),
+    Memory,
+    Pg { url: String, schema: String },
+}
+
+struct Fixture {
+    store: Store,
+    target: Target,
+}
+
+fn unique() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+fn pg_url() -> String {
+    std::env::var("DRAGOMAN_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
+}
+
+impl Fixture {
+    /// `None` when the backend is deliberately skipped.
+    async fn open(kind: Kind) -> Option<Fixture> {
+        match kind {
+            Kind::SqliteFile => {
+                // A directory that does not exist yet: `connect` must create it.
+                let dir = std::env::temp_dir().join(format!("dragoman-store-{}", unique()));
+                let url = format!("sqlite://{}", dir.join("usage.db").display());
+                let store = Store::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+                Some(Fixture {
+                    store,
+                    target: Target::Dir(dir, url),
+                })
+            }
+            Kind::SqliteMemory => Some(Fixture {
+                store: Store::connect("sqlite::memory:").await.unwrap(),
+                target: Target::Memory,
+            }),
+            Kind::Postgres => {
+                let url = pg_url();
+                if url == "skip" {
+                    eprintln!("DRAGOMAN_TEST_POSTGRES_URL=skip: PostgreSQL contract test skipped");
+                    return None;
+                }
+                let schema = format!("dragoman_t_{}", unique());
+                let store = Store::connect_with_schema(&url, &schema)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL is unreachable for the contract tests ({e}). Start it, \
+                             point DRAGOMAN_TEST_POSTGRES_URL at one, or set \
+                             DRAGOMAN_TEST_POSTGRES_URL=skip"
+                        )
+                    });
+                Some(Fixture {
+                    store,
+                    target: Target::Pg { url, schema },
+                })
+            }
+        }
+    }
+
+    /// A second, independent connection to the same database (`None` in memory, where a new
+    /// connection is a new database).
+    async fn reconnect(&self) -> Option<Store> {
+        match &self.target {
+            Target::Dir(_, url) => Some(Store::connect(url).await.unwrap()),
+            Target::Memory => None,
+            Target::Pg { url, schema } => {
+                Some(Store::connect_with_schema(url, schema).await.unwrap())
+            }
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        match self.target {
+            Target::Dir(dir, _) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Target::Memory => {}
+            Target::Pg { url, schema } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per behaviour for one backend.
+macro_rules! contract {
+    ($module:ident, $kind:ident, [$($name:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(fx) = super::Fixture::open(super::Kind::$kind).await else {
+                        return;
+                    };
+                    // Clean up (drop the schema, remove the file) even when the check fails.
+                    let outcome = futures_util::FutureExt::catch_unwind(
+                        std::panic::AssertUnwindSafe(super::$name(&fx)),
+                    )
+                    .await;
+                    fx.finish().await;
+                    if let Err(panic) = outcome {
+                        std::panic::resume_unwind(panic);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    sqlite_file,
+    SqliteFile,
+    [
+        roundtrip_keeps_every_field,
+        logs_filter_order_and_limit,
+        duplicates_are_stored_once,
+        summary_sums_by_key,
+        migrations_are_idempotent,
+        writer_stores_every_record,
+        writer_loses_nothing_while_the_store_fails,
+        writer_counts_exactly_the_overflow,
+        ping_and_empty_queries,
+    ]
+);
+
+contract!(
+    sqlite_memory,
+    SqliteMemory,
+    [
+        roundtrip_keeps_every_field,
+        logs_filter_order_and_limit,
+        duplicates_are_stored_once,
+        summary_sums_by_key,
+        writer_stores_every_record,
+        writer_loses_nothing_while_the_store_fails,
+        writer_counts_exactly_the_overflow,
+        ping_and_empty_queries,
+    ]
+);
+
+contract!(
+    postgres,
+    Postgres,
+    [
+        roundtrip_keeps_every_field,
+        logs_filter_order_and_limit,
+        duplicates_are_stored_once,
+        summary_sums_by_key,
+        migrations_are_idempotent,
+        writer_stores_every_record,
+        writer_loses_nothing_while_the_store_fails,
+        writer_counts_exactly_the_overflow,
+        ping_and_empty_queries,
+        schema_in_url_options,
+    ]
+);
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+fn rec(id: &str, started_at_ms: i64, model: &str, principal: &str) -> UsageRecord {
+    UsageRecord {
+        request_id: id.to_owned(),
+        started_at_ms,
+        principal: principal.to_owned(),
+        client_dialect: Dialect::Chat,
+        upstream_dialect: Some(Dialect::Anthropic),
+        model: model.to_owned(),
+        deployment: Some("dep".to_owned()),
+        provider_model: Some("provider-model".to_owned()),
+        stream: false,
+        outcome: Outcome::Ok,
+        status: 200,
+        latency_ms: 10,
+        ttft_ms: Some(5),
+        usage: Usage {
+            input_uncached: Some(1),
+            output: Some(1),
+            ..Usage::default()
+        },
+        usage_estimated: false,
+        cost_nanos: Some(1),
+    }
+}
+
+fn with_usage(mut r: UsageRecord, usage: Usage, cost_nanos: Option<i64>) -> UsageRecord {
+    r.usage = usage;
+    r.cost_nanos = cost_nanos;
+    r
+}
+
+fn all_logs() -> LogQuery {
+    LogQuery {
+        limit: LogQuery::MAX_LIMIT,
+        ..LogQuery::default()
+    }
+}
+
+fn sorted_by_id(mut v: Vec<UsageRecord>) -> Vec<UsageRecord> {
+    v.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    v
+}
+
+/// The spend API's order: newest first, ties by request id descending.
+fn newest_first(mut v: Vec<UsageRecord>) -> Vec<UsageRecord> {
+    v.sort_by(|a, b| {
+        b.started_at_ms
+            .cmp(&a.started_at_ms)
+            .then_with(|| b.request_id.cmp(&a.request_id))
+    });
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behaviours
+
+async fn roundtrip_keeps_every_field(fx: &Fixture) {
+    let full = UsageRecord {
+        request_id: "full".to_owned(),
+        started_at_ms: 1_740_787_200_123,
+        principal: "key-1".to_owned(),
+        client_dialect: Dialect::Chat,
+        upstream_dialect: Some(Dialect::Responses),
+        model: "gpt-5".to_owned(),
+        deployment: Some("openai-main".to_owned()),
+        provider_model: Some("gpt-5-2025-08-07".to_owned()),
+        stream: true,
+        outcome: Outcome::Ok,
+        status: 200,
+        latency_ms: 1234,
+        ttft_ms: Some(56),
+        usage: Usage {
+            input_uncached: Some(11),
+            cache_read: Some(12),
+            cache_write: Some(13),
+            cache_write_5m: Some(14),
+            cache_write_1h: Some(15),
+            output: Some(16),
+            reasoning: Some(17),
+            web_search_requests: Some(18),
+            web_fetch_requests: Some(19),
+        },
+        usage_estimated: true,
+        cost_nanos: Some(123_456_789_012),
+    };
+    let unknown = UsageRecord {
+        request_id: "unknown".to_owned(),
+        started_at_ms: -5,
+        principal: "open".to_owned(),
+        client_dialect: Dialect::Anthropic,
+        upstream_dialect: None,
+        model: "claude".to_owned(),
+        deployment: None,
+        provider_model: None,
+        stream: false,
+        outcome: Outcome::GatewayError,
+        status: 401,
+        latency_ms: 0,
+        ttft_ms: None,
+        usage: Usage::default(),
+        usage_estimated: false,
+        cost_nanos: None,
+    };
+    let zeros = UsageRecord {
+        request_id: "zeros".to_owned(),
+        outcome: Outcome::ClientCancelled,
+        status: 499,
+        ttft_ms: Some(0),
+        usage: Usage {
+            input_uncached: Some(0),
+            cache_read: Some(0),
+            cache_write: Some(0),
+            cache_write_5m: Some(0),
+            cache_write_1h: Some(0),
+            output: Some(0),
+            reasoning: Some(0),
+            web_search_requests: Some(0),
+            web_fetch_requests: Some(0),
+        },
+        cost_nanos: Some(0),
+        ..unknown.clone()
+    };
+    let extremes = UsageRecord {
+        request_id: "extremes 'quoted' \"id\"".to_owned(),
+        started_at_ms: i64::MAX,
+        principal: "ключ-😀".to_owned(),
+        model: "it's \"m\"; DROP TABLE usage_records; --".to_owned(),
+        status: u16::MAX,
+        latency_ms: i64::MAX as u64,
+        ttft_ms: Some(i64::MAX as u64),
+        usage: Usage {
+            input_uncached: Some(i64::MAX as u64),
+            cache_read: None,
+            cache_write: Some(1),
+            cache_write_5m: None,
+            cache_write_1h: Some(1),
+            output: None,
+            reasoning: Some(0),
+            web_search_requests: None,
+            web_fetch_requests: Some(3),
+        },
+        cost_nanos: Some(i64::MIN),
+        ..full.clone()
+    };
+    let mut records = vec![full, unknown, zeros, extremes];
+    let outcomes = [
+        Outcome::Ok,
+        Outcome::UpstreamError,
+        Outcome::ClientCancelled,
+        Outcome::Timeout,
+        Outcome::GatewayError,
+    ];
+    for (i, client) in Dialect::ALL.into_iter().enumerate() {
+        for (j, upstream) in Dialect::ALL.into_iter().enumerate() {
+            let mut r = rec(
+                &format!("combo-{i}-{j}"),
+                1000 + (i * 3 + j) as i64,
+                "m",
+                "p",
+            );
+            r.client_dialect = client;
+            r.upstream_dialect = Some(upstream);
+            r.outcome = outcomes[(i * 3 + j) % outcomes.len()];
+            records.push(r);
+        }
+    }
+    fx.store.insert_batch(&records).await.unwrap();
+    assert_eq!(fx.store.count().await.unwrap(), records.len() as i64);
+    let got = fx.store.logs(&all_logs()).await.unwrap();
+    assert_eq!(sorted_by_id(got), sorted_by_id(records));
+}
+
+async fn logs_filter_order_and_limit(fx: &Fixture) {
+    let base = 1_740_787_200_000;
+    let mut records: Vec<UsageRecord> = (0..12)
+        .map(|i| {
+            rec(
+                &format!("r{i:02}"),
+                base + i * 1000,
+                &format!("m{}", i % 3),
+                &format!("u{}", i % 2),
+            )
+        })
+        .collect();
+    // Same start time: the request id breaks the tie.
+    records.push(rec("r05b", base + 5 * 1000, "m2", "u1"));
+    fx.store.insert_batch(&records).await.unwrap();
+
+    let expect = |keep: &dyn Fn(&UsageRecord) -> bool| {
+        newest_first(records.iter().filter(|r| keep(r)).cloned().collect())
+    };
+
+    let got = fx.store.logs(&LogQuery::default()).await.unwrap();
+    assert_eq!(got, expect(&|_| true));
+
+    let q = LogQuery {
+        model: Some("m1".to_owned()),
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        fx.store.logs(&q).await.unwrap(),
+        expect(&|r| r.model == "m1")
+    );
+
+    let q = LogQuery {
+        principal: Some("u1".to_owned()),
+        model: Some("m2".to_owned()),
+        ..LogQuery::default()
+    };
+    let got = fx.store.logs(&q).await.unwrap();
+    assert_eq!(got, expect(&|r| r.principal == "u1" && r.model == "m2"));
+    assert!(!got.is_empty());
+
+    // since inclusive, until exclusive.
+    let q = LogQuery {
+        since_ms: Some(base + 5000),
+        until_ms: Some(base + 9000),
+        ..LogQuery::default()
+    };
+    let got = fx.store.logs(&q).await.unwrap();
+    assert_eq!(
+        got,
+        expect(&|r| r.started_at_ms >= base + 5000 && r.started_at_ms < base + 9000)
+    );
+    assert_eq!(got.len(), 5);
+    assert_eq!(got.last().unwrap().request_id, "r05");
+
+    let q = LogQuery {
+        limit: 3,
+        ..LogQuery::default()
+    };
+    let got = fx.store.logs(&q).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["r11", "r10", "r09"]);
+
+    let q = LogQuery {
+        limit: 0,
+        ..LogQuery::default()
+    };
+    assert!(fx.store.logs(&q).await.unwrap().is_empty());
+    let q = LogQuery {
+        limit: -7,
+        ..LogQuery::default()
+    };
+    assert!(fx.store.logs(&q).await.unwrap().is_empty());
+
+    // The default limit is 100 and no query returns more than 1000.
+    let bulk: Vec<UsageRecord> = (0..1010)
+        .map(|i| rec(&format!("bulk{i:04}"), base - 1_000_000 + i, "bulk", "u"))
+        .collect();
+    fx.store.insert_batch(&bulk).await.unwrap();
+    let q = LogQuery {
+        model: Some("bulk".to_owned()),
+        ..LogQuery::default()
+    };
+    let got = fx.store.logs(&q).await.unwrap();
+    assert_eq!(got.len(), 100);
+    assert_eq!(got[0].request_id, "bulk1009");
+    let q = LogQuery {
+        model: Some("bulk".to_owned()),
+        limit: 5000,
+        ..LogQuery::default()
+    };
+    let got = fx.store.logs(&q).await.unwrap();
+    assert_eq!(got.len(), 1000);
+    assert_eq!(got[999].request_id, "bulk0010");
+}
+
+async fn duplicates_are_stored_once(fx: &Fixture) {
+    let batch: Vec<UsageRecord> = (0..5)
+        .map(|i| rec(&format!("d{i}"), 1000 + i, "m", "p"))
+        .collect();
+    fx.store.insert_batch(&batch).await.unwrap();
+    fx.store.insert_batch(&batch).await.unwrap();
+    assert_eq!(fx.store.count().await.unwrap(), 5);
+
+    // A retried batch that overlaps, with a duplicate inside itself and a changed copy of a
+    // stored record: only the new id is added and the stored row is not overwritten.
+    let mut changed = batch[0].clone();
+    changed.cost_nanos = Some(999);
+    let new = rec("d-new", 2000, "m", "p");
+    let retry = vec![changed, batch[1].clone(), new.clone(), new.clone()];
+    fx.store.insert_batch(&retry).await.unwrap();
+    assert_eq!(fx.store.count().await.unwrap(), 6);
+    let got = fx.store.logs(&all_logs()).await.unwrap();
+    let mut expected = batch.clone();
+    expected.push(new);
+    assert_eq!(sorted_by_id(got), sorted_by_id(expected));
+
+    fx.store.insert_batch(&[]).await.unwrap();
+    assert_eq!(fx.store.count().await.unwrap(), 6);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    key: &str,
+    requests: i64,
+    input_uncached: i64,
+    cache_read: i64,
+    cache_write: i64,
+    output: i64,
+    reasoning: i64,
+    cost_nanos: i64,
+    unknown_cost_requests: i64,
+) -> SummaryRow {
+    SummaryRow {
+        key: key.to_owned(),
+        requests,
+        input_uncached,
+        cache_read,
+        cache_write,
+        output,
+        reasoning,
+        cost_nanos,
+        unknown_cost_requests,
+    }
+}
+
+async fn summary_sums_by_key(fx: &Fixture) {
+    let d1 = 1_740_787_200_000; // 2025-03-01T00:00:00Z
+    let d2 = d1 + 86_400_000; // 2025-03-02T00:00:00Z
+    let u = |input, cache_read, cache_write, output, reasoning| Usage {
+        input_uncached: input,
+        cache_read,
+        cache_write,
+        output,
+        reasoning,
+        // Not summed: present only to show they do not leak into other sums.
+        cache_write_5m: Some(1000),
+        web_search_requests: Some(1000),
+        ..Usage::default()
+    };
+    let records = vec![
+        with_usage(
+            rec("r1", d1 + 1000, "a", "p1"),
+            u(Some(10), Some(5), None, Some(7), Some(2)),
+            Some(100),
+        ),
+        with_usage(
+            rec("r2", d2 - 1, "a", "p2"),
+            u(None, None, Some(3), Some(1), None),
+            None,
+        ),
+        with_usage(
+            rec("r3", d2, "b", "p1"),
+            u(Some(4), Some(0), Some(6), Some(0), Some(0)),
+            Some(50),
+        ),
+        with_usage(
+            rec("r4", d1 - 1, "b", "p1"),
+            u(Some(1), None, None, None, None),
+            None,
+        ),
+        // Upper case sorts before lower case: keys come back in byte order on every backend.
+        with_usage(
+            rec("r5", d2 + 5000, "B", "p3"),
+            u(Some(2), Some(2), Some(2), Some(2), Some(1)),
+            Some(7),
+        ),
+    ];
+    fx.store.insert_batch(&records).await.unwrap();
+
+    let by_model = fx.store.summary(GroupBy::Model, None, None).await.unwrap();
+    assert_eq!(
+        by_model,
+        vec![
+            row("B", 1, 2, 2, 2, 2, 1, 7, 0),
+            row("a", 2, 10, 5, 3, 8, 2, 100, 1),
+            row("b", 2, 5, 0, 6, 0, 0, 50, 1),
+        ]
+    );
+
+    let by_principal = fx
+        .store
+        .summary(GroupBy::Principal, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        by_principal,
+        vec![
+            row("p1", 3, 15, 5, 6, 7, 2, 150, 1),
+            row("p2", 1, 0, 0, 3, 1, 0, 0, 1),
+            row("p3", 1, 2, 2, 2, 2, 1, 7, 0),
+        ]
+    );
+
+    let by_day = fx.store.summary(GroupBy::Day, None, None).await.unwrap();
+    assert_eq!(
+        by_day,
+        vec![
+            row("2025-02-28", 1, 1, 0, 0, 0, 0, 0, 1),
+            row("2025-03-01", 2, 10, 5, 3, 8, 2, 100, 1),
+            row("2025-03-02", 2, 6, 2, 8, 2, 1, 57, 0),
+        ]
+    );
+
+    // since inclusive, until exclusive: exactly 2025-03-01.
+    let window = fx
+        .store
+        .summary(GroupBy::Model, Some(d1), Some(d2))
+        .await
+        .unwrap();
+    assert_eq!(window, vec![row("a", 2, 10, 5, 3, 8, 2, 100, 1)]);
+
+    let empty = fx
+        .store
+        .summary(GroupBy::Day, Some(d2 + 86_400_000), None)
+        .await
+        .unwrap();
+    assert!(empty.is_empty());
+}
+
+async fn migrations_are_idempotent(fx: &Fixture) {
+    fx.store
+        .insert_batch(&[rec("m1", 1, "m", "p")])
+        .await
+        .unwrap();
+    let again = fx.reconnect().await.expect("a file or server database");
+    let third = fx.reconnect().await.expect("a file or server database");
+    assert_eq!(again.count().await.unwrap(), 1);
+    again.insert_batch(&[rec("m2", 2, "m", "p")]).await.unwrap();
+    assert_eq!(third.count().await.unwrap(), 2);
+    assert_eq!(fx.store.count().await.unwrap(), 2);
+    again.close().await;
+    third.close().await;
+}
+
+fn fast_options() -> WriterOptions {
+    WriterOptions {
+        batch_size: 64,
+        flush_interval: Duration::from_millis(20),
+        retry_backoff: Duration::from_millis(5),
+        retry_backoff_max: Duration::from_millis(40),
+        ..WriterOptions::default()
+    }
+}
+
+async fn writer_stores_every_record(fx: &Fixture) {
+    let (writer, task) = spawn_writer(Arc::new(fx.store.clone()), fast_options());
+    let records: Vec<UsageRecord> = (0..1000)
+        .map(|i| rec(&format!("w{i:04}"), i, "m", "p"))
+        .collect();
+    for r in &records {
+        writer.record(r.clone());
+    }
+    let stats = writer.close(Duration::from_secs(30)).await;
+    task.await.unwrap();
+    assert_eq!(stats.written, 1000);
+    assert_eq!(stats.backlog, 0);
+    assert_eq!(stats.dropped, 0);
+    assert_eq!(stats.failed_attempts, 0);
+    assert_eq!(fx.store.count().await.unwrap(), 1000);
+    assert_eq!(
+        sorted_by_id(fx.store.logs(&all_logs()).await.unwrap()),
+        records
+    );
+}
+
+/// Fails its first `failures` calls, then delegates to the store; with `after_write` the failing
+/// calls write first and report an error anyway (the ambiguous case: committed, reply lost).
+struct FailingSink {
+    failures: AtomicUsize,
+    after_write: bool,
+    inner: Store,
+}
+
+impl Sink for FailingSink {
+    fn insert_batch<'a>(
+        &'a self,
+        records: &'a [UsageRecord],
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        Box::pin(async move {
+            if !fail {
+                return self.inner.insert_batch(records).await;
+            }
+            if self.after_write {
+                self.inner.insert_batch(records).await?;
+            }
+            Err(StoreError::InvalidArgument {
+                backend: "test",
+                reason: "injected failure".to_owned(),
+            })
+        })
+    }
+}
+
+async fn writer_loses_nothing_while_the_store_fails(fx: &Fixture) {
+    for (round, after_write) in [(0, false), (1, true)] {
+        let failures = 5;
+        let sink = Arc::new(FailingSink {
+            failures: AtomicUsize::new(failures),
+            after_write,
+            inner: fx.store.clone(),
+        });
+        let (writer, task) = spawn_writer(sink, fast_options());
+        for i in 0..300 {
+            writer.record(rec(&format!("f{round}-{i:03}"), i, "m", "p"));
+        }
+        let stats = writer.close(Duration::from_secs(30)).await;
+        task.await.unwrap();
+        assert!(
+            stats.failed_attempts >= failures as u64,
+            "{stats:?} after_write={after_write}"
+        );
+        assert_eq!(stats.written, 300, "{stats:?} after_write={after_write}");
+        assert_eq!(stats.backlog, 0);
+        assert_eq!(stats.dropped, 0);
+        assert_eq!(fx.store.count().await.unwrap(), 300 * (round + 1));
+    }
+}
+
+/// Holds every insert until the gate opens, then delegates.
+struct GatedSink {
+    gate: tokio::sync::watch::Sender<bool>,
+    inner: Store,
+}
+
+impl Sink for GatedSink {
+    fn insert_batch<'a>(
+        &'a self,
+        records: &'a [UsageRecord],
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
+        let mut open = self.gate.subscribe();
+        Box::pin(async move {
+            let _ = open.wait_for(|o| *o).await;
+            self.inner.insert_batch(records).await
+        })
+    }
+}
+
+async fn writer_counts_exactly_the_overflow(fx: &Fixture) {
+    let sink = Arc::new(GatedSink {
+        gate: tokio::sync::watch::Sender::new(false),
+        inner: fx.store.clone(),
+    });
+    let options = WriterOptions {
+        capacity: 50,
+        batch_size: 16,
+        ..fast_options()
+    };
+    let (writer, task) = spawn_writer(sink.clone(), options);
+    for i in 0..80 {
+        writer.record(rec(&format!("o{i:02}"), i, "m", "p"));
+        if i == 20 {
+            // Let the task take a batch: records in flight still count toward capacity.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let stats = writer.stats();
+    assert_eq!(stats.dropped, 30);
+    assert_eq!(stats.backlog, 50);
+    assert_eq!(stats.written, 0);
+
+    let late = writer.clone();
+    sink.gate.send_replace(true);
+    let stats = writer.close(Duration::from_secs(30)).await;
+    task.await.unwrap();
+    assert_eq!(stats.written, 50);
+    assert_eq!(stats.dropped, 30);
+    assert_eq!(stats.backlog, 0);
+    assert_eq!(fx.store.count().await.unwrap(), 50);
+    let stored = sorted_by_id(fx.store.logs(&all_logs()).await.unwrap());
+    let ids: Vec<String> = stored.into_iter().map(|r| r.request_id).collect();
+    let first_fifty: Vec<String> = (0..50).map(|i| format!("o{i:02}")).collect();
+    assert_eq!(ids, first_fifty);
+
+    // After close, recording is refused and counted, never silently lost.
+    late.record(rec("after-close", 0, "m", "p"));
+    assert_eq!(late.stats().dropped, 31);
+    assert_eq!(fx.store.count().await.unwrap(), 50);
+}
+
+async fn ping_and_empty_queries(fx: &Fixture) {
+    fx.store.ping().await.unwrap();
+    assert_eq!(fx.store.count().await.unwrap(), 0);
+    assert!(
+        fx.store
+            .logs(&LogQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for g in [GroupBy::Model, GroupBy::Principal, GroupBy::Day] {
+        assert!(fx.store.summary(g, None, None).await.unwrap().is_empty());
+    }
+}
+
+/// PostgreSQL only: `?options=-csearch_path%3DNAME` in a plain URL reaches the same schema as
+/// `connect_with_schema`.
+async fn schema_in_url_options(fx: &Fixture) {
+    let Target::Pg { url, schema } = &fx.target else {
+        return;
+    };
+    fx.store
+        .insert_batch(&[rec("s1", 1, "m", "p")])
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let via_url = Store::connect(&format!("{url}{sep}options=-csearch_path%3D{schema}"))
+        .await
+        .unwrap();
+    assert_eq!(via_url.count().await.unwrap(), 1);
+    via_url.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend-independent behaviours
+
+/// Never answers.
+struct HangingSink;
+
+impl Sink for HangingSink {
+    fn insert_batch<'a>(
+        &'a self,
+        _records: &'a [UsageRecord],
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_never_blocks_on_a_hung_store() {
+    for capacity in [100_000, 4_000] {
+        let options = WriterOptions {
+            capacity,
+            batch_size: 500,
+            flush_interval: Duration::from_millis(1),
+            ..WriterOptions::default()
+        };
+        let (writer, task) = spawn_writer(Arc::new(HangingSink), options);
+        let template = rec("x", 0, "m", "p");
+        let start = Instant::now();
+        for i in 0..10_000 {
+            let mut r = template.clone();
+            r.request_id = format!("h{i}");
+            writer.record(r);
+        }
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_secs(2), "record took {elapsed:?}");
+        let stats = writer.stats();
+        assert_eq!(stats.backlog, 10_000.min(capacity));
+        assert_eq!(stats.dropped, 10_000 - 10_000.min(capacity) as u64);
+        assert_eq!(stats.written, 0);
+
+        // close gives up at its deadline and reports what it could not write.
+        let start = Instant::now();
+        let stats = writer.close(Duration::from_millis(200)).await;
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(stats.backlog, 10_000.min(capacity));
+        assert_eq!(stats.written, 0);
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the task ends after an aborted close")
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn dropping_every_writer_flushes_and_ends_the_task() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let (writer, task) = spawn_writer(Arc::new(store.clone()), fast_options());
+    for i in 0..10 {
+        writer.record(rec(&format!("drop{i}"), i, "m", "p"));
+    }
+    drop(writer);
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the task ends once no writer is left")
+        .unwrap();
+    assert_eq!(store.count().await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn errors_never_echo_passwords() {
+    let err = Store::connect("postgres://admin:hunter2@127.0.0.1:1/db")
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(!msg.contains("hunter2"), "{msg}");
+    assert!(msg.contains("PostgreSQL"), "{msg}");
+    assert!(msg.contains("127.0.0.1:1/db"), "{msg}");
+
+    let err = Store::connect("mysql://admin:hunter2@host/db")
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::InvalidUrl { .. }), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+
+    let err = Store::connect_with_schema("postgres://u:hunter2@127.0.0.1:1/db", "Bad; name")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidArgument { .. }), "{err}");
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn sqlite_file_uses_wal() {
+    let dir = std::env::temp_dir().join(format!("dragoman-store-{}", unique()));
+    let path = dir.join("usage.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::connect(&url).await.unwrap();
+    store
+        .insert_batch(&[rec("wal", 1, "m", "p")])
+        .await
+        .unwrap();
+    store.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    drop(conn);
+    let _ = std::fs::remove_dir_all(dir);
+}
