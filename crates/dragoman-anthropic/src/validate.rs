@@ -133,7 +133,9 @@ impl Validator {
                 let i = v.get("index").and_then(Value::as_u64);
                 match self.open.take() {
                     Some(o) if Some(o.index) == i => {
-                        if is_tool_block(&o.btype) {
+                        // Only a client tool call is run by the client, so only its input must
+                        // parse; server tool blocks report what the provider already ran.
+                        if o.btype == "tool_use" {
                             self.tool_inputs.push((o.index, o.json));
                         }
                     }

@@ -185,7 +185,13 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                             database.url =
                                 string_value(v, &path, env, &mut warnings)?.map(Secret::new)
                         }
-                        "disable_spend_logs" => database.disabled = boolean(v, &path)?,
+                        "disable_spend_logs" => {
+                            database.disabled = match string_value(v, &path, env, &mut warnings) {
+                                Ok(Some(s)) => boolean(&Value::String(s), &path)?,
+                                Ok(None) => false,
+                                Err(_) => boolean(v, &path)?,
+                            }
+                        }
                         _ => warnings.push(format!("{path} is not supported yet and is ignored")),
                     }
                 }
@@ -207,7 +213,9 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                             server.keepalive = seconds(v, &path)?
                         }
                         "shutdown_grace_seconds" => server.shutdown_grace = seconds(v, &path)?,
-                        "database_path" => database.path = Some(req_string(v, &path)?),
+                        "database_path" => {
+                            database.path = string_value(v, &path, env, &mut warnings)?
+                        }
                         "usage_buffer" => database.buffer = Some(uint(v, &path)? as usize),
                         _ => warnings.push(format!("{path} is not a known setting and is ignored")),
                     }
