@@ -62,6 +62,19 @@ struct TextPart {
     open: bool,
 }
 
+/// An output item event's `item`: an object with a string `type`, or the event is malformed.
+fn item_of(v: &Value, n: usize, ty: &str) -> Result<Value, DecodeError> {
+    match v.get("item") {
+        Some(item @ Value::Object(m)) if m.get("type").is_some_and(Value::is_string) => {
+            Ok(item.clone())
+        }
+        _ => Err(DecodeError::new(
+            format!("event {n} ({ty}).item"),
+            "expected an object with a string type",
+        )),
+    }
+}
+
 /// The part of `full` not yet emitted, when what was emitted is a prefix of it.
 fn remainder<'a>(emitted: &str, full: &'a str) -> Option<&'a str> {
     (full.len() > emitted.len() && full.starts_with(emitted)).then(|| &full[emitted.len()..])
@@ -99,13 +112,13 @@ impl StreamDecoder {
             "response.output_item.added" => {
                 self.start(None, out);
                 let idx = self.index(&v);
-                let item = v.get("item").cloned().unwrap_or(Value::Null);
+                let item = item_of(&v, n, &ty)?;
                 self.item_added(idx, &item, out);
             }
             "response.output_item.done" => {
                 self.start(None, out);
                 let idx = self.index(&v);
-                let item = v.get("item").cloned().unwrap_or(Value::Null);
+                let item = item_of(&v, n, &ty)?;
                 self.item_done(idx, &item, out);
             }
             "response.content_part.added" => {
