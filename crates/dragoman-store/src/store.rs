@@ -174,9 +174,14 @@ impl Store {
             operation: "inserting usage records",
             source,
         };
+        // SQLite (through sqlx) looks up every parameter's name on each bind, which is
+        // quadratic in a multi-row statement: measured, a 40-row insert spent more CPU there
+        // than the gateway spent on the requests. One cached single-row statement per record
+        // inside the transaction is linear. PostgreSQL gains from fewer round trips.
+        let rows_per_statement = if backend == "sqlite" { 1 } else { ROWS_PER_STATEMENT };
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(fail)?;
-            for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            for chunk in records.chunks(rows_per_statement) {
                 let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
                 for record in chunk {
                     let p = Params::of(record);

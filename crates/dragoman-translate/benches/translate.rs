@@ -13,6 +13,10 @@ use dragoman_model::{
 use dragoman_translate as hub;
 use serde_json::json;
 
+// The binary runs on mimalloc; measure what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A canonical request of about `size` bytes: a system prompt, a tool and a conversation.
 fn request(size: usize) -> Request {
     let mut messages = Vec::new();

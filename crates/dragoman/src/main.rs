@@ -8,6 +8,11 @@ mod translate;
 
 use clap::{Parser, Subcommand};
 
+// The gateway allocates per request and per stream event; mimalloc measured 10-20% faster than
+// the system allocator on the translation benchmarks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "dragoman",
