@@ -1,6 +1,8 @@
 //! Anthropic Messages request bodies ⇄ canonical `Request`, plus the content-block codec that
 //! responses share, because Anthropic uses one block vocabulary in both directions.
 
+use std::fmt;
+
 use dragoman_model::{
     CacheControl, DecodeError, Dialect, Effort, Extension, Family, Losses, MediaSource, Message,
     Part, ReasoningConfig, ReasoningSeal, Request, ResponseFormat, Role, SealKind, Tool,
@@ -36,24 +38,55 @@ pub(crate) enum Target {
 // ---------------------------------------------------------------------------------------------
 // Small JSON readers. Every one names the place of a problem, because decode errors must.
 
-pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
+/// A JSON path, formatted only when a loss or an error names it: formatting every block's path
+/// up front cost more than decoding the block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Path<'a> {
+    Root(&'a str),
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+/// The top level of a body, whose fields are named bare (`model`, not `.model`).
+pub(crate) const ROOT: Path<'static> = Path::Root("");
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root(s) => f.write_str(s),
+            Path::Key(Path::Root(""), k) => f.write_str(k),
+            Path::Key(p, k) => write!(f, "{p}.{k}"),
+            Path::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
     }
 }
 
-pub(crate) fn at(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
+impl From<Path<'_>> for String {
+    fn from(p: Path<'_>) -> String {
+        p.to_string()
+    }
 }
 
-pub(crate) fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a JsonMap, DecodeError> {
+impl From<&Path<'_>> for String {
+    fn from(p: &Path<'_>) -> String {
+        p.to_string()
+    }
+}
+
+pub(crate) fn join<'a>(path: &'a Path<'a>, key: &'a str) -> Path<'a> {
+    Path::Key(path, key)
+}
+
+pub(crate) fn at<'a>(path: &'a Path<'a>, i: usize) -> Path<'a> {
+    Path::Index(path, i)
+}
+
+pub(crate) fn obj<'a>(v: &'a Value, path: &Path) -> Result<&'a JsonMap, DecodeError> {
     v.as_object()
         .ok_or_else(|| DecodeError::wrong_type(path, "an object"))
 }
 
-pub(crate) fn req_str(m: &JsonMap, key: &str, path: &str) -> Result<String, DecodeError> {
+pub(crate) fn req_str(m: &JsonMap, key: &str, path: &Path) -> Result<String, DecodeError> {
     match m.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         None | Some(Value::Null) => Err(DecodeError::missing(join(path, key))),
@@ -61,7 +94,7 @@ pub(crate) fn req_str(m: &JsonMap, key: &str, path: &str) -> Result<String, Deco
     }
 }
 
-pub(crate) fn opt_str(m: &JsonMap, key: &str, path: &str) -> Result<Option<String>, DecodeError> {
+pub(crate) fn opt_str(m: &JsonMap, key: &str, path: &Path) -> Result<Option<String>, DecodeError> {
     match m.get(key) {
         Some(Value::String(s)) => Ok(Some(s.clone())),
         None | Some(Value::Null) => Ok(None),
@@ -69,7 +102,7 @@ pub(crate) fn opt_str(m: &JsonMap, key: &str, path: &str) -> Result<Option<Strin
     }
 }
 
-pub(crate) fn opt_u64(m: &JsonMap, key: &str, path: &str) -> Result<Option<u64>, DecodeError> {
+pub(crate) fn opt_u64(m: &JsonMap, key: &str, path: &Path) -> Result<Option<u64>, DecodeError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -79,7 +112,7 @@ pub(crate) fn opt_u64(m: &JsonMap, key: &str, path: &str) -> Result<Option<u64>,
     }
 }
 
-fn opt_f64(m: &JsonMap, key: &str, path: &str) -> Result<Option<f64>, DecodeError> {
+fn opt_f64(m: &JsonMap, key: &str, path: &Path) -> Result<Option<f64>, DecodeError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -89,7 +122,7 @@ fn opt_f64(m: &JsonMap, key: &str, path: &str) -> Result<Option<f64>, DecodeErro
     }
 }
 
-fn opt_bool(m: &JsonMap, key: &str, path: &str) -> Result<Option<bool>, DecodeError> {
+fn opt_bool(m: &JsonMap, key: &str, path: &Path) -> Result<Option<bool>, DecodeError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -101,7 +134,7 @@ fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn report_unknown(m: &JsonMap, known: &[&str], path: &str, what: &str, losses: &mut Losses) {
+fn report_unknown(m: &JsonMap, known: &[&str], path: &Path, what: &str, losses: &mut Losses) {
     for k in m.keys() {
         if !known.contains(&k.as_str()) {
             losses.dropped(
@@ -115,7 +148,7 @@ fn report_unknown(m: &JsonMap, known: &[&str], path: &str, what: &str, losses: &
 // ---------------------------------------------------------------------------------------------
 // Content blocks.
 
-fn decode_cache_control(m: &JsonMap, path: &str) -> Result<Option<CacheControl>, DecodeError> {
+fn decode_cache_control(m: &JsonMap, path: &Path) -> Result<Option<CacheControl>, DecodeError> {
     match m.get("cache_control") {
         None | Some(Value::Null) => Ok(None),
         Some(v) => {
@@ -139,7 +172,7 @@ fn put_cache_control(m: &mut JsonMap, cc: &Option<CacheControl>) {
 }
 
 /// `None` for source shapes the canonical model has no form for (the block then stays opaque).
-fn decode_source(v: Option<&Value>, path: &str) -> Result<Option<MediaSource>, DecodeError> {
+fn decode_source(v: Option<&Value>, path: &Path) -> Result<Option<MediaSource>, DecodeError> {
     let v = v.ok_or_else(|| DecodeError::missing(path))?;
     let m = obj(v, path)?;
     let ty = req_str(m, "type", path)?;
@@ -162,7 +195,12 @@ fn decode_source(v: Option<&Value>, path: &str) -> Result<Option<MediaSource>, D
     }))
 }
 
-fn encode_source(src: &MediaSource, image: bool, path: &str, losses: &mut Losses) -> Option<Value> {
+fn encode_source(
+    src: &MediaSource,
+    image: bool,
+    path: &Path,
+    losses: &mut Losses,
+) -> Option<Value> {
     Some(match src {
         MediaSource::Base64 { media_type, data } => {
             json!({"type": "base64", "media_type": media_type, "data": data})
@@ -193,7 +231,7 @@ fn decode_seal(signature: &str) -> Option<ReasoningSeal> {
 /// reported (a direct `caller` is the default and means nothing).
 pub(crate) fn decode_block(
     v: &Value,
-    path: &str,
+    path: &Path,
     losses: &mut Losses,
 ) -> Result<Part, DecodeError> {
     let (part, extra) = decode_block_extra(v, path, losses)?;
@@ -212,7 +250,7 @@ pub(crate) fn decode_block(
 /// One content block, and the fields of it the canonical part has no place for.
 pub(crate) fn decode_block_extra(
     v: &Value,
-    path: &str,
+    path: &Path,
     losses: &mut Losses,
 ) -> Result<(Part, JsonMap), DecodeError> {
     let m = obj(v, path)?;
@@ -337,7 +375,7 @@ pub(crate) fn decode_block_extra(
 }
 
 /// The `input` object of a `tool_use` block for canonical arguments.
-fn tool_input(arguments: &str, kind: ToolKind, path: &str, losses: &mut Losses) -> Value {
+fn tool_input(arguments: &str, kind: ToolKind, path: &Path, losses: &mut Losses) -> Value {
     if kind == ToolKind::Custom {
         losses.approximated(
             join(path, "input"),
@@ -363,7 +401,7 @@ fn tool_input(arguments: &str, kind: ToolKind, path: &str, losses: &mut Losses) 
 /// A tool-call id Anthropic accepts (`^[a-zA-Z0-9_-]+$`). Other servers issue ids like
 /// `functions.get_weather:0`; the same id always maps to the same safe id, and a hash suffix keeps
 /// distinct ids distinct, so calls and results in one history still pair up.
-fn safe_tool_id(id: &str, path: &str, losses: &mut Losses) -> String {
+fn safe_tool_id(id: &str, path: &Path, losses: &mut Losses) -> String {
     let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if !id.is_empty() && id.chars().all(ok) {
         return id.to_owned();
@@ -388,12 +426,30 @@ pub(crate) fn is_plain_text_block(v: &Value) -> Option<&str> {
     None
 }
 
+/// A turn's blocks from `encode_parts`, whose plain text blocks are still bare strings.
+fn message_content(mut blocks: Vec<Value>) -> Value {
+    if blocks.len() == 1 && blocks[0].is_string() {
+        return blocks.pop().unwrap_or_default();
+    }
+    for b in &mut blocks {
+        if let Value::String(s) = b {
+            let mut m = Map::new();
+            m.insert("type".into(), Value::String("text".into()));
+            m.insert("text".into(), Value::String(std::mem::take(s)));
+            *b = Value::Object(m);
+        }
+    }
+    content_value(blocks)
+}
+
 /// Blocks as Anthropic content: a lone plain text block becomes the string form.
-fn content_value(blocks: Vec<Value>) -> Value {
+fn content_value(mut blocks: Vec<Value>) -> Value {
     if blocks.len() == 1
-        && let Some(t) = is_plain_text_block(&blocks[0])
+        && is_plain_text_block(&blocks[0]).is_some()
+        && let Some(Value::Object(mut m)) = blocks.pop()
     {
-        return Value::String(t.to_owned());
+        // Moved out rather than copied; `is_plain_text_block` vouched for the string.
+        return m.remove("text").unwrap_or_default();
     }
     Value::Array(blocks)
 }
@@ -401,7 +457,7 @@ fn content_value(blocks: Vec<Value>) -> Value {
 /// One canonical part as an Anthropic block; `None` when it cannot be expressed (reported).
 pub(crate) fn encode_part(
     part: &Part,
-    path: &str,
+    path: &Path,
     target: Target,
     extra: Option<&Value>,
     losses: &mut Losses,
@@ -419,7 +475,7 @@ pub(crate) fn encode_part(
 
 fn encode_part_plain(
     part: &Part,
-    path: &str,
+    path: &Path,
     target: Target,
     losses: &mut Losses,
 ) -> Option<Value> {
@@ -594,7 +650,7 @@ fn encode_part_plain(
 
 fn decode_content(
     v: Option<&Value>,
-    path: &str,
+    path: &Path,
     losses: &mut Losses,
 ) -> Result<Vec<(Part, JsonMap)>, DecodeError> {
     match v {
@@ -618,13 +674,18 @@ fn push_message(
     parts: Vec<(Part, JsonMap)>,
     fields: &mut JsonMap,
 ) {
-    let mut content = Vec::new();
-    place(&mut content, &messages.len().to_string(), parts, fields);
+    let mut content = Vec::with_capacity(parts.len());
+    place(&mut content, &messages.len(), parts, fields);
     messages.push(Message::new(role, content));
 }
 
 /// Appends parts to `target`, remembering their extra fields under `<prefix>.<position>`.
-fn place(target: &mut Vec<Part>, prefix: &str, parts: Vec<(Part, JsonMap)>, fields: &mut JsonMap) {
+fn place(
+    target: &mut Vec<Part>,
+    prefix: &dyn fmt::Display,
+    parts: Vec<(Part, JsonMap)>,
+    fields: &mut JsonMap,
+) {
     for (p, extra) in parts {
         if !extra.is_empty() {
             fields.insert(format!("{prefix}.{}", target.len()), Value::Object(extra));
@@ -633,7 +694,7 @@ fn place(target: &mut Vec<Part>, prefix: &str, parts: Vec<(Part, JsonMap)>, fiel
     }
 }
 
-fn decode_tool(v: &Value, path: &str, fields: &mut JsonMap) -> Result<Tool, DecodeError> {
+fn decode_tool(v: &Value, path: &Path, fields: &mut JsonMap) -> Result<Tool, DecodeError> {
     let m = obj(v, path)?;
     if let Some(t) = m.get("type")
         && t != "custom"
@@ -674,38 +735,57 @@ fn decode_tool(v: &Value, path: &str, fields: &mut JsonMap) -> Result<Tool, Deco
 
 /// Decodes an Anthropic Messages request body.
 pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, DecodeError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("$", &e))?;
-    let m = obj(&v, "$")?;
+    let mut v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("$", &e))?;
+    let Value::Object(m) = &mut v else {
+        return Err(DecodeError::wrong_type("$", "an object"));
+    };
     let mut req = Request {
-        model: req_str(m, "model", "")?,
+        model: req_str(m, "model", &ROOT)?,
         ..Request::default()
     };
     let mut part_fields = Map::new();
     if let Some(s) = m.get("system")
         && !s.is_null()
     {
-        let parts = decode_content(Some(s), "system", losses)?;
-        place(&mut req.system, "system", parts, &mut part_fields);
+        let parts = decode_content(Some(s), &Path::Root("system"), losses)?;
+        place(&mut req.system, &"system", parts, &mut part_fields);
     }
-    let msgs = match m.get("messages") {
-        Some(Value::Array(a)) => a,
+    // Taken out so that message text moves into the canonical parts instead of being copied;
+    // nothing reads `messages` from the body after this.
+    let msgs = match m.get_mut("messages") {
+        Some(Value::Array(a)) => std::mem::take(a),
         Some(_) => return Err(DecodeError::wrong_type("messages", "an array")),
         None => return Err(DecodeError::missing("messages")),
     };
     let mut conversation_started = false;
     let mut message_fields = Map::new();
-    for (i, mv) in msgs.iter().enumerate() {
-        let path = at("messages", i);
-        let mm = obj(mv, &path)?;
-        let extra: JsonMap = mm
-            .iter()
-            .filter(|(k, _)| k.as_str() != "role" && k.as_str() != "content")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+    let messages_path = Path::Root("messages");
+    for (i, mv) in msgs.into_iter().enumerate() {
+        let path = at(&messages_path, i);
+        let Value::Object(mut extra) = mv else {
+            return Err(DecodeError::wrong_type(path, "an object"));
+        };
+        let content_value = extra.remove("content");
+        let role = match extra.remove("role") {
+            Some(Value::String(s)) => s,
+            None | Some(Value::Null) => return Err(DecodeError::missing(join(&path, "role"))),
+            Some(_) => return Err(DecodeError::wrong_type(join(&path, "role"), "a string")),
+        };
         let first_index = req.messages.len();
-        let role = req_str(mm, "role", &path)?;
-        let content = decode_content(mm.get("content"), &join(&path, "content"), losses)?;
+        let cpath = join(&path, "content");
+        let content = match content_value {
+            Some(Value::String(s)) => vec![(Part::text(s), Map::new())],
+            other => decode_content(other.as_ref(), &cpath, losses)?,
+        };
         match role.as_str() {
+            "user"
+                if !content
+                    .iter()
+                    .any(|(p, _)| matches!(p, Part::ToolResult { .. })) =>
+            {
+                conversation_started = true;
+                push_message(&mut req.messages, Role::User, content, &mut part_fields);
+            }
             "user" => {
                 conversation_started = true;
                 let (results, rest): (Vec<_>, Vec<_>) = content
@@ -739,7 +819,7 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
                     };
                     push_message(&mut req.messages, role, content, &mut part_fields);
                 } else {
-                    place(&mut req.system, "system", content, &mut part_fields);
+                    place(&mut req.system, &"system", content, &mut part_fields);
                 }
             }
             other => {
@@ -756,15 +836,15 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
                 extra.insert("role".into(), json!(role));
                 message_fields.insert(first_index.to_string(), Value::Object(extra));
             } else {
-                report_unknown(mm, &["role", "content"], &path, "message", losses);
+                report_unknown(&extra, &["role", "content"], &path, "message", losses);
             }
         }
     }
-    req.max_tokens = opt_u64(m, "max_tokens", "")?;
-    req.temperature = opt_f64(m, "temperature", "")?;
-    req.top_p = opt_f64(m, "top_p", "")?;
-    req.top_k = opt_u64(m, "top_k", "")?;
-    req.stream = opt_bool(m, "stream", "")?.unwrap_or(false);
+    req.max_tokens = opt_u64(m, "max_tokens", &ROOT)?;
+    req.temperature = opt_f64(m, "temperature", &ROOT)?;
+    req.top_p = opt_f64(m, "top_p", &ROOT)?;
+    req.top_k = opt_u64(m, "top_k", &ROOT)?;
+    req.stream = opt_bool(m, "stream", &ROOT)?.unwrap_or(false);
     if let Some(s) = m.get("stop_sequences")
         && !s.is_null()
     {
@@ -774,7 +854,9 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
         for (i, x) in a.iter().enumerate() {
             req.stop.push(
                 x.as_str()
-                    .ok_or_else(|| DecodeError::wrong_type(at("stop_sequences", i), "a string"))?
+                    .ok_or_else(|| {
+                        DecodeError::wrong_type(format!("stop_sequences[{i}]"), "a string")
+                    })?
                     .to_owned(),
             );
         }
@@ -787,35 +869,40 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
             .as_array()
             .ok_or_else(|| DecodeError::wrong_type("tools", "an array"))?;
         for (i, tv) in a.iter().enumerate() {
-            req.tools
-                .push(decode_tool(tv, &at("tools", i), &mut tool_fields)?);
+            req.tools.push(decode_tool(
+                tv,
+                &at(&Path::Root("tools"), i),
+                &mut tool_fields,
+            )?);
         }
     }
     if let Some(tc) = m.get("tool_choice")
         && !tc.is_null()
     {
-        let tm = obj(tc, "tool_choice")?;
-        req.tool_choice = Some(match req_str(tm, "type", "tool_choice")?.as_str() {
-            "auto" => ToolChoice::Auto,
-            "any" => ToolChoice::Required,
-            "none" => ToolChoice::None,
-            "tool" => ToolChoice::Tool {
-                name: req_str(tm, "name", "tool_choice")?,
+        let tm = obj(tc, &Path::Root("tool_choice"))?;
+        req.tool_choice = Some(
+            match req_str(tm, "type", &Path::Root("tool_choice"))?.as_str() {
+                "auto" => ToolChoice::Auto,
+                "any" => ToolChoice::Required,
+                "none" => ToolChoice::None,
+                "tool" => ToolChoice::Tool {
+                    name: req_str(tm, "name", &Path::Root("tool_choice"))?,
+                },
+                other => {
+                    return Err(DecodeError::new(
+                        "tool_choice.type",
+                        format!("unknown tool_choice type `{other}`"),
+                    ));
+                }
             },
-            other => {
-                return Err(DecodeError::new(
-                    "tool_choice.type",
-                    format!("unknown tool_choice type `{other}`"),
-                ));
-            }
-        });
-        if let Some(d) = opt_bool(tm, "disable_parallel_tool_use", "tool_choice")? {
+        );
+        if let Some(d) = opt_bool(tm, "disable_parallel_tool_use", &Path::Root("tool_choice"))? {
             req.parallel_tool_calls = Some(!d);
         }
         report_unknown(
             tm,
             &["type", "name", "disable_parallel_tool_use"],
-            "tool_choice",
+            &Path::Root("tool_choice"),
             "tool_choice",
             losses,
         );
@@ -825,12 +912,12 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
     if let Some(t) = m.get("thinking")
         && !t.is_null()
     {
-        let tm = obj(t, "thinking")?;
+        let tm = obj(t, &Path::Root("thinking"))?;
         has_reasoning = true;
-        match req_str(tm, "type", "thinking")?.as_str() {
+        match req_str(tm, "type", &Path::Root("thinking"))?.as_str() {
             "enabled" => {
                 rc.enabled = Some(true);
-                rc.budget_tokens = opt_u64(tm, "budget_tokens", "thinking")?;
+                rc.budget_tokens = opt_u64(tm, "budget_tokens", &Path::Root("thinking"))?;
             }
             "adaptive" => {
                 rc.enabled = Some(true);
@@ -844,11 +931,11 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
                 ));
             }
         }
-        rc.display = opt_str(tm, "display", "thinking")?;
+        rc.display = opt_str(tm, "display", &Path::Root("thinking"))?;
         report_unknown(
             tm,
             &["type", "budget_tokens", "display"],
-            "thinking",
+            &Path::Root("thinking"),
             "thinking",
             losses,
         );
@@ -856,8 +943,8 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
     if let Some(oc) = m.get("output_config")
         && !oc.is_null()
     {
-        let om = obj(oc, "output_config")?;
-        if let Some(e) = opt_str(om, "effort", "output_config")? {
+        let om = obj(oc, &Path::Root("output_config"))?;
+        if let Some(e) = opt_str(om, "effort", &Path::Root("output_config"))? {
             rc.effort = Some(Effort::parse(&e).ok_or_else(|| {
                 DecodeError::new("output_config.effort", format!("unknown effort `{e}`"))
             })?);
@@ -866,8 +953,8 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
         if let Some(f) = om.get("format")
             && !f.is_null()
         {
-            let fm = obj(f, "output_config.format")?;
-            match req_str(fm, "type", "output_config.format")?.as_str() {
+            let fm = obj(f, &Path::Root("output_config.format"))?;
+            match req_str(fm, "type", &Path::Root("output_config.format"))?.as_str() {
                 "json_schema" => {
                     req.response_format = Some(ResponseFormat::JsonSchema {
                         name: None,
@@ -885,7 +972,7 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
         report_unknown(
             om,
             &["effort", "format"],
-            "output_config",
+            &Path::Root("output_config"),
             "output_config",
             losses,
         );
@@ -896,7 +983,7 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
     if let Some(md) = m.get("metadata")
         && !md.is_null()
     {
-        let mut mm = obj(md, "metadata")?.clone();
+        let mut mm = obj(md, &Path::Root("metadata"))?.clone();
         match mm.remove("user_id") {
             Some(Value::String(u)) => req.user = Some(u),
             None | Some(Value::Null) => {}
@@ -1074,7 +1161,7 @@ fn encode_reasoning(
 
 fn encode_tool(
     t: &Tool,
-    path: &str,
+    path: &Path,
     fields: Option<&JsonMap>,
     losses: &mut Losses,
 ) -> Option<Value> {
@@ -1151,8 +1238,8 @@ fn encode_tool(
 
 fn encode_parts(
     parts: &[Part],
-    path: &str,
-    key: &str,
+    path: &Path,
+    message: usize,
     fields: Option<&JsonMap>,
     losses: &mut Losses,
 ) -> Vec<Value> {
@@ -1164,7 +1251,18 @@ fn encode_parts(
             !matches!(p, Part::Text { text, cache_control: None, citations: None } if text.is_empty())
         })
         .filter_map(|(j, p)| {
-            let extra = fields.and_then(|f| f.get(&format!("{key}.{j}")));
+            let extra = fields.and_then(|f| f.get(&format!("{message}.{j}")));
+            if extra.is_none()
+                && let Part::Text {
+                    text,
+                    cache_control: None,
+                    citations: None,
+                } = p
+            {
+                // Stands for `{"type": "text", "text": ...}` until `message_content` knows
+                // whether the turn takes the string form, which saves building the block.
+                return Some(Value::String(text.clone()));
+            }
             encode_part(p, &at(path, j), Target::Request, extra, losses)
         })
         .collect()
@@ -1198,30 +1296,50 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
 
     // System prompt: the top-level parts, then leading system/developer messages.
     let mut system = Vec::new();
-    let mut sys_parts: Vec<(String, String, &Part)> = req
-        .system
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (at("system", i), format!("system.{i}"), p))
-        .collect();
     let lead = req
         .messages
         .iter()
         .take_while(|m| matches!(m.role, Role::System | Role::Developer))
         .count();
-    for (i, msg) in req.messages.iter().enumerate().take(lead) {
-        for (j, p) in msg.content.iter().enumerate() {
-            sys_parts.push((
-                at(&join(&at("messages", i), "content"), j),
-                format!("{i}.{j}"),
-                p,
-            ));
-        }
-    }
-    for (path, key, p) in sys_parts {
+    // Each part with the message it came from (`None`: the top-level system prompt).
+    let sys_parts = req
+        .system
+        .iter()
+        .enumerate()
+        .map(|(j, p)| (None, j, p))
+        .chain(
+            req.messages
+                .iter()
+                .enumerate()
+                .take(lead)
+                .flat_map(|(i, msg)| {
+                    msg.content
+                        .iter()
+                        .enumerate()
+                        .map(move |(j, p)| (Some(i), j, p))
+                }),
+        );
+    let system_root = Path::Root("system");
+    let messages_root = Path::Root("messages");
+    for (msg, j, p) in sys_parts {
+        let msg_path;
+        let content_path;
+        let path = match msg {
+            None => at(&system_root, j),
+            Some(i) => {
+                msg_path = at(&messages_root, i);
+                content_path = join(&msg_path, "content");
+                at(&content_path, j)
+            }
+        };
         match p {
             Part::Text { .. } | Part::Refusal { .. } | Part::Opaque { .. } => {
-                let extra = part_fields.and_then(|f| f.get(&key));
+                let extra = part_fields.and_then(|f| {
+                    f.get(&match msg {
+                        None => format!("system.{j}"),
+                        Some(i) => format!("{i}.{j}"),
+                    })
+                });
                 if let Some(b) = encode_part(p, &path, Target::Request, extra, losses) {
                     system.push(b);
                 }
@@ -1238,11 +1356,11 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     let message_fields = ext(MESSAGE_FIELDS_KEY);
     let mut turns: Vec<(&'static str, Vec<Value>, bool, Option<&Value>)> = Vec::new();
     for (i, msg) in req.messages.iter().enumerate().skip(lead) {
-        let path = at("messages", i);
+        let path = at(&messages_root, i);
         let blocks = encode_parts(
             &msg.content,
             &join(&path, "content"),
-            &i.to_string(),
+            i,
             part_fields,
             losses,
         );
@@ -1277,7 +1395,7 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         .map(|(role, blocks, _, fields)| {
             let mut m = Map::new();
             m.insert("role".into(), json!(role));
-            m.insert("content".into(), content_value(blocks));
+            m.insert("content".into(), message_content(blocks));
             if let Some(Value::Object(extra)) = fields
                 && extra.get("role") == m.get("role")
             {
@@ -1296,7 +1414,7 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         .tools
         .iter()
         .enumerate()
-        .filter_map(|(i, t)| encode_tool(t, &at("tools", i), fields, losses))
+        .filter_map(|(i, t)| encode_tool(t, &at(&Path::Root("tools"), i), fields, losses))
         .collect();
     let has_tools = !tools.is_empty();
     if has_tools {
@@ -1439,14 +1557,14 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         }
         if e.dialect != Dialect::Anthropic {
             losses.dropped(
-                join("extensions", &e.key),
+                format!("extensions.{}", e.key),
                 format!("{} field has no Anthropic equivalent", e.dialect),
             );
         } else if [TOOL_FIELDS_KEY, MESSAGE_FIELDS_KEY, PART_FIELDS_KEY].contains(&e.key.as_str()) {
             continue;
         } else if out.contains_key(&e.key) {
             losses.dropped(
-                join("extensions", &e.key),
+                format!("extensions.{}", e.key),
                 "collides with a field already set",
             );
         } else {

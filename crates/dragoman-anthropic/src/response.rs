@@ -3,7 +3,9 @@
 use dragoman_model::{DecodeError, Dialect, Extension, Losses, Part, Response, StopReason};
 use serde_json::{Map, Value, json};
 
-use crate::request::{PART_FIELDS_KEY, Target, at, decode_block_extra, encode_part, obj, req_str};
+use crate::request::{
+    PART_FIELDS_KEY, Path, ROOT, Target, at, decode_block_extra, encode_part, obj, req_str,
+};
 use crate::{stop, usage};
 
 const KNOWN: &[&str] = &[
@@ -21,14 +23,15 @@ const KNOWN: &[&str] = &[
 /// Decodes an Anthropic Messages response body.
 pub fn decode_response(body: &[u8], losses: &mut Losses) -> Result<Response, DecodeError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("$", &e))?;
-    let m = obj(&v, "$")?;
+    let m = obj(&v, &Path::Root("$"))?;
     let mut part_fields = Map::new();
+    let content_root = Path::Root("content");
     let content = match m.get("content") {
         Some(Value::Array(a)) => a
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let (part, extra) = decode_block_extra(b, &at("content", i), losses)?;
+                let (part, extra) = decode_block_extra(b, &at(&content_root, i), losses)?;
                 if !extra.is_empty() {
                     part_fields.insert(i.to_string(), Value::Object(extra));
                 }
@@ -61,8 +64,8 @@ pub fn decode_response(body: &[u8], losses: &mut Losses) -> Result<Response, Dec
         ));
     }
     Ok(Response {
-        id: req_str(m, "id", "")?,
-        model: req_str(m, "model", "")?,
+        id: req_str(m, "id", &ROOT)?,
+        model: req_str(m, "model", &ROOT)?,
         content,
         stop,
         usage: usage::decode(m.get("usage")),
@@ -82,13 +85,14 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
             .then(|| e.value.as_object())
             .flatten()
     });
+    let content_root = Path::Root("content");
     let content: Vec<Value> = resp
         .content
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
             let extra = part_fields.and_then(|f| f.get(&i.to_string()));
-            encode_part(p, &at("content", i), Target::Response, extra, losses)
+            encode_part(p, &at(&content_root, i), Target::Response, extra, losses)
         })
         .collect();
     out.insert("content".into(), Value::Array(content));

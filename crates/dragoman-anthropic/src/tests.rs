@@ -1302,3 +1302,115 @@ fn claude_code_message_fields_survive() {
     assert_eq!(out["tools"], orig["tools"]);
     assert_eq!(out["system"], orig["system"]);
 }
+
+/// The hand-written hot stream events must read exactly as `json!` would have written them.
+#[test]
+fn hand_written_delta_events_match_serde_json() {
+    let texts = [
+        String::new(),
+        "plain".to_owned(),
+        "quote \" back \\ slash / é 😀 \u{7f}".to_owned(),
+        (0u8..0x20).map(char::from).collect::<String>(),
+    ];
+    let mut enc = StreamEncoder::new(StreamOptions::default());
+    let mut out = Vec::new();
+    let mut losses = Losses::new();
+    let blocks = [
+        BlockKind::Text,
+        BlockKind::Reasoning { seal: None },
+        BlockKind::ToolCall {
+            id: "t".into(),
+            name: "f".into(),
+            kind: ToolKind::Function,
+        },
+    ];
+    for (index, block) in blocks.into_iter().enumerate() {
+        enc.push(
+            &StreamEvent::BlockStart { index, block },
+            &mut out,
+            &mut losses,
+        );
+        for t in &texts {
+            let delta = match index {
+                0 => Delta::Text(t.clone()),
+                1 => Delta::Reasoning(t.clone()),
+                _ => Delta::Arguments(t.clone()),
+            };
+            enc.push(
+                &StreamEvent::BlockDelta { index, delta },
+                &mut out,
+                &mut losses,
+            );
+        }
+        enc.push(&StreamEvent::BlockStop { index }, &mut out, &mut losses);
+    }
+    enc.push(&StreamEvent::Ping, &mut out, &mut losses);
+    let deltas: Vec<&Event> = out
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("content_block_delta"))
+        .collect();
+    assert_eq!(deltas.len(), 3 * texts.len());
+    for e in &out {
+        let v: Value = serde_json::from_str(&e.data).unwrap();
+        // Re-serializing gives serde_json's own bytes for the same value.
+        assert_eq!(e.data, v.to_string());
+        assert_eq!(e.event.as_deref(), v["type"].as_str());
+    }
+    for (i, t) in texts.iter().enumerate() {
+        let v: Value = serde_json::from_str(&deltas[i].data).unwrap();
+        assert_eq!(v["delta"]["text"], json!(t));
+    }
+}
+
+/// Events the fast decoding path does not take exactly as the `Value` path does must fall back
+/// to it, so errors and ignored events stay the same.
+#[test]
+fn unusual_delta_events_decode_as_before() {
+    let start = [
+        r#"{"type":"message_start","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+    ];
+    let run = |data: &str| {
+        let mut dec = StreamDecoder::new();
+        let mut out = Vec::new();
+        for d in start {
+            dec.push(&Event::named("x", d), &mut out).unwrap();
+        }
+        out.clear();
+        let r = dec.push(&Event::named("content_block_delta", data), &mut out);
+        (r.map_err(|e| e.to_string()), out)
+    };
+    let text = |t: &str| {
+        vec![StreamEvent::BlockDelta {
+            index: 0,
+            delta: Delta::Text(t.into()),
+        }]
+    };
+    let ok = run(
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\nb"}}"#,
+    );
+    assert_eq!(ok, (Ok(()), text("a\nb")));
+    // Escaped keys and repeated keys (the last one wins, as in a `Value`).
+    let esc = run(
+        r#"{"\u0074ype":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","text":"y"}}"#,
+    );
+    assert_eq!(esc, (Ok(()), text("y")));
+    // Missing payload, wrong kind, unknown block, non-integer index: errors as before.
+    for bad in [
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":null}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"t"}}"#,
+        r#"{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"t"}}"#,
+        r#"{"type":"content_block_delta","index":0.0,"delta":{"type":"text_delta","text":"t"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":["text_delta","t"]}"#,
+    ] {
+        let (r, out) = run(bad);
+        assert!(r.is_err(), "{bad}");
+        assert!(out.is_empty());
+    }
+    // Unknown delta kinds on a text block carry nothing.
+    assert_eq!(
+        run(r#"{"type":"content_block_delta","index":0,"delta":{"type":"other","text":"t"}}"#),
+        (Ok(()), vec![])
+    );
+}

@@ -63,8 +63,12 @@ pub fn count_body(body: &Value, model: &str) -> u64 {
 pub fn estimate_prompt(req: &Request) -> u64 {
     fn part(p: &Part) -> u64 {
         match p {
-            Part::Text { text, .. } | Part::Reasoning { text, .. } | Part::Refusal { text } => text.len() as u64 / 4,
-            Part::ToolCall { name, arguments, .. } => (name.len() + arguments.len()) as u64 / 4,
+            Part::Text { text, .. } | Part::Reasoning { text, .. } | Part::Refusal { text } => {
+                text.len() as u64 / 4
+            }
+            Part::ToolCall {
+                name, arguments, ..
+            } => (name.len() + arguments.len()) as u64 / 4,
             Part::ToolResult { content, .. } => content.iter().map(part).sum(),
             Part::Image { .. } | Part::Document { .. } | Part::Audio { .. } => 85,
             Part::Opaque { value, .. } => value.to_string().len() as u64 / 8,
@@ -79,10 +83,20 @@ pub fn estimate_prompt(req: &Request) -> u64 {
     }
     for t in &req.tools {
         total += match t {
-            Tool::Function { name, description, parameters, .. } => {
-                (name.len() + description.as_deref().map_or(0, str::len) + parameters.to_string().len()) as u64 / 4
+            Tool::Function {
+                name,
+                description,
+                parameters,
+                ..
+            } => {
+                (name.len()
+                    + description.as_deref().map_or(0, str::len)
+                    + parameters.to_string().len()) as u64
+                    / 4
             }
-            Tool::Custom { name, description, .. } => (name.len() + description.as_deref().map_or(0, str::len)) as u64 / 4,
+            Tool::Custom {
+                name, description, ..
+            } => (name.len() + description.as_deref().map_or(0, str::len)) as u64 / 4,
             Tool::Opaque { value, .. } => value.to_string().len() as u64 / 4,
         };
     }

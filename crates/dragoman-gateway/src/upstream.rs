@@ -173,3 +173,89 @@ pub fn forwardable(upstream: &HeaderMap, out: &mut HeaderMap) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(yaml_model: &str, base: &str, mode: &str) -> Deployment {
+        let yaml = format!(
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: \"{yaml_model}\", api_base: \"{base}\", api_key: sk-up, api_version: \"2025-01-01\", extra_headers: {{x-team: blue}}}}\n    model_info: {{mode: {mode}}}\n"
+        );
+        dragoman_config::parse(&yaml, &|_: &str| None)
+            .unwrap()
+            .deployments
+            .remove(0)
+    }
+
+    #[test]
+    fn urls_follow_each_provider() {
+        assert_eq!(
+            url(
+                &dep("azure/gpt4o-prod", "https://x.openai.azure.com", "chat"),
+                Op::Generate
+            ),
+            "https://x.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2025-01-01"
+        );
+        assert_eq!(
+            url(
+                &dep("azure/gpt5", "https://x.openai.azure.com", "responses"),
+                Op::Generate
+            ),
+            "https://x.openai.azure.com/openai/responses?api-version=2025-01-01"
+        );
+        assert_eq!(
+            url(
+                &dep("anthropic/claude", "https://api.anthropic.com/v1", "chat"),
+                Op::CountTokens
+            ),
+            "https://api.anthropic.com/v1/messages/count_tokens"
+        );
+        assert_eq!(
+            url(
+                &dep("hosted_vllm/q", "http://h:8000/v1", "responses"),
+                Op::Generate
+            ),
+            "http://h:8000/v1/responses"
+        );
+    }
+
+    #[test]
+    fn each_provider_gets_its_own_auth_and_only_it() {
+        let mut client = HeaderMap::new();
+        client.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sk-master"),
+        );
+        client.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        client.insert(
+            "anthropic-beta",
+            HeaderValue::from_static("context-1m-2025-08-07"),
+        );
+        let az = headers(
+            &dep("azure/d", "https://x.openai.azure.com", "chat"),
+            Dialect::Anthropic,
+            &client,
+        );
+        assert_eq!(az["api-key"], "sk-up");
+        assert!(az.get("authorization").is_none() && az.get("anthropic-beta").is_none());
+        assert_eq!(az["x-team"], "blue");
+        let an = headers(
+            &dep("anthropic/c", "https://api.anthropic.com", "chat"),
+            Dialect::Anthropic,
+            &client,
+        );
+        assert_eq!(an["x-api-key"], "sk-up");
+        assert_eq!(an["anthropic-beta"], "context-1m-2025-08-07");
+        assert!(
+            an.get("authorization").is_none(),
+            "the client's key never travels upstream"
+        );
+        let oa = headers(
+            &dep("openai/g", "https://api.openai.com/v1", "chat"),
+            Dialect::Chat,
+            &client,
+        );
+        assert_eq!(oa["authorization"], "Bearer sk-up");
+    }
+}

@@ -32,6 +32,8 @@ pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use validate::{Validator, validate};
 
+use std::fmt;
+
 use dragoman_model::{DecodeError, JsonMap};
 use serde_json::Value;
 
@@ -44,7 +46,50 @@ pub(crate) const MARKER_MAX_TOKENS: &str = "x-dragoman-max-tokens-field";
 pub(crate) const MARKER_USER: &str = "x-dragoman-user-field";
 pub(crate) const MARKER_REASONING: &str = "x-dragoman-reasoning-field";
 
-pub(crate) fn join(path: &str, key: &str) -> String {
+/// A JSON path built from borrowed pieces and formatted only when a loss or error names it:
+/// formatting every message and part path eagerly was a large share of translation time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Path<'a> {
+    Root(&'a str),
+    Key(&'a Path<'a>, &'a str),
+    Idx(&'a Path<'a>, usize),
+}
+
+impl<'a> Path<'a> {
+    pub(crate) fn key(&'a self, key: &'a str) -> Path<'a> {
+        Path::Key(self, key)
+    }
+
+    pub(crate) fn idx(&'a self, i: usize) -> Path<'a> {
+        Path::Idx(self, i)
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root(s) => f.write_str(s),
+            Path::Key(Path::Root(""), k) => f.write_str(k),
+            Path::Key(p, k) => write!(f, "{p}.{k}"),
+            Path::Idx(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
+
+impl From<&Path<'_>> for String {
+    fn from(p: &Path<'_>) -> String {
+        p.to_string()
+    }
+}
+
+impl From<Path<'_>> for String {
+    fn from(p: Path<'_>) -> String {
+        p.to_string()
+    }
+}
+
+pub(crate) fn join(path: &(impl fmt::Display + ?Sized), key: &str) -> String {
+    let path = path.to_string();
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -52,18 +97,24 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
-pub(crate) fn at(path: &str, i: usize) -> String {
+pub(crate) fn at(path: &(impl fmt::Display + ?Sized), i: usize) -> String {
     format!("{path}[{i}]")
 }
 
-pub(crate) fn as_obj<'a>(v: &'a Value, path: &str) -> Result<&'a JsonMap, DecodeError> {
+pub(crate) fn as_obj<'a>(
+    v: &'a Value,
+    path: &(impl fmt::Display + ?Sized),
+) -> Result<&'a JsonMap, DecodeError> {
     v.as_object()
-        .ok_or_else(|| DecodeError::wrong_type(path, "an object"))
+        .ok_or_else(|| DecodeError::wrong_type(path.to_string(), "an object"))
 }
 
-pub(crate) fn as_arr<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, DecodeError> {
+pub(crate) fn as_arr<'a>(
+    v: &'a Value,
+    path: &(impl fmt::Display + ?Sized),
+) -> Result<&'a Vec<Value>, DecodeError> {
     v.as_array()
-        .ok_or_else(|| DecodeError::wrong_type(path, "an array"))
+        .ok_or_else(|| DecodeError::wrong_type(path.to_string(), "an array"))
 }
 
 /// A field that may be absent; JSON `null` counts as absent because Chat clients send explicit
@@ -75,7 +126,7 @@ pub(crate) fn field<'a>(m: &'a JsonMap, key: &str) -> Option<&'a Value> {
 pub(crate) fn opt_str<'a>(
     m: &'a JsonMap,
     key: &str,
-    path: &str,
+    path: &(impl fmt::Display + ?Sized),
 ) -> Result<Option<&'a str>, DecodeError> {
     match field(m, key) {
         None => Ok(None),
@@ -84,11 +135,19 @@ pub(crate) fn opt_str<'a>(
     }
 }
 
-pub(crate) fn req_str<'a>(m: &'a JsonMap, key: &str, path: &str) -> Result<&'a str, DecodeError> {
+pub(crate) fn req_str<'a>(
+    m: &'a JsonMap,
+    key: &str,
+    path: &(impl fmt::Display + ?Sized),
+) -> Result<&'a str, DecodeError> {
     opt_str(m, key, path)?.ok_or_else(|| DecodeError::missing(join(path, key)))
 }
 
-pub(crate) fn opt_u64(m: &JsonMap, key: &str, path: &str) -> Result<Option<u64>, DecodeError> {
+pub(crate) fn opt_u64(
+    m: &JsonMap,
+    key: &str,
+    path: &(impl fmt::Display + ?Sized),
+) -> Result<Option<u64>, DecodeError> {
     match field(m, key) {
         None => Ok(None),
         Some(v) => v
@@ -98,7 +157,11 @@ pub(crate) fn opt_u64(m: &JsonMap, key: &str, path: &str) -> Result<Option<u64>,
     }
 }
 
-pub(crate) fn opt_i64(m: &JsonMap, key: &str, path: &str) -> Result<Option<i64>, DecodeError> {
+pub(crate) fn opt_i64(
+    m: &JsonMap,
+    key: &str,
+    path: &(impl fmt::Display + ?Sized),
+) -> Result<Option<i64>, DecodeError> {
     match field(m, key) {
         None => Ok(None),
         Some(v) => v
@@ -108,7 +171,11 @@ pub(crate) fn opt_i64(m: &JsonMap, key: &str, path: &str) -> Result<Option<i64>,
     }
 }
 
-pub(crate) fn opt_f64(m: &JsonMap, key: &str, path: &str) -> Result<Option<f64>, DecodeError> {
+pub(crate) fn opt_f64(
+    m: &JsonMap,
+    key: &str,
+    path: &(impl fmt::Display + ?Sized),
+) -> Result<Option<f64>, DecodeError> {
     match field(m, key) {
         None => Ok(None),
         Some(v) => v
@@ -118,7 +185,11 @@ pub(crate) fn opt_f64(m: &JsonMap, key: &str, path: &str) -> Result<Option<f64>,
     }
 }
 
-pub(crate) fn opt_bool(m: &JsonMap, key: &str, path: &str) -> Result<Option<bool>, DecodeError> {
+pub(crate) fn opt_bool(
+    m: &JsonMap,
+    key: &str,
+    path: &(impl fmt::Display + ?Sized),
+) -> Result<Option<bool>, DecodeError> {
     match field(m, key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),

@@ -8,8 +8,8 @@ use dragoman_model::{
 use serde_json::{Value, json};
 
 use crate::{
-    MARKER_MAX_TOKENS, MARKER_REASONING, MARKER_USER, MESSAGE_FIELD, as_arr, as_obj, at, field,
-    join, opt_bool, opt_f64, opt_i64, opt_str, opt_u64, req_str,
+    MARKER_MAX_TOKENS, MARKER_REASONING, MARKER_USER, MESSAGE_FIELD, Path, as_arr, as_obj, at,
+    field, join, opt_bool, opt_f64, opt_i64, opt_str, opt_u64, req_str,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -19,17 +19,24 @@ use crate::{
 /// Decodes a Chat request body. System and developer messages stay messages where they are;
 /// `Request.system` is never filled (it is how other dialects carry a top-level prompt).
 pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, DecodeError> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("body", &e))?;
-    let m = as_obj(&root, "body")?;
+    let mut root: Value =
+        serde_json::from_slice(body).map_err(|e| DecodeError::json("body", &e))?;
     let mut req = Request {
-        model: req_str(m, "model", "")?.to_owned(),
+        model: req_str(as_obj(&root, "body")?, "model", "")?.to_owned(),
         ..Request::default()
     };
     let mut reasoning_field: Option<&'static str> = None;
-    let msgs = m
-        .get("messages")
+    // Messages are taken out of the tree so their text moves into the request rather than
+    // being copied; the null left behind is skipped like the key itself below.
+    let msgs = root
+        .get_mut("messages")
+        .map(Value::take)
         .ok_or_else(|| DecodeError::missing("messages"))?;
-    req.messages = decode_messages(as_arr(msgs, "messages")?, losses, &mut reasoning_field)?;
+    let Value::Array(msgs) = msgs else {
+        return Err(DecodeError::wrong_type("messages", "an array"));
+    };
+    req.messages = decode_messages(msgs, losses, &mut reasoning_field)?;
+    let m = as_obj(&root, "body")?;
 
     let mut max_completion = None;
     let mut max_tokens = None;
@@ -136,15 +143,33 @@ fn ext(key: &str, value: &Value) -> Extension {
 }
 
 fn decode_messages(
-    list: &[Value],
+    list: Vec<Value>,
     losses: &mut Losses,
     reasoning_field: &mut Option<&'static str>,
 ) -> Result<Vec<Message>, DecodeError> {
     let mut out: Vec<Message> = Vec::new();
-    for (i, v) in list.iter().enumerate() {
-        let path = at("messages", i);
-        let m = as_obj(v, &path)?;
-        let role = req_str(m, "role", &path)?;
+    let root = Path::Root("messages");
+    for (i, v) in list.into_iter().enumerate() {
+        let path = root.idx(i);
+        let Value::Object(mut m) = v else {
+            return Err(DecodeError::wrong_type(path, "an object"));
+        };
+        // Resolved to a static name so `m` can give up its content below; an unknown role is
+        // the first error this message can raise, so failing here reports the same thing.
+        let role = match req_str(&m, "role", &path)? {
+            "system" => "system",
+            "developer" => "developer",
+            "user" => "user",
+            "assistant" => "assistant",
+            "tool" => "tool",
+            "function" => "function",
+            other => {
+                return Err(DecodeError::new(
+                    join(&path, "role"),
+                    format!("unknown role `{other}`"),
+                ));
+            }
+        };
         let known: &[&str] = match role {
             "assistant" => &[
                 "role",
@@ -160,38 +185,46 @@ fn decode_messages(
             "function" => &["role", "content", "name"],
             _ => &["role", "content"],
         };
-        let extra = message_fields(m, known);
+        let extra = message_fields(&m, known);
         let (role, mut content) = match role {
             "system" | "developer" | "user" => {
                 let c = m
-                    .get("content")
+                    .get_mut("content")
+                    .map(Value::take)
                     .ok_or_else(|| DecodeError::missing(join(&path, "content")))?;
                 let r = match role {
                     "system" => Role::System,
                     "developer" => Role::Developer,
                     _ => Role::User,
                 };
-                (r, decode_content(c, &join(&path, "content"))?)
+                (r, decode_content_owned(c, &path.key("content"))?)
             }
-            "assistant" => (
-                Role::Assistant,
-                decode_assistant(m, &path, losses, reasoning_field)?,
-            ),
+            "assistant" => {
+                let content = match m.get_mut("content") {
+                    Some(c) => Some(decode_content_owned(c.take(), &path.key("content"))?),
+                    None => None,
+                };
+                (
+                    Role::Assistant,
+                    decode_assistant(&m, &path, losses, reasoning_field, content)?,
+                )
+            }
             "tool" | "function" => {
                 let (call_id, kind) = if role == "tool" {
-                    (req_str(m, "tool_call_id", &path)?, ToolKind::Function)
+                    (req_str(&m, "tool_call_id", &path)?, ToolKind::Function)
                 } else {
                     losses.approximated(
                         join(&path, "role"),
                         "deprecated `function` message read as a tool result keyed by the function name",
                     );
-                    (req_str(m, "name", &path)?, ToolKind::Function)
+                    (req_str(&m, "name", &path)?, ToolKind::Function)
                 };
-                let c = field(m, "content").unwrap_or(&Value::Null);
-                let mut inner = decode_content(c, &join(&path, "content"))?;
+                let call_id = call_id.to_owned();
+                let c = m.get_mut("content").map(Value::take).unwrap_or(Value::Null);
+                let mut inner = decode_content_owned(c, &path.key("content"))?;
                 inner.extend(extra.iter().cloned());
                 let part = Part::ToolResult {
-                    call_id: call_id.to_owned(),
+                    call_id,
                     content: inner,
                     is_error: false,
                     kind,
@@ -207,12 +240,7 @@ fn decode_messages(
                 }
                 continue;
             }
-            other => {
-                return Err(DecodeError::new(
-                    join(&path, "role"),
-                    format!("unknown role `{other}`"),
-                ));
-            }
+            _ => return Err(DecodeError::new(join(&path, "role"), "unknown role")),
         };
         content.extend(extra);
         out.push(Message::new(role, content));
@@ -243,7 +271,7 @@ pub(crate) fn as_message_field(part: &Part) -> Option<&JsonMap> {
 }
 
 /// Message content: a string, an array of parts, or null (no parts).
-pub(crate) fn decode_content(v: &Value, path: &str) -> Result<Vec<Part>, DecodeError> {
+pub(crate) fn decode_content(v: &Value, path: &Path<'_>) -> Result<Vec<Part>, DecodeError> {
     match v {
         Value::Null => Ok(Vec::new()),
         // An empty string carries nothing, and dialects that reject empty text blocks would
@@ -253,7 +281,7 @@ pub(crate) fn decode_content(v: &Value, path: &str) -> Result<Vec<Part>, DecodeE
         Value::Array(list) => list
             .iter()
             .enumerate()
-            .map(|(j, p)| decode_part(p, &at(path, j)))
+            .map(|(j, p)| decode_part(p, &path.idx(j)))
             .collect(),
         _ => Err(DecodeError::wrong_type(
             path,
@@ -262,7 +290,35 @@ pub(crate) fn decode_content(v: &Value, path: &str) -> Result<Vec<Part>, DecodeE
     }
 }
 
-fn decode_part(v: &Value, path: &str) -> Result<Part, DecodeError> {
+/// `decode_content` on an owned value, moving text out instead of copying it.
+fn decode_content_owned(v: Value, path: &Path<'_>) -> Result<Vec<Part>, DecodeError> {
+    match v {
+        Value::String(s) if s.is_empty() => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![Part::text(s)]),
+        Value::Array(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(j, p)| decode_part_owned(p, &path.idx(j)))
+            .collect(),
+        other => decode_content(&other, path),
+    }
+}
+
+/// `decode_part` on an owned value: a text part (nearly every part) moves its text, anything
+/// else goes through `decode_part`.
+fn decode_part_owned(v: Value, path: &Path<'_>) -> Result<Part, DecodeError> {
+    if let Value::Object(mut m) = v {
+        if m.get("type").and_then(Value::as_str) == Some("text")
+            && let Some(Value::String(t)) = m.get_mut("text")
+        {
+            return Ok(Part::text(std::mem::take(t)));
+        }
+        return decode_part(&Value::Object(m), path);
+    }
+    decode_part(&v, path)
+}
+
+fn decode_part(v: &Value, path: &Path<'_>) -> Result<Part, DecodeError> {
     let m = as_obj(v, path)?;
     let ty = req_str(m, "type", path)?;
     Ok(match ty {
@@ -271,8 +327,8 @@ fn decode_part(v: &Value, path: &str) -> Result<Part, DecodeError> {
             text: req_str(m, "refusal", path)?.to_owned(),
         },
         "image_url" => {
-            let p = join(path, "image_url");
-            let img = m.get("image_url").ok_or_else(|| DecodeError::missing(&p))?;
+            let p = path.key("image_url");
+            let img = m.get("image_url").ok_or_else(|| DecodeError::missing(p))?;
             let (url, detail) = match img {
                 Value::String(s) => (s.as_str(), None),
                 _ => {
@@ -287,10 +343,10 @@ fn decode_part(v: &Value, path: &str) -> Result<Part, DecodeError> {
             }
         }
         "input_audio" => {
-            let p = join(path, "input_audio");
+            let p = path.key("input_audio");
             let o = as_obj(
                 m.get("input_audio")
-                    .ok_or_else(|| DecodeError::missing(&p))?,
+                    .ok_or_else(|| DecodeError::missing(p))?,
                 &p,
             )?;
             Part::Audio {
@@ -299,8 +355,8 @@ fn decode_part(v: &Value, path: &str) -> Result<Part, DecodeError> {
             }
         }
         "file" => {
-            let p = join(path, "file");
-            let o = as_obj(m.get("file").ok_or_else(|| DecodeError::missing(&p))?, &p)?;
+            let p = path.key("file");
+            let o = as_obj(m.get("file").ok_or_else(|| DecodeError::missing(p))?, &p)?;
             let source = match (opt_str(o, "file_data", &p)?, opt_str(o, "file_id", &p)?) {
                 (Some(d), _) if d.starts_with("data:") => MediaSource::from_url(d),
                 // Some clients send bare base64; PDF is the only file type Chat accepts inline.
@@ -334,9 +390,10 @@ fn decode_part(v: &Value, path: &str) -> Result<Part, DecodeError> {
 /// requests, here for responses via `known`).
 pub(crate) fn decode_assistant(
     m: &JsonMap,
-    path: &str,
+    path: &Path<'_>,
     losses: &mut Losses,
     reasoning_field: &mut Option<&'static str>,
+    content: Option<Vec<Part>>,
 ) -> Result<Vec<Part>, DecodeError> {
     let mut parts = Vec::new();
     for key in ["reasoning_content", "reasoning"] {
@@ -363,8 +420,14 @@ pub(crate) fn decode_assistant(
         });
     }
     let first_content = parts.len();
-    if let Some(c) = m.get("content") {
-        parts.extend(decode_content(c, &join(path, "content"))?);
+    // `content` is the message's content already decoded by a caller that owned it.
+    match content {
+        Some(c) => parts.extend(c),
+        None => {
+            if let Some(c) = m.get("content") {
+                parts.extend(decode_content(c, &path.key("content"))?);
+            }
+        }
     }
     if let Some(Value::Array(a)) = field(m, "annotations")
         && !a.is_empty()
@@ -386,16 +449,16 @@ pub(crate) fn decode_assistant(
         parts.push(Part::Refusal { text: r.to_owned() });
     }
     if let Some(tc) = field(m, "tool_calls") {
-        let p = join(path, "tool_calls");
+        let p = path.key("tool_calls");
         for (k, call) in as_arr(tc, &p)?.iter().enumerate() {
-            parts.push(decode_tool_call(call, &at(&p, k), losses)?);
+            parts.push(decode_tool_call(call, &p.idx(k), losses)?);
         }
     }
     if let Some(fc) = field(m, "function_call") {
-        let p = join(path, "function_call");
+        let p = path.key("function_call");
         let o = as_obj(fc, &p)?;
         losses.approximated(
-            &p,
+            p,
             "deprecated `function_call` read as a tool call without id",
         );
         parts.push(Part::ToolCall {
@@ -417,7 +480,7 @@ fn args_text(v: Option<&Value>) -> String {
     }
 }
 
-fn decode_tool_call(v: &Value, path: &str, losses: &mut Losses) -> Result<Part, DecodeError> {
+fn decode_tool_call(v: &Value, path: &Path<'_>, losses: &mut Losses) -> Result<Part, DecodeError> {
     let m = as_obj(v, path)?;
     let ty = opt_str(m, "type", path)?.unwrap_or("function");
     let id = opt_str(m, "id", path)?.unwrap_or_default().to_owned();
@@ -439,11 +502,8 @@ fn decode_tool_call(v: &Value, path: &str, losses: &mut Losses) -> Result<Part, 
             ));
         }
     };
-    let p = join(path, inner_key);
-    let o = as_obj(
-        m.get(inner_key).ok_or_else(|| DecodeError::missing(&p))?,
-        &p,
-    )?;
+    let p = path.key(inner_key);
+    let o = as_obj(m.get(inner_key).ok_or_else(|| DecodeError::missing(p))?, &p)?;
     let arguments = if kind == ToolKind::Custom {
         args_text(o.get("input"))
     } else {
@@ -459,14 +519,15 @@ fn decode_tool_call(v: &Value, path: &str, losses: &mut Losses) -> Result<Part, 
 
 fn decode_tools(list: &[Value], losses: &mut Losses) -> Result<Vec<Tool>, DecodeError> {
     let mut out = Vec::new();
+    let root = Path::Root("tools");
     for (i, v) in list.iter().enumerate() {
-        let path = at("tools", i);
+        let path = root.idx(i);
         let m = as_obj(v, &path)?;
         let tool = match opt_str(m, "type", &path)? {
             Some("function") => {
-                let p = join(&path, "function");
+                let p = path.key("function");
                 let f = as_obj(
-                    m.get("function").ok_or_else(|| DecodeError::missing(&p))?,
+                    m.get("function").ok_or_else(|| DecodeError::missing(p))?,
                     &p,
                 )?;
                 // A function tool is worth keeping usable in every dialect, so unknown keys of
@@ -487,8 +548,8 @@ fn decode_tools(list: &[Value], losses: &mut Losses) -> Result<Vec<Tool>, Decode
                 }
             }
             Some("custom") => {
-                let p = join(&path, "custom");
-                let c = as_obj(m.get("custom").ok_or_else(|| DecodeError::missing(&p))?, &p)?;
+                let p = path.key("custom");
+                let c = as_obj(m.get("custom").ok_or_else(|| DecodeError::missing(p))?, &p)?;
                 Tool::Custom {
                     name: req_str(c, "name", &p)?.to_owned(),
                     description: opt_str(c, "description", &p)?.map(str::to_owned),
@@ -603,7 +664,7 @@ fn marker<'a>(req: &'a Request, key: &str) -> Option<&'a str> {
         .and_then(|e| e.value.as_str())
 }
 
-fn cache_loss(cc: &Option<CacheControl>, path: &str, losses: &mut Losses) {
+fn cache_loss(cc: &Option<CacheControl>, path: &Path<'_>, losses: &mut Losses) {
     if cc.is_some() {
         losses.dropped(
             join(path, "cache_control"),
@@ -623,8 +684,9 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     let mut messages = Vec::new();
     if !req.system.is_empty() {
         let mut texts = Vec::new();
+        let root = Path::Root("system");
         for (j, p) in req.system.iter().enumerate() {
-            let path = at("system", j);
+            let path = root.idx(j);
             match p {
                 Part::Text {
                     text,
@@ -638,13 +700,13 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
                             "Chat system text has no citations",
                         );
                     }
-                    texts.push(text.clone());
+                    texts.push(text.as_str());
                 }
-                _ => losses.dropped(&path, "Chat system messages hold text only"),
+                _ => losses.dropped(path, "Chat system messages hold text only"),
             }
         }
-        let content = if texts.len() == 1 {
-            json!(texts[0])
+        let content = if let [one] = texts.as_slice() {
+            json!(one)
         } else {
             Value::Array(
                 texts
@@ -655,20 +717,16 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
         };
         messages.push(json!({"role": "system", "content": content}));
     }
+    let root = Path::Root("messages");
     for (i, msg) in req.messages.iter().enumerate() {
-        encode_message(
-            msg,
-            &at("messages", i),
-            reasoning_field,
-            losses,
-            &mut messages,
-        );
+        encode_message(msg, &root.idx(i), reasoning_field, losses, &mut messages);
     }
     out.insert("messages".into(), Value::Array(messages));
 
     let mut tools = Vec::new();
+    let root = Path::Root("tools");
     for (i, t) in req.tools.iter().enumerate() {
-        let path = at("tools", i);
+        let path = root.idx(i);
         match t {
             Tool::Function {
                 name,
@@ -709,7 +767,7 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
                 value,
             } => tools.push(value.clone()),
             Tool::Opaque { dialect, .. } => losses.dropped(
-                &path,
+                path,
                 format!("a {dialect} built-in or server tool cannot be offered to a Chat upstream"),
             ),
         }
@@ -896,7 +954,7 @@ fn encode_reasoning(r: &ReasoningConfig, out: &mut JsonMap, losses: &mut Losses)
     }
 }
 
-fn text_parts_value(texts: &[String]) -> Value {
+fn text_parts_value(texts: &[&str]) -> Value {
     match texts {
         [one] => json!(one),
         _ => Value::Array(
@@ -909,7 +967,7 @@ fn text_parts_value(texts: &[String]) -> Value {
 }
 
 /// One user-side content part as Chat renders it, or `None` (reported) when Chat cannot hold it.
-fn encode_user_part(p: &Part, path: &str, losses: &mut Losses) -> Option<Value> {
+fn encode_user_part(p: &Part, path: &Path<'_>, losses: &mut Losses) -> Option<Value> {
     match p {
         Part::Text {
             text,
@@ -998,7 +1056,7 @@ fn encode_user_part(p: &Part, path: &str, losses: &mut Losses) -> Option<Value> 
 
 fn encode_message(
     msg: &Message,
-    path: &str,
+    path: &Path<'_>,
     reasoning_field: Option<&str>,
     losses: &mut Losses,
     out: &mut Vec<Value>,
@@ -1016,14 +1074,15 @@ fn encode_message(
             o.insert("role".into(), json!(role));
             let mut parts = Vec::new();
             let mut results = Vec::new();
+            let content_path = path.key("content");
             for (j, p) in msg.content.iter().enumerate() {
-                let pp = at(&join(path, "content"), j);
+                let pp = content_path.idx(j);
                 if let Some(f) = as_message_field(p) {
                     merge_fields(&mut o, f);
                 } else if matches!(p, Part::ToolResult { .. }) {
                     results.push(p.clone());
                 } else if role != "user" && !matches!(p, Part::Text { .. }) {
-                    losses.dropped(&pp, "Chat system and developer messages hold text only");
+                    losses.dropped(pp, "Chat system and developer messages hold text only");
                 } else if let Some(v) = encode_user_part(p, &pp, losses) {
                     parts.push(v);
                 }
@@ -1040,14 +1099,16 @@ fn encode_message(
 
 /// A single plain text part becomes a string (the form every server accepts); anything else
 /// stays an array.
-fn parts_value(parts: Vec<Value>) -> Value {
-    match parts.as_slice() {
+fn parts_value(mut parts: Vec<Value>) -> Value {
+    match parts.as_mut_slice() {
         [] => json!(""),
-        [one]
-            if one.get("type") == Some(&json!("text"))
-                && one.as_object().is_some_and(|o| o.len() == 2) =>
+        [Value::Object(one)]
+            if one.len() == 2 && one.get("type").and_then(Value::as_str) == Some("text") =>
         {
-            one.get("text").cloned().unwrap_or_else(|| json!(""))
+            // Moved out rather than cloned: the part is dropped right after.
+            one.get_mut("text")
+                .map(Value::take)
+                .unwrap_or_else(|| json!(""))
         }
         _ => Value::Array(parts),
     }
@@ -1080,7 +1141,7 @@ pub(crate) fn tool_call_value(id: &str, name: &str, arguments: &str, kind: ToolK
 
 fn encode_assistant(
     msg: &Message,
-    path: &str,
+    path: &Path<'_>,
     reasoning_field: Option<&str>,
     losses: &mut Losses,
 ) -> Value {
@@ -1091,8 +1152,9 @@ fn encode_assistant(
     let mut reasoning: Option<String> = None;
     let mut calls = Vec::new();
     let mut fields = Vec::new();
+    let content_path = path.key("content");
     for (j, p) in msg.content.iter().enumerate() {
-        let pp = at(&join(path, "content"), j);
+        let pp = content_path.idx(j);
         match p {
             Part::Text {
                 text,
@@ -1103,7 +1165,7 @@ fn encode_assistant(
                 if citations.is_some() {
                     losses.dropped(join(&pp, "citations"), "Chat history text has no citations");
                 }
-                texts.push(text.clone());
+                texts.push(text.as_str());
             }
             Part::Refusal { text } => refusal.get_or_insert_with(String::new).push_str(text),
             Part::Reasoning { text, seal } => {
@@ -1114,7 +1176,7 @@ fn encode_assistant(
                     reasoning.get_or_insert_with(String::new).push_str(text);
                 } else {
                     losses.dropped(
-                        &pp,
+                        pp,
                         "Chat has no reasoning input; the reasoning text and provider state are lost",
                     );
                 }
@@ -1130,7 +1192,7 @@ fn encode_assistant(
                     fields.push(f.clone());
                 } else {
                     losses.dropped(
-                        &pp,
+                        pp,
                         "Chat assistant messages hold text, refusals and tool calls only",
                     );
                 }
@@ -1164,10 +1226,11 @@ fn encode_assistant(
 
 /// One `tool` message per result; media a tool returned go into a user message after them,
 /// because Chat tool messages are text only.
-fn encode_tool_results(msg: &Message, path: &str, losses: &mut Losses, out: &mut Vec<Value>) {
+fn encode_tool_results(msg: &Message, path: &Path<'_>, losses: &mut Losses, out: &mut Vec<Value>) {
     let mut follow = Vec::new();
+    let content_path = path.key("content");
     for (j, p) in msg.content.iter().enumerate() {
-        let pp = at(&join(path, "content"), j);
+        let pp = content_path.idx(j);
         let Part::ToolResult {
             call_id,
             content,
@@ -1195,8 +1258,9 @@ fn encode_tool_results(msg: &Message, path: &str, losses: &mut Losses, out: &mut
         o.insert("tool_call_id".into(), json!(call_id));
         let mut texts = Vec::new();
         let mut fields = Vec::new();
+        let inner_path = pp.key("content");
         for (k, inner) in content.iter().enumerate() {
-            let ip = at(&join(&pp, "content"), k);
+            let ip = inner_path.idx(k);
             match inner {
                 Part::Text {
                     text,
@@ -1204,14 +1268,14 @@ fn encode_tool_results(msg: &Message, path: &str, losses: &mut Losses, out: &mut
                     ..
                 } => {
                     cache_loss(cache_control, &ip, losses);
-                    texts.push(text.clone());
+                    texts.push(text.as_str());
                 }
                 _ => {
                     if let Some(f) = as_message_field(inner) {
                         fields.push(f.clone());
                     } else if let Some(v) = encode_user_part(inner, &ip, losses) {
                         losses.approximated(
-                            &ip,
+                            ip,
                             "Chat tool messages are text only; moved to a following user message",
                         );
                         follow.push(v);
@@ -1226,7 +1290,12 @@ fn encode_tool_results(msg: &Message, path: &str, losses: &mut Losses, out: &mut
                 "several text parts of a tool result were joined into one string",
             );
         }
-        o.insert("content".into(), json!(texts.join("\n")));
+        // One text (the usual case) is written without the copy `join` would make.
+        let content = match texts.as_slice() {
+            [one] => json!(one),
+            _ => json!(texts.join("\n")),
+        };
+        o.insert("content".into(), content);
         for f in &fields {
             merge_fields(&mut o, f);
         }

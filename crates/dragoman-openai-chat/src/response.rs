@@ -4,6 +4,7 @@
 use dragoman_model::{DecodeError, Dialect, Extension, JsonMap, Losses, Part, Response};
 use serde_json::{Value, json};
 
+use crate::Path;
 use crate::request::{as_message_field, decode_assistant, tool_call_value};
 use crate::{as_arr, as_obj, field, opt_str, stop, usage};
 
@@ -35,7 +36,13 @@ pub fn decode_response(body: &[u8], losses: &mut Losses) -> Result<Response, Dec
             .transpose()?;
         if let Some(msg) = msg {
             let mut rf = None;
-            content = decode_assistant(msg, "choices[0].message", losses, &mut rf)?;
+            content = decode_assistant(
+                msg,
+                &Path::Root("choices[0].message"),
+                losses,
+                &mut rf,
+                None,
+            )?;
             for (k, v) in msg {
                 let known = matches!(
                     k.as_str(),

@@ -11,6 +11,7 @@
 //!   itself (traps §37).
 
 mod error;
+mod json;
 mod request;
 mod response;
 mod stop;
@@ -51,4 +52,33 @@ pub(crate) fn get_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 
 pub(crate) fn get_u64(v: &Value, key: &str) -> Option<u64> {
     v.get(key).and_then(Value::as_u64)
+}
+
+/// A JSON path that is only turned into text when a loss or an error names it: most items
+/// report nothing, and formatting a path per item was a large share of the work.
+#[derive(Clone, Copy)]
+pub(crate) enum Path<'a> {
+    Root(&'a str),
+    Index(&'a Path<'a>, usize),
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl<'a> Path<'a> {
+    pub(crate) fn index(&'a self, i: usize) -> Path<'a> {
+        Path::Index(self, i)
+    }
+
+    pub(crate) fn key(&'a self, k: &'a str) -> Path<'a> {
+        Path::Key(self, k)
+    }
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(s) => f.write_str(s),
+            Path::Index(p, i) => write!(f, "{p}[{i}]"),
+            Path::Key(p, k) => write!(f, "{p}.{k}"),
+        }
+    }
 }

@@ -8,7 +8,7 @@ use dragoman_model::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::get_str;
+use crate::{Path, get_str};
 
 /// Top-level fields kept as extensions that shadow a canonical field: the canonical field holds
 /// the nearest meaning for other dialects, and this encoder re-emits the original object.
@@ -24,39 +24,39 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
     };
     let mut req = Request::default();
     let mut model = None;
-    for (key, val) in &obj {
+    let has_user = obj.contains_key("user");
+    // The body is consumed field by field, so strings and kept values move instead of being
+    // copied out of the parsed document.
+    for (key, val) in obj {
         match key.as_str() {
-            "model" => {
-                model = Some(
-                    val.as_str()
-                        .ok_or_else(|| DecodeError::wrong_type("model", "string"))?
-                        .to_owned(),
-                )
-            }
+            "model" => match val {
+                Value::String(s) => model = Some(s),
+                _ => return Err(DecodeError::wrong_type("model", "string")),
+            },
             "instructions" => match val {
-                Value::String(s) => req.system.push(Part::text(s.clone())),
+                Value::String(s) => req.system.push(Part::text(s)),
                 Value::Null => {}
-                other => {
-                    req.extensions
-                        .push(Extension::new(Dialect::Responses, key, other.clone()))
-                }
+                other => req
+                    .extensions
+                    .push(Extension::new(Dialect::Responses, key, other)),
             },
             "input" => match val {
-                Value::String(s) => req.messages.push(Message::text(Role::User, s.clone())),
-                Value::Array(items) => req.messages = decode_items(items, losses)?,
+                Value::String(s) => req.messages.push(Message::text(Role::User, s)),
+                Value::Array(items) => req.messages = decode_items(&items, losses)?,
                 _ => return Err(DecodeError::wrong_type("input", "string or array of items")),
             },
             "tools" => match val {
                 Value::Array(tools) => {
+                    let root = Path::Root("tools");
                     for (i, t) in tools.iter().enumerate() {
-                        req.tools.push(decode_tool(t, &format!("tools[{i}]"))?);
+                        req.tools.push(decode_tool(t, root.index(i))?);
                     }
                 }
                 Value::Null => {}
                 _ => return Err(DecodeError::wrong_type("tools", "array")),
             },
-            "tool_choice" => decode_tool_choice(val, &mut req)?,
-            "parallel_tool_calls" => req.parallel_tool_calls = opt_bool(val, key)?,
+            "tool_choice" => decode_tool_choice(&val, &mut req)?,
+            "parallel_tool_calls" => req.parallel_tool_calls = opt_bool(&val, &key)?,
             "max_output_tokens" => {
                 req.max_tokens = match val {
                     Value::Null => None,
@@ -66,29 +66,31 @@ pub fn decode_request(body: &[u8], losses: &mut Losses) -> Result<Request, Decod
                     ),
                 }
             }
-            "temperature" => req.temperature = opt_f64(val, key)?,
-            "top_p" => req.top_p = opt_f64(val, key)?,
-            "reasoning" => decode_reasoning(val, &mut req)?,
-            "text" => decode_text(val, &mut req)?,
+            "temperature" => req.temperature = opt_f64(&val, &key)?,
+            "top_p" => req.top_p = opt_f64(&val, &key)?,
+            "reasoning" => decode_reasoning(&val, &mut req)?,
+            "text" => decode_text(&val, &mut req)?,
             "metadata" => match val {
-                Value::Object(m) => req.metadata = Some(m.clone()),
+                Value::Object(m) => req.metadata = Some(m),
                 Value::Null => {}
                 _ => return Err(DecodeError::wrong_type("metadata", "object")),
             },
             "user" => match val {
-                Value::String(s) => req.user = Some(s.clone()),
+                Value::String(s) => req.user = Some(s),
                 Value::Null => {}
                 _ => return Err(DecodeError::wrong_type("user", "string")),
             },
             // Both name the end user; `user` is the older name. With both present the second
             // one is kept as an extension.
-            "safety_identifier" if !obj.contains_key("user") && val.is_string() => {
-                req.user = val.as_str().map(str::to_owned);
+            "safety_identifier" if !has_user && val.is_string() => {
+                if let Value::String(s) = val {
+                    req.user = Some(s);
+                }
             }
-            "stream" => req.stream = opt_bool(val, key)?.unwrap_or(false),
+            "stream" => req.stream = opt_bool(&val, &key)?.unwrap_or(false),
             _ => req
                 .extensions
-                .push(Extension::new(Dialect::Responses, key, val.clone())),
+                .push(Extension::new(Dialect::Responses, key, val)),
         }
     }
     req.model = model.ok_or_else(|| DecodeError::missing("model"))?;
@@ -113,7 +115,7 @@ fn opt_f64(v: &Value, path: &str) -> Result<Option<f64>, DecodeError> {
     }
 }
 
-fn req_str<'a>(v: &'a Value, key: &str, path: &str) -> Result<&'a str, DecodeError> {
+fn req_str<'a>(v: &'a Value, key: &str, path: Path<'_>) -> Result<&'a str, DecodeError> {
     match v.get(key) {
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(DecodeError::missing(format!("{path}.{key}"))),
@@ -122,7 +124,7 @@ fn req_str<'a>(v: &'a Value, key: &str, path: &str) -> Result<&'a str, DecodeErr
 }
 
 /// Reports fields of a known item or part that the canonical model has no place for.
-fn report_unknown(v: &Value, known: &[&str], path: &str, losses: &mut Losses) {
+fn report_unknown(v: &Value, known: &[&str], path: Path<'_>, losses: &mut Losses) {
     if let Value::Object(m) = v {
         for (k, val) in m {
             if known.contains(&k.as_str()) || ITEM_BOOKKEEPING.contains(&k.as_str()) {
@@ -155,10 +157,11 @@ pub(crate) fn decode_items(
     losses: &mut Losses,
 ) -> Result<Vec<Message>, DecodeError> {
     let mut messages = Vec::new();
+    let root = Path::Root("input");
     for (i, item) in items.iter().enumerate() {
-        let path = format!("input[{i}]");
+        let path = root.index(i);
         if !item.is_object() {
-            return Err(DecodeError::wrong_type(path, "object"));
+            return Err(DecodeError::wrong_type(path.to_string(), "object"));
         }
         let ty = match item.get("type") {
             Some(Value::String(s)) => s.as_str(),
@@ -168,13 +171,13 @@ pub(crate) fn decode_items(
         };
         match ty {
             "message" => {
-                let (role, parts) = decode_message(item, &path, losses)?;
+                let (role, parts) = decode_message(item, path, losses)?;
                 push_parts(&mut messages, role, parts);
             }
             "function_call" | "custom_tool_call" => {
                 let custom = ty == "custom_tool_call";
-                let id = req_str(item, "call_id", &path)?.to_owned();
-                let name = req_str(item, "name", &path)?.to_owned();
+                let id = req_str(item, "call_id", path)?.to_owned();
+                let name = req_str(item, "name", path)?.to_owned();
                 let arg_key = if custom { "input" } else { "arguments" };
                 let arguments = match item.get(arg_key) {
                     Some(Value::String(s)) => s.clone(),
@@ -187,7 +190,7 @@ pub(crate) fn decode_items(
                         ));
                     }
                 };
-                report_unknown(item, &["call_id", "name", arg_key], &path, losses);
+                report_unknown(item, &["call_id", "name", arg_key], path, losses);
                 let kind = if custom {
                     ToolKind::Custom
                 } else {
@@ -205,16 +208,16 @@ pub(crate) fn decode_items(
                 );
             }
             "function_call_output" | "custom_tool_call_output" => {
-                let call_id = req_str(item, "call_id", &path)?.to_owned();
+                let call_id = req_str(item, "call_id", path)?.to_owned();
                 let content = match item.get("output") {
                     Some(Value::String(s)) if s.is_empty() => Vec::new(),
                     Some(Value::String(s)) => vec![Part::text(s.clone())],
                     Some(Value::Array(parts)) => {
                         let mut out = Vec::new();
+                        let opath = path.key("output");
                         for (j, p) in parts.iter().enumerate() {
-                            let ppath = format!("{path}.output[{j}]");
                             out.push(
-                                decode_content_part(p, &ppath, losses)?
+                                decode_content_part(p, opath.index(j), losses)?
                                     .unwrap_or_else(|| opaque(p)),
                             );
                         }
@@ -230,7 +233,7 @@ pub(crate) fn decode_items(
                         ));
                     }
                 };
-                report_unknown(item, &["call_id", "output"], &path, losses);
+                report_unknown(item, &["call_id", "output"], path, losses);
                 let kind = if ty == "custom_tool_call_output" {
                     ToolKind::Custom
                 } else {
@@ -249,11 +252,11 @@ pub(crate) fn decode_items(
                 );
             }
             "reasoning" => {
-                let part = decode_reasoning_item(item, &path)?;
+                let part = decode_reasoning_item(item, path)?;
                 report_unknown(
                     item,
                     &["summary", "content", "encrypted_content"],
-                    &path,
+                    path,
                     losses,
                 );
                 push_parts(&mut messages, Role::Assistant, vec![part]);
@@ -280,7 +283,7 @@ fn opaque(v: &Value) -> Part {
 
 pub(crate) fn decode_message(
     item: &Value,
-    path: &str,
+    path: Path<'_>,
     losses: &mut Losses,
 ) -> Result<(Role, Vec<Part>), DecodeError> {
     let role = match item.get("role").and_then(Value::as_str) {
@@ -301,9 +304,9 @@ pub(crate) fn decode_message(
         Some(Value::String(s)) => vec![Part::text(s.clone())],
         Some(Value::Array(list)) => {
             let mut parts = Vec::new();
+            let cpath = path.key("content");
             for (j, p) in list.iter().enumerate() {
-                let ppath = format!("{path}.content[{j}]");
-                match decode_content_part(p, &ppath, losses)? {
+                match decode_content_part(p, cpath.index(j), losses)? {
                     Some(part) => parts.push(part),
                     // A content type the model does not know: keep the whole item, so that
                     // this dialect re-emits it unchanged and others report it.
@@ -327,7 +330,7 @@ pub(crate) fn decode_message(
 /// One content part; `None` for a type the canonical model has no part for.
 fn decode_content_part(
     p: &Value,
-    path: &str,
+    path: Path<'_>,
     losses: &mut Losses,
 ) -> Result<Option<Part>, DecodeError> {
     let Some(ty) = get_str(p, "type") else {
@@ -473,7 +476,7 @@ pub(crate) fn reasoning_seal(item: &Value) -> Option<ReasoningSeal> {
     }))
 }
 
-pub(crate) fn decode_reasoning_item(item: &Value, path: &str) -> Result<Part, DecodeError> {
+pub(crate) fn decode_reasoning_item(item: &Value, path: Path<'_>) -> Result<Part, DecodeError> {
     if let Some(s) = item.get("summary")
         && !s.is_array()
         && !s.is_null()
@@ -486,7 +489,7 @@ pub(crate) fn decode_reasoning_item(item: &Value, path: &str) -> Result<Part, De
     })
 }
 
-fn decode_tool(t: &Value, path: &str) -> Result<Tool, DecodeError> {
+fn decode_tool(t: &Value, path: Path<'_>) -> Result<Tool, DecodeError> {
     let Some(ty) = get_str(t, "type") else {
         return Err(DecodeError::missing(format!("{path}.type")));
     };
@@ -701,16 +704,18 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     }
 
     let mut items = Vec::new();
+    let root = Path::Root("messages");
     for (i, m) in req.messages.iter().enumerate() {
-        enc.message(m, &format!("messages[{i}]"), &mut items);
+        enc.message(m, root.index(i), &mut items);
     }
     out.insert("input".into(), Value::Array(items));
 
     let mut tools_lost = false;
     if !req.tools.is_empty() {
         let mut tools = Vec::new();
+        let root = Path::Root("tools");
         for (i, t) in req.tools.iter().enumerate() {
-            if let Some(t) = enc.tool(t, &format!("tools[{i}]")) {
+            if let Some(t) = enc.tool(t, root.index(i)) {
                 tools.push(t);
             }
         }
@@ -900,7 +905,7 @@ impl Enc<'_> {
         Value::Object(m)
     }
 
-    fn tool(&mut self, t: &Tool, path: &str) -> Option<Value> {
+    fn tool(&mut self, t: &Tool, path: Path<'_>) -> Option<Value> {
         match t {
             Tool::Function {
                 name,
@@ -948,8 +953,10 @@ impl Enc<'_> {
                 value,
             } => Some(value.clone()),
             Tool::Opaque { dialect, .. } => {
-                self.losses
-                    .dropped(path, format!("{dialect} tool has no Responses equivalent"));
+                self.losses.dropped(
+                    path.to_string(),
+                    format!("{dialect} tool has no Responses equivalent"),
+                );
                 None
             }
         }
@@ -958,7 +965,7 @@ impl Enc<'_> {
     fn cache_breakpoint(
         &mut self,
         cc: &Option<CacheControl>,
-        path: &str,
+        path: Path<'_>,
         m: &mut Map<String, Value>,
     ) {
         let Some(cc) = cc else { return };
@@ -978,7 +985,7 @@ impl Enc<'_> {
     }
 
     /// A content part inside a message or tool output; `None` when it has no Responses form.
-    fn content_part(&mut self, p: &Part, input: bool, path: &str) -> Option<Value> {
+    fn content_part(&mut self, p: &Part, input: bool, path: Path<'_>) -> Option<Value> {
         match p {
             Part::Text {
                 text,
@@ -1012,7 +1019,7 @@ impl Enc<'_> {
             // Assistant history holds only output text and refusals.
             Part::Image { .. } | Part::Document { .. } if !input => {
                 self.losses.dropped(
-                    path,
+                    path.to_string(),
                     format!(
                         "{} part in an assistant turn has no Responses form",
                         part_name(p)
@@ -1038,7 +1045,8 @@ impl Enc<'_> {
                         m.insert("file_id".into(), json!(file_id));
                     }
                     MediaSource::Text { .. } => {
-                        self.losses.dropped(path, "a text source is not an image");
+                        self.losses
+                            .dropped(path.to_string(), "a text source is not an image");
                         return None;
                     }
                     other => {
@@ -1069,8 +1077,10 @@ impl Enc<'_> {
                 let mut m = Map::new();
                 match source {
                     MediaSource::Text { text, .. } => {
-                        self.losses
-                            .approximated(path, "plain-text document sent as input_text");
+                        self.losses.approximated(
+                            path.to_string(),
+                            "plain-text document sent as input_text",
+                        );
                         return Some(Value::Object(text_part(text, true)));
                     }
                     MediaSource::Base64 { .. } => {
@@ -1116,7 +1126,7 @@ impl Enc<'_> {
             } => Some(value.clone()),
             other => {
                 self.losses.dropped(
-                    path,
+                    path.to_string(),
                     format!("{} part has no place here in Responses", part_name(other)),
                 );
                 None
@@ -1124,7 +1134,7 @@ impl Enc<'_> {
         }
     }
 
-    fn message(&mut self, m: &Message, path: &str, items: &mut Vec<Value>) {
+    fn message(&mut self, m: &Message, path: Path<'_>, items: &mut Vec<Value>) {
         let role = match m.role {
             Role::System => "system",
             Role::Developer => "developer",
@@ -1141,8 +1151,9 @@ impl Enc<'_> {
                 );
             }
         };
+        let cpath = path.key("content");
         for (j, p) in m.content.iter().enumerate() {
-            let ppath = format!("{path}.content[{j}]");
+            let ppath = cpath.index(j);
             match p {
                 Part::ToolResult {
                     call_id,
@@ -1164,7 +1175,7 @@ impl Enc<'_> {
                             "no cache breakpoints on tool outputs",
                         );
                     }
-                    let output = self.tool_output(content, &ppath);
+                    let output = self.tool_output(content, ppath);
                     let ty = match kind {
                         ToolKind::Function => "function_call_output",
                         ToolKind::Custom => "custom_tool_call_output",
@@ -1215,11 +1226,11 @@ impl Enc<'_> {
                             items.push(Value::Object(r));
                         }
                         Some(_) => self.losses.dropped(
-                            ppath,
+                            ppath.to_string(),
                             "reasoning state of another provider family cannot be sent to OpenAI",
                         ),
                         None => self.losses.dropped(
-                            ppath,
+                            ppath.to_string(),
                             "reasoning without encrypted content cannot be replayed to OpenAI",
                         ),
                     }
@@ -1233,18 +1244,18 @@ impl Enc<'_> {
                 }
                 Part::Opaque { dialect, .. } => {
                     self.losses.dropped(
-                        ppath,
+                        ppath.to_string(),
                         format!("{dialect} content has no Responses equivalent"),
                     );
                 }
                 other => {
                     if m.role == Role::Tool {
                         self.losses.approximated(
-                            ppath.clone(),
+                            ppath.to_string(),
                             "non-result content of a tool message sent as a user message",
                         );
                     }
-                    if let Some(v) = self.content_part(other, !assistant, &ppath) {
+                    if let Some(v) = self.content_part(other, !assistant, ppath) {
                         group.push(v);
                     }
                 }
@@ -1256,7 +1267,7 @@ impl Enc<'_> {
         }
     }
 
-    fn tool_output(&mut self, content: &[Part], path: &str) -> Value {
+    fn tool_output(&mut self, content: &[Part], path: Path<'_>) -> Value {
         match content {
             [] => json!(""),
             [
@@ -1268,11 +1279,12 @@ impl Enc<'_> {
             ] => json!(text),
             parts => {
                 let mut out = Vec::new();
+                let cpath = path.key("content");
                 for (k, p) in parts.iter().enumerate() {
-                    let ppath = format!("{path}.content[{k}]");
+                    let ppath = cpath.index(k);
                     let p = match p {
                         Part::Text { text, .. } => Some(Value::Object(text_part(text, true))),
-                        other => self.content_part(other, true, &ppath),
+                        other => self.content_part(other, true, ppath),
                     };
                     out.extend(p);
                 }

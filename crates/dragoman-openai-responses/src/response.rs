@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::request::{decode_message, decode_reasoning_item, part_name};
 use crate::stop::{decode_stop, encode_stop};
 use crate::usage::{decode_usage, encode_usage};
-use crate::{get_str, id_base, response_id};
+use crate::{Path, get_str, id_base, response_id};
 
 /// Top-level fields this codec reads itself; everything else (the request echo) is kept.
 const CORE: &[&str] = &[
@@ -24,36 +24,47 @@ const CORE: &[&str] = &[
 
 pub fn decode_response(body: &[u8], losses: &mut Losses) -> Result<Response, DecodeError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("body", &e))?;
-    let Value::Object(obj) = &v else {
+    let Value::Object(obj) = v else {
         return Err(DecodeError::wrong_type("body", "a JSON object"));
     };
     let content = match obj.get("output") {
-        Some(Value::Array(items)) => decode_output(items, "output", losses)?,
+        Some(Value::Array(items)) => decode_output(items, Path::Root("output"), losses)?,
         None | Some(Value::Null) => Vec::new(),
         Some(_) => return Err(DecodeError::wrong_type("output", "array")),
     };
-    let status = get_str(&v, "status");
+    let field = |k: &str| obj.get(k).and_then(Value::as_str);
+    let status = field("status");
     let has_calls = content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
     let has_refusal = content.iter().any(|p| matches!(p, Part::Refusal { .. }));
-    let stop = decode_stop(status, v.get("incomplete_details"), has_calls, has_refusal);
+    let stop = decode_stop(
+        status,
+        obj.get("incomplete_details"),
+        has_calls,
+        has_refusal,
+    );
+    // A status the stop reason cannot express (failed, cancelled, in_progress).
+    let keep_status = !matches!(status, Some("completed" | "incomplete") | None);
+    let id = field("id").unwrap_or_default().to_owned();
+    let model = field("model").unwrap_or_default().to_owned();
+    let usage = decode_usage(obj.get("usage"));
     let mut extensions = Vec::new();
+    // Consumed, so the kept fields (the request echo) move instead of being copied.
     for (k, val) in obj {
         let keep = match k.as_str() {
-            // A status the stop reason cannot express (failed, cancelled, in_progress).
-            "status" => !matches!(status, Some("completed" | "incomplete") | None),
+            "status" => keep_status,
             "error" => !val.is_null(),
             k => !CORE.contains(&k),
         };
         if keep {
-            extensions.push(Extension::new(Dialect::Responses, k, val.clone()));
+            extensions.push(Extension::new(Dialect::Responses, k, val));
         }
     }
     Ok(Response {
-        id: get_str(&v, "id").unwrap_or_default().to_owned(),
-        model: get_str(&v, "model").unwrap_or_default().to_owned(),
+        id,
+        model,
         content,
         stop,
-        usage: decode_usage(v.get("usage")),
+        usage,
         extensions,
     })
 }
@@ -62,19 +73,19 @@ pub fn decode_response(body: &[u8], losses: &mut Losses) -> Result<Response, Dec
 /// content parts) and the parts of all items form one assistant turn.
 pub(crate) fn decode_output(
     items: &[Value],
-    path: &str,
+    path: Path<'_>,
     losses: &mut Losses,
 ) -> Result<Vec<Part>, DecodeError> {
     let mut parts = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        parts.extend(decode_output_item(item, &format!("{path}[{i}]"), losses)?);
+        parts.extend(decode_output_item(item, path.index(i), losses)?);
     }
     Ok(parts)
 }
 
 pub(crate) fn decode_output_item(
     item: &Value,
-    path: &str,
+    path: Path<'_>,
     losses: &mut Losses,
 ) -> Result<Vec<Part>, DecodeError> {
     let opaque = || Part::Opaque {

@@ -1,6 +1,10 @@
 //! The store's one error type, whose messages name the backend and the operation so an
 //! operator can act on them, and never echo a password from a connection URL.
 
+/// The driver's own error (sqlx for PostgreSQL, rusqlite or I/O for SQLite), boxed because the
+/// backends' drivers differ and callers only display or log it.
+pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,14 +22,14 @@ pub enum StoreError {
         /// The URL with any `user:password@` removed.
         url: String,
         #[source]
-        source: sqlx::Error,
+        source: Source,
     },
     /// Applying the embedded migrations failed.
     #[error("{backend}: applying migrations failed: {source}")]
     Migrate {
         backend: &'static str,
         #[source]
-        source: sqlx::migrate::MigrateError,
+        source: Source,
     },
     /// A statement failed.
     #[error("{backend}: {operation} failed: {source}")]
@@ -33,7 +37,7 @@ pub enum StoreError {
         backend: &'static str,
         operation: &'static str,
         #[source]
-        source: sqlx::Error,
+        source: Source,
     },
     /// A stored row holds a value the record type cannot take (written by something else, or
     /// a newer version).

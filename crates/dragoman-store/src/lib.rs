@@ -4,11 +4,12 @@
 //!
 //! URLs: `sqlite://PATH` (file and parent directory created if missing; WAL,
 //! synchronous=NORMAL, 5 s busy timeout), `sqlite::memory:` (one connection, gone with the
-//! pool), `postgres://…` / `postgresql://…`. A PostgreSQL schema is chosen with
+//! store), `postgres://…` / `postgresql://…`. A PostgreSQL schema is chosen with
 //! [`Store::connect_with_schema`] or `?options=-csearch_path%3DNAME` in the URL.
 
 mod error;
 mod query;
+mod sqlite;
 mod store;
 mod writer;
 

@@ -910,10 +910,10 @@ async fn sqlite_file_uses_wal() {
         .await
         .unwrap();
     store.close().await;
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
-        .await
+    // Checked through a connection of its own: the setting must be in the file, not the session.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode.to_lowercase(), "wal");
     drop(conn);

@@ -8,10 +8,11 @@ use dragoman_model::{
     BlockKind, DecodeError, Delta, Dialect, ErrorBody, Losses, Part, ReasoningSeal, Response,
     StopReason, StreamEvent, ToolKind, Usage, response_events,
 };
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::from_inner;
-use crate::request::decode_block;
+use crate::request::{Path, at, decode_block};
 use crate::{stop, usage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,80 @@ pub struct StreamDecoder {
     usage: Usage,
     stop: Option<StopReason>,
     has_tool_calls: bool,
+}
+
+/// The common events (`content_block_delta` with a text payload, `ping`) read without building
+/// a `Value`. Only `{...}` objects are accepted, keys last-wins like `Value`; anything this does
+/// not read exactly as the `Value` path would is an error here, and the caller then takes the
+/// `Value` path, which stays the one definition of behaviour.
+#[derive(Default)]
+struct Fast<'a> {
+    ty: Option<&'a str>,
+    index: Option<u64>,
+    delta: Option<FastDelta<'a>>,
+}
+
+#[derive(Default)]
+struct FastDelta<'a> {
+    ty: Option<&'a str>,
+    text: Option<String>,
+    partial_json: Option<String>,
+    thinking: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Fast<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fast<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fast<'de>, A::Error> {
+                let mut out = Fast::default();
+                while let Some(k) = map.next_key::<&'de str>()? {
+                    match k {
+                        "type" => out.ty = Some(map.next_value()?),
+                        "index" => out.index = Some(map.next_value()?),
+                        "delta" => out.delta = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for FastDelta<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastDelta<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastDelta<'de>, A::Error> {
+                let mut out = FastDelta::default();
+                while let Some(k) = map.next_key::<&'de str>()? {
+                    match k {
+                        "type" => out.ty = Some(map.next_value()?),
+                        "text" => out.text = Some(map.next_value()?),
+                        "partial_json" => out.partial_json = Some(map.next_value()?),
+                        "thinking" => out.thinking = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn seal_of(signature: &str) -> ReasoningSeal {
@@ -75,6 +150,12 @@ impl StreamDecoder {
         let name = ev.event.as_deref().unwrap_or("message");
         let data = ev.data.trim();
         if data.is_empty() || data == "[DONE]" {
+            return Ok(());
+        }
+        if data.starts_with('{')
+            && let Ok(f) = serde_json::from_str::<Fast>(data)
+            && self.fast(f, out)
+        {
             return Ok(());
         }
         let v: Value = serde_json::from_str(data)
@@ -167,6 +248,47 @@ impl StreamDecoder {
         }
     }
 
+    /// Handles an event read by `Fast` when it is one of the common shapes, exactly as the
+    /// `Value` path would; `false` (nothing done) sends it down that path.
+    fn fast(&mut self, f: Fast, out: &mut Vec<StreamEvent>) -> bool {
+        match f.ty {
+            Some("ping") => {
+                if self.started {
+                    out.push(StreamEvent::Ping);
+                }
+                true
+            }
+            Some("content_block_delta") if self.started => {
+                let (Some(idx), Some(d)) = (f.index, f.delta) else {
+                    return false;
+                };
+                let Some(b) = self.blocks.get(&idx) else {
+                    return false;
+                };
+                if !b.open {
+                    return true;
+                }
+                let delta = match (b.kind, d.ty) {
+                    (Kind::Text, Some("text_delta")) => d.text.map(Delta::Text),
+                    (Kind::Thinking, Some("thinking_delta")) => d.thinking.map(Delta::Reasoning),
+                    (Kind::ToolUse, Some("input_json_delta")) => {
+                        d.partial_json.map(Delta::Arguments)
+                    }
+                    _ => None,
+                };
+                let Some(delta) = delta else {
+                    return false;
+                };
+                out.push(StreamEvent::BlockDelta {
+                    index: b.canonical,
+                    delta,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn close_all(&mut self, out: &mut Vec<StreamEvent>) {
         let mut open: Vec<usize> = self
             .blocks
@@ -229,7 +351,8 @@ impl StreamDecoder {
                 .iter()
                 .enumerate()
                 .map(|(i, b)| {
-                    decode_block(b, &format!("event[{n}].message.content[{i}]"), &mut losses)
+                    let root = format!("event[{n}].message.content");
+                    decode_block(b, &at(&Path::Root(&root), i), &mut losses)
                 })
                 .collect::<Result<Vec<Part>, _>>()?;
             self.has_tool_calls |= parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));

@@ -3,6 +3,7 @@
 //! owns wire indexes and the usage that `message_start` and `message_delta` must carry.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use dragoman_model::{
     BlockKind, Delta, Dialect, ErrorBody, Family, Losses, ReasoningSeal, SealKind, StopReason,
@@ -62,6 +63,56 @@ fn block_path(canonical: usize) -> String {
     format!("content[{canonical}]")
 }
 
+/// Appends `s` as a JSON string literal, escaped byte for byte as `serde_json` escapes it, so
+/// that the hand-written hot events read exactly like the `json!` ones they replace.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte matched above is ASCII, so `i` is a char boundary.
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// A `content_block_delta` whose delta is `{"type": ty, key: text}`, written directly: this is
+/// nearly every event of a stream. Keys are in `serde_json`'s (sorted) order.
+fn text_delta_event(index: usize, ty: &str, key: &str, text: &str) -> Event {
+    let mut data = String::with_capacity(text.len() + ty.len() + key.len() + 80);
+    data.push_str("{\"delta\":{\"");
+    data.push_str(key);
+    data.push_str("\":");
+    push_json_str(&mut data, text);
+    data.push_str(",\"type\":\"");
+    data.push_str(ty);
+    data.push_str("\"},\"index\":");
+    // Writing into a String cannot fail.
+    let _ = write!(data, "{index}");
+    data.push_str(",\"type\":\"content_block_delta\"}");
+    Event::named("content_block_delta", data)
+}
+
 impl StreamEncoder {
     pub fn new(opts: StreamOptions) -> Self {
         StreamEncoder {
@@ -116,7 +167,7 @@ impl StreamEncoder {
             }
             // Anthropic allows ping anywhere, even before message_start.
             StreamEvent::Ping => {
-                out.push(event("ping", json!({"type": "ping"})));
+                out.push(Event::named("ping", "{\"type\":\"ping\"}"));
             }
             StreamEvent::BlockStart { index, block } => {
                 self.ensure_started(out);
@@ -142,8 +193,15 @@ impl StreamEncoder {
                 self.ensure_started(out);
                 match self.by_index.get(index) {
                     Some(&pos) if !self.blocks[pos].stopped => {
-                        self.blocks[pos].deltas.push(delta.clone());
-                        self.pump(out, losses);
+                        let b = &mut self.blocks[pos];
+                        if pos == self.cursor && b.started && b.deltas.is_empty() {
+                            // On the wire already with nothing buffered: what pump would do,
+                            // without buffering a copy of the delta first.
+                            emit_delta(b, delta, out, losses);
+                        } else {
+                            b.deltas.push(delta.clone());
+                            self.pump(out, losses);
+                        }
                     }
                     _ => losses.dropped(block_path(*index), "delta outside its block"),
                 }
@@ -238,11 +296,11 @@ impl StreamEncoder {
 
 fn emit_start(b: &mut Pending, next_wire: &mut usize, out: &mut Vec<Event>, losses: &mut Losses) {
     b.started = true;
-    let path = block_path(b.canonical);
+    let path = || block_path(b.canonical);
     let (mode, content) = match &b.kind {
         BlockKind::Text => (Mode::Text, json!({"type": "text", "text": ""})),
         BlockKind::Refusal => {
-            losses.approximated(path, "refusal sent as a text block");
+            losses.approximated(path(), "refusal sent as a text block");
             (Mode::Text, json!({"type": "text", "text": ""}))
         }
         BlockKind::Reasoning { seal: Some(s) }
@@ -263,7 +321,7 @@ fn emit_start(b: &mut Pending, next_wire: &mut usize, out: &mut Vec<Event>, loss
         BlockKind::ToolCall { id, name, kind } => {
             let custom = *kind == ToolKind::Custom;
             if custom {
-                losses.approximated(path, "custom tool input sent as {\"input\": <text>}");
+                losses.approximated(path(), "custom tool input sent as {\"input\": <text>}");
             }
             (
                 Mode::ToolUse { custom },
@@ -274,7 +332,7 @@ fn emit_start(b: &mut Pending, next_wire: &mut usize, out: &mut Vec<Event>, loss
             if *dialect == Dialect::Anthropic {
                 (Mode::Opaque, value.clone())
             } else {
-                losses.dropped(path, format!("{dialect} block has no Anthropic form"));
+                losses.dropped(path(), format!("{dialect} block has no Anthropic form"));
                 b.mode = Mode::Dropped;
                 return;
             }
@@ -303,29 +361,38 @@ fn delta_event(index: usize, delta: Value) -> Event {
 }
 
 fn emit_delta(b: &mut Pending, d: &Delta, out: &mut Vec<Event>, losses: &mut Losses) {
-    let path = block_path(b.canonical);
     let delta = match (b.mode, d) {
         (Mode::Dropped, _) => return,
         (Mode::Text, Delta::Text(t) | Delta::Refusal(t)) => {
-            json!({"type": "text_delta", "text": t})
+            out.push(text_delta_event(b.wire, "text_delta", "text", t));
+            return;
         }
         (Mode::Text, Delta::Citation { dialect, value }) => {
             if *dialect != Dialect::Anthropic {
                 losses.dropped(
-                    format!("{path}.citations"),
+                    format!("{}.citations", block_path(b.canonical)),
                     format!("{dialect} annotations have no Anthropic form"),
                 );
                 return;
             }
             json!({"type": "citations_delta", "citation": value})
         }
-        (Mode::Thinking, Delta::Reasoning(t)) => json!({"type": "thinking_delta", "thinking": t}),
+        (Mode::Thinking, Delta::Reasoning(t)) => {
+            out.push(text_delta_event(b.wire, "thinking_delta", "thinking", t));
+            return;
+        }
         (Mode::Thinking, Delta::Seal(s)) => {
             b.sealed = true;
             json!({"type": "signature_delta", "signature": s.carry_in(Family::Anthropic)})
         }
         (Mode::ToolUse { custom: false }, Delta::Arguments(a)) => {
-            json!({"type": "input_json_delta", "partial_json": a})
+            out.push(text_delta_event(
+                b.wire,
+                "input_json_delta",
+                "partial_json",
+                a,
+            ));
+            return;
         }
         (Mode::ToolUse { custom: true }, Delta::Arguments(a)) => {
             // JSON string escaping works per character, so escaped fragments concatenate into
@@ -342,7 +409,7 @@ fn emit_delta(b: &mut Pending, d: &Delta, out: &mut Vec<Event>, losses: &mut Los
         }
         (_, other) => {
             losses.dropped(
-                path,
+                block_path(b.canonical),
                 format!("delta {other:?} does not fit an Anthropic block"),
             );
             return;
@@ -370,8 +437,8 @@ fn emit_stop(b: &mut Pending, out: &mut Vec<Event>) {
         }
         _ => {}
     }
-    out.push(event(
+    out.push(Event::named(
         "content_block_stop",
-        json!({"type": "content_block_stop", "index": b.wire}),
+        format!("{{\"index\":{},\"type\":\"content_block_stop\"}}", b.wire),
     ));
 }

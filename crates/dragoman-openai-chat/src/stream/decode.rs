@@ -5,6 +5,11 @@
 use dragoman_model::{
     BlockKind, DecodeError, Delta, ErrorBody, StopReason, StreamEvent, ToolKind, Usage,
 };
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::DONE;
@@ -75,6 +80,16 @@ impl StreamDecoder {
             self.done = true;
             return Ok(());
         }
+        // Most chunks are a plain text or arguments delta: read those without building a DOM,
+        // and leave anything the borrowed shape cannot hold to the general path below.
+        if let Ok(fast) = serde_json::from_str::<FastChunk<'_>>(data)
+            && fast.error.is_none()
+            && fast.usage.is_none()
+            && fast.choices.iter().flatten().all(FastChoice::is_plain)
+        {
+            self.push_fast(fast, out);
+            return Ok(());
+        }
         let chunk: Value =
             serde_json::from_str(data).map_err(|e| DecodeError::json(format!("event {n}"), &e))?;
         let Some(m) = chunk.as_object() else {
@@ -113,9 +128,12 @@ impl StreamDecoder {
             self.usage.merge_from(&usage::decode(u).0);
         }
         for (k, c) in choices.iter().enumerate() {
-            let path = format!("event {n}.choices[{k}]");
+            let path = ChoicePath {
+                event: n,
+                choice: k,
+            };
             let Some(c) = c.as_object() else {
-                return Err(DecodeError::wrong_type(path, "an object"));
+                return Err(DecodeError::wrong_type(path.to_string(), "an object"));
             };
             // The canonical stream has one answer; other choices (n > 1) are not carried.
             if c.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
@@ -210,10 +228,57 @@ impl StreamDecoder {
         out.push(StreamEvent::BlockDelta { index, delta });
     }
 
+    /// The fast path's counterpart of the loop over choices in `push`.
+    fn push_fast(&mut self, chunk: FastChunk<'_>, out: &mut Vec<StreamEvent>) {
+        let choices = chunk.choices.unwrap_or_default();
+        if choices.is_empty() {
+            // Azure's prompt_filter_results preamble and other bookkeeping chunks.
+            return;
+        }
+        self.start(
+            chunk.id.as_deref().unwrap_or_default(),
+            chunk.model.as_deref().unwrap_or_default(),
+            out,
+        );
+        for c in choices {
+            // The canonical stream has one answer; other choices (n > 1) are not carried.
+            if c.index.unwrap_or(0) != 0 {
+                continue;
+            }
+            if let Some(d) = c.delta {
+                let reasoning = match str_of(&d.reasoning_content) {
+                    "" => str_of(&d.reasoning),
+                    r => r,
+                };
+                self.flow_piece(Flow::Reasoning, reasoning, out);
+                self.flow_piece(Flow::Text, str_of(&d.content), out);
+                self.flow_piece(Flow::Refusal, str_of(&d.refusal), out);
+                for (pos, call) in d.tool_calls.iter().flatten().enumerate() {
+                    let (name, fragment) = match &call.function {
+                        Some(f) => (str_of(&f.name), str_of(&f.arguments)),
+                        None => ("", ""),
+                    };
+                    self.tool_piece(
+                        call.index.unwrap_or(pos as u64),
+                        call.id.as_deref().filter(|s| !s.is_empty()),
+                        false,
+                        name,
+                        fragment,
+                        out,
+                    );
+                }
+            }
+            if let Some(fr) = c.finish_reason.as_deref() {
+                self.close_all(out);
+                self.stop = Some(stop::decode(Some(fr)));
+            }
+        }
+    }
+
     fn delta(
         &mut self,
         d: &serde_json::Map<String, Value>,
-        path: &str,
+        path: &ChoicePath,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), DecodeError> {
         let str_of = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -224,9 +289,9 @@ impl StreamDecoder {
         self.flow_piece(Flow::Reasoning, reasoning, out);
         self.flow_piece(Flow::Text, str_of("content"), out);
         self.flow_piece(Flow::Refusal, str_of("refusal"), out);
-        let mut calls = match d.get("tool_calls") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
+        let calls = match d.get("tool_calls") {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(a)) => a.as_slice(),
             Some(_) => {
                 return Err(DecodeError::wrong_type(
                     format!("{path}.delta.tool_calls"),
@@ -236,10 +301,11 @@ impl StreamDecoder {
         };
         // The deprecated `function_call` delta is one call with no id; it gets an index no
         // real tool call uses.
-        if let Some(fc) = d.get("function_call").filter(|f| f.is_object()) {
-            calls.push(serde_json::json!({"index": u64::MAX, "function": fc}));
-        }
-        for (pos, call) in calls.iter().enumerate() {
+        let function_call = d
+            .get("function_call")
+            .filter(|f| f.is_object())
+            .map(|fc| serde_json::json!({"index": u64::MAX, "function": fc}));
+        for (pos, call) in calls.iter().chain(function_call.as_ref()).enumerate() {
             let Some(call) = call.as_object() else {
                 return Err(DecodeError::wrong_type(
                     format!("{path}.delta.tool_calls[{pos}]"),
@@ -267,50 +333,150 @@ impl StreamDecoder {
                 .and_then(|f| f.get(if custom { "input" } else { "arguments" }))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let existing = self
-                .tools
-                .iter()
-                .rev()
-                .find(|s| {
-                    s.chat_index == chat_index
-                        && (s.id.is_empty() || id.is_none_or(|id| s.id == id))
-                })
-                .map(|s| s.block);
-            let block = match existing {
-                Some(b) => b,
-                None => {
-                    self.close_flow(out);
-                    self.saw_tool_call = true;
-                    let kind = if custom {
-                        ToolKind::Custom
-                    } else {
-                        ToolKind::Function
-                    };
-                    let id = id.unwrap_or_default().to_owned();
-                    let b = self.open_block(
-                        BlockKind::ToolCall {
-                            id: id.clone(),
-                            name: name.to_owned(),
-                            kind,
-                        },
-                        out,
-                    );
-                    self.tools.push(ToolSlot {
-                        chat_index,
-                        id,
-                        block: b,
-                    });
-                    b
-                }
-            };
-            // Fragments for a call closed by an earlier finish_reason have no block to go to.
-            if !fragment.is_empty() && self.open.contains(&block) {
-                out.push(StreamEvent::BlockDelta {
-                    index: block,
-                    delta: Delta::Arguments(fragment.to_owned()),
-                });
-            }
+            self.tool_piece(chat_index, id, custom, name, fragment, out);
         }
         Ok(())
     }
+
+    /// One tool-call entry of a delta: opens the call's block the first time it is seen and
+    /// forwards its argument fragment.
+    fn tool_piece(
+        &mut self,
+        chat_index: u64,
+        id: Option<&str>,
+        custom: bool,
+        name: &str,
+        fragment: &str,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let existing = self
+            .tools
+            .iter()
+            .rev()
+            .find(|s| {
+                s.chat_index == chat_index && (s.id.is_empty() || id.is_none_or(|id| s.id == id))
+            })
+            .map(|s| s.block);
+        let block = match existing {
+            Some(b) => b,
+            None => {
+                self.close_flow(out);
+                self.saw_tool_call = true;
+                let kind = if custom {
+                    ToolKind::Custom
+                } else {
+                    ToolKind::Function
+                };
+                let id = id.unwrap_or_default().to_owned();
+                let b = self.open_block(
+                    BlockKind::ToolCall {
+                        id: id.clone(),
+                        name: name.to_owned(),
+                        kind,
+                    },
+                    out,
+                );
+                self.tools.push(ToolSlot {
+                    chat_index,
+                    id,
+                    block: b,
+                });
+                b
+            }
+        };
+        // Fragments for a call closed by an earlier finish_reason have no block to go to.
+        if !fragment.is_empty() && self.open.contains(&block) {
+            out.push(StreamEvent::BlockDelta {
+                index: block,
+                delta: Delta::Arguments(fragment.to_owned()),
+            });
+        }
+    }
+}
+
+/// Where a choice sits, formatted only when an error names it.
+struct ChoicePath {
+    event: usize,
+    choice: usize,
+}
+
+impl fmt::Display for ChoicePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "event {}.choices[{}]", self.event, self.choice)
+    }
+}
+
+/// The borrowed shape of a common chunk. Fields that need the general path (`error`, `usage`,
+/// custom tools, `function_call`) are only noted as present; a chunk with any of them, or one
+/// that does not fit these types, is decoded again as a `Value`.
+#[derive(Deserialize)]
+struct FastChunk<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    choices: Option<Vec<FastChoice<'a>>>,
+    usage: Option<IgnoredAny>,
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct FastChoice<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<FastDelta<'a>>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+impl FastChoice<'_> {
+    fn is_plain(&self) -> bool {
+        self.delta.as_ref().is_none_or(|d| {
+            d.function_call.is_none()
+                && d.tool_calls
+                    .iter()
+                    .flatten()
+                    .all(|c| c.custom.is_none() && c.kind.as_deref() != Some("custom"))
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct FastDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<FastCall<'a>>>,
+    function_call: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct FastCall<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Option<FastFunction<'a>>,
+    custom: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct FastFunction<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+fn str_of<'a>(t: &'a Option<Cow<'_, str>>) -> &'a str {
+    t.as_deref().unwrap_or_default()
 }

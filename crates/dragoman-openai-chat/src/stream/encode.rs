@@ -5,10 +5,11 @@
 //! be stable across the chunks of one stream (the gateway may rewrite it).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use dragoman_model::{BlockKind, Delta, ErrorBody, Losses, StreamEvent, StreamOptions, ToolKind};
 use dragoman_sse::Event;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::DONE;
 use crate::{error, stop, usage};
@@ -50,23 +51,31 @@ impl StreamEncoder {
         }
     }
 
-    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Event {
-        Event::data(
-            json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-            })
-            .to_string(),
-        )
+    /// A chunk written straight as JSON text: building a `Value` per delta was most of the cost
+    /// of a stream. The key order is the one `serde_json`'s sorted maps produce, so output stays
+    /// byte-identical to the `json!` form this replaced.
+    fn chunk_raw(&self, delta: &str, finish_reason: Option<&str>) -> Event {
+        let mut s =
+            String::with_capacity(delta.len() + self.id.len() + self.model.len() + FRAME_OVERHEAD);
+        s.push_str("{\"choices\":[{\"delta\":");
+        s.push_str(delta);
+        s.push_str(",\"finish_reason\":");
+        match finish_reason {
+            Some(f) => push_json_str(&mut s, f),
+            None => s.push_str("null"),
+        }
+        s.push_str(",\"index\":0}],\"created\":0,\"id\":");
+        push_json_str(&mut s, &self.id);
+        s.push_str(",\"model\":");
+        push_json_str(&mut s, &self.model);
+        s.push_str(",\"object\":\"chat.completion.chunk\"}");
+        Event::data(s)
     }
 
     fn ensure_started(&mut self, out: &mut Vec<Event>) {
         if !self.started {
             self.started = true;
-            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            out.push(self.chunk_raw(r#"{"content":"","role":"assistant"}"#, None));
         }
     }
 
@@ -99,23 +108,28 @@ impl StreamEncoder {
                     BlockKind::ToolCall { id, name, kind } => {
                         let t = self.next_tool;
                         self.next_tool += 1;
-                        let call = match kind {
-                            ToolKind::Function => json!({
-                                "index": t, "id": id, "type": "function",
-                                "function": {"name": name, "arguments": ""},
-                            }),
+                        let mut d = String::with_capacity(96 + id.len() + name.len());
+                        match kind {
+                            ToolKind::Function => {
+                                d.push_str(r#"{"tool_calls":[{"function":{"arguments":"","name":"#);
+                                push_json_str(&mut d, name);
+                                d.push_str(r#"},"id":"#);
+                                push_json_str(&mut d, id);
+                                let _ = write!(d, r#","index":{t},"type":"function"}}]}}"#);
+                            }
                             ToolKind::Custom => {
                                 losses.approximated(
                                     format!("content[{index}]"),
                                     "custom tool input is streamed as `custom.input` fragments, which few Chat clients read",
                                 );
-                                json!({
-                                    "index": t, "id": id, "type": "custom",
-                                    "custom": {"name": name, "input": ""},
-                                })
+                                d.push_str(r#"{"tool_calls":[{"custom":{"input":"","name":"#);
+                                push_json_str(&mut d, name);
+                                d.push_str(r#"},"id":"#);
+                                push_json_str(&mut d, id);
+                                let _ = write!(d, r#","index":{t},"type":"custom"}}]}}"#);
                             }
-                        };
-                        out.push(self.chunk(json!({"tool_calls": [call]}), None));
+                        }
+                        out.push(self.chunk_raw(&d, None));
                         Block::Tool(t, *kind)
                     }
                     BlockKind::Opaque { dialect, .. } => {
@@ -131,40 +145,49 @@ impl StreamEncoder {
             StreamEvent::BlockDelta { index, delta } => {
                 self.ensure_started(out);
                 let block = self.blocks.get(index).copied().unwrap_or(Block::Dropped);
-                let path = format!("content[{index}]");
-                let d = match (block, delta) {
-                    (_, Delta::Text(t)) if !t.is_empty() => json!({"content": t}),
-                    (_, Delta::Refusal(t)) if !t.is_empty() => json!({"refusal": t}),
+                let mut d = String::new();
+                match (block, delta) {
+                    (_, Delta::Text(t)) if !t.is_empty() => text_delta(&mut d, "content", t),
+                    (_, Delta::Refusal(t)) if !t.is_empty() => text_delta(&mut d, "refusal", t),
                     (_, Delta::Reasoning(t)) if !t.is_empty() => {
-                        json!({"reasoning_content": t})
+                        text_delta(&mut d, "reasoning_content", t)
                     }
                     (Block::Tool(t, ToolKind::Function), Delta::Arguments(a)) if !a.is_empty() => {
-                        json!({"tool_calls": [{"index": t, "function": {"arguments": a}}]})
+                        d.reserve(a.len() + 64);
+                        d.push_str(r#"{"tool_calls":[{"function":{"arguments":"#);
+                        push_json_str(&mut d, a);
+                        let _ = write!(d, r#"}},"index":{t}}}]}}"#);
                     }
                     (Block::Tool(t, ToolKind::Custom), Delta::Arguments(a)) if !a.is_empty() => {
-                        json!({"tool_calls": [{"index": t, "custom": {"input": a}}]})
+                        d.reserve(a.len() + 64);
+                        d.push_str(r#"{"tool_calls":[{"custom":{"input":"#);
+                        push_json_str(&mut d, a);
+                        let _ = write!(d, r#"}},"index":{t}}}]}}"#);
                     }
                     (_, Delta::Seal(_)) => {
                         losses.dropped(
-                            format!("{path}.seal"),
+                            format!("content[{index}].seal"),
                             "Chat carries no opaque reasoning state",
                         );
                         return;
                     }
                     (_, Delta::Citation { .. }) => {
                         losses.dropped(
-                            format!("{path}.citations"),
+                            format!("content[{index}].citations"),
                             "Chat stream chunks carry no citations",
                         );
                         return;
                     }
                     (_, Delta::Opaque { dialect, .. }) => {
-                        losses.dropped(&path, format!("{dialect} delta has no Chat stream form"));
+                        losses.dropped(
+                            format!("content[{index}]"),
+                            format!("{dialect} delta has no Chat stream form"),
+                        );
                         return;
                     }
                     _ => return,
                 };
-                out.push(self.chunk(d, None));
+                out.push(self.chunk_raw(&d, None));
             }
             StreamEvent::BlockStop { .. } | StreamEvent::Ping => {}
             StreamEvent::MessageDelta {
@@ -173,7 +196,7 @@ impl StreamEncoder {
             } => {
                 self.ensure_started(out);
                 let fr = stop::encode(reason, "stop", losses);
-                out.push(self.chunk(json!({}), Some(fr)));
+                out.push(self.chunk_raw("{}", Some(fr)));
                 self.finished = true;
                 if self.opts.include_usage {
                     out.push(Event::data(
@@ -192,7 +215,7 @@ impl StreamEncoder {
             StreamEvent::MessageStop => {
                 self.ensure_started(out);
                 if !self.finished {
-                    out.push(self.chunk(json!({}), Some("stop")));
+                    out.push(self.chunk_raw("{}", Some("stop")));
                 }
                 out.push(Event::data(DONE));
                 self.done = true;
@@ -215,6 +238,70 @@ impl StreamEncoder {
                 out,
                 losses,
             );
+        }
+    }
+}
+
+/// Bytes of a chunk besides the delta, id and model, so one allocation usually suffices.
+const FRAME_OVERHEAD: usize = 128;
+
+/// `{"<key>":<text>}`, the delta of a text-like piece.
+fn text_delta(d: &mut String, key: &str, text: &str) {
+    d.reserve(text.len() + key.len() + 8);
+    d.push_str("{\"");
+    d.push_str(key);
+    d.push_str("\":");
+    push_json_str(d, text);
+    d.push('}');
+}
+
+/// Appends `s` as a JSON string literal, escaping exactly as `serde_json` does (short escapes
+/// for the usual control characters, `\u00XX` with lowercase hex for the rest, nothing else),
+/// so chunks stay byte-identical to what `serde_json` wrote before.
+fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Every escaped byte is ASCII, so these slice bounds are char boundaries.
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_json_str;
+
+    #[test]
+    fn escapes_like_serde_json() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é€😀\u{2028}\u{7f}/");
+        for s in [all.as_str(), "", "plain", "\"", "a\\b", "\u{0}x\u{1f}"] {
+            let mut mine = String::new();
+            push_json_str(&mut mine, s);
+            assert_eq!(mine, serde_json::to_string(s).unwrap_or_default());
         }
     }
 }

@@ -2,12 +2,14 @@
 //! `output_index` because some backends rotate item ids between `added` and `done`
 //! (reference §3.6), and missing deltas are recovered from the `*.done` events (traps §32–33).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use dragoman_model::{
     BlockKind, DecodeError, Delta, Dialect, ErrorBody, StreamEvent, ToolKind, Usage,
 };
 use dragoman_sse::Event;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::error_from_object;
@@ -62,12 +64,50 @@ struct TextPart {
     open: bool,
 }
 
+/// The fields of a delta event, read without building a `Value`. A field of an unexpected
+/// type, or a repeated one, fails this parse and the event takes the general path, which then
+/// reads it exactly as before.
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Text<'a>>,
+    #[serde(borrow)]
+    delta: Option<Text<'a>>,
+    #[serde(borrow)]
+    item_id: Option<Text<'a>>,
+    output_index: Option<u64>,
+    content_index: Option<u64>,
+    summary_index: Option<u64>,
+}
+
+/// A string borrowed from the event when it has no escapes. serde borrows a `Cow` only when it
+/// is the field's whole type, hence the wrapper inside `Option`.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Event types `DeltaEvent` carries everything for: the bulk of any stream.
+fn is_delta_event(ty: &str) -> bool {
+    matches!(
+        ty,
+        "response.output_text.delta"
+            | "response.refusal.delta"
+            | "response.function_call_arguments.delta"
+            | "response.custom_tool_call_input.delta"
+            | "response.reasoning_summary_text.delta"
+            | "response.reasoning_text.delta"
+    )
+}
+
 /// An output item event's `item`: an object with a string `type`, or the event is malformed.
-fn item_of(v: &Value, n: usize, ty: &str) -> Result<Value, DecodeError> {
+fn item_of<'v>(v: &'v Value, n: usize, ty: &str) -> Result<&'v Value, DecodeError> {
     match v.get("item") {
-        Some(item @ Value::Object(m)) if m.get("type").is_some_and(Value::is_string) => {
-            Ok(item.clone())
-        }
+        Some(item @ Value::Object(m)) if m.get("type").is_some_and(Value::is_string) => Ok(item),
         _ => Err(DecodeError::new(
             format!("event {n} ({ty}).item"),
             "expected an object with a string type",
@@ -92,6 +132,19 @@ impl StreamDecoder {
         if data.is_empty() || data == "[DONE]" {
             return Ok(());
         }
+        // Only events named as deltas (or unnamed) try the narrow parse first, so the others are
+        // not parsed twice. Only an object: serde would also fill the struct from an array.
+        if data.starts_with('{')
+            && ev.event.as_deref().is_none_or(is_delta_event)
+            && let Ok(d) = serde_json::from_str::<DeltaEvent>(data)
+            && let Some(ty) = d.ty.as_ref().map(Text::as_str).or(ev.event.as_deref())
+            && is_delta_event(ty)
+        {
+            if !self.done {
+                self.push_delta(ty, &d, out);
+            }
+            return Ok(());
+        }
         let v: Value = serde_json::from_str(data).map_err(|e| {
             DecodeError::json(
                 format!("event {n} ({})", ev.event.as_deref().unwrap_or("data")),
@@ -103,23 +156,22 @@ impl StreamDecoder {
         }
         let ty = get_str(&v, "type")
             .or(ev.event.as_deref())
-            .unwrap_or_default()
-            .to_owned();
-        match ty.as_str() {
+            .unwrap_or_default();
+        match ty {
             "response.created" | "response.in_progress" | "response.queued" => {
                 self.start(v.get("response"), out);
             }
             "response.output_item.added" => {
                 self.start(None, out);
                 let idx = self.index(&v);
-                let item = item_of(&v, n, &ty)?;
-                self.item_added(idx, &item, out);
+                let item = item_of(&v, n, ty)?;
+                self.item_added(idx, item, out);
             }
             "response.output_item.done" => {
                 self.start(None, out);
                 let idx = self.index(&v);
-                let item = item_of(&v, n, &ty)?;
-                self.item_done(idx, &item, out);
+                let item = item_of(&v, n, ty)?;
+                self.item_done(idx, item, out);
             }
             "response.content_part.added" => {
                 self.start(None, out);
@@ -141,8 +193,8 @@ impl StreamDecoder {
                 let idx = self.index(&v);
                 let ci = get_u64(&v, "content_index").unwrap_or(0);
                 let refusal = ty == "response.refusal.delta";
-                let delta = get_str(&v, "delta").unwrap_or_default().to_owned();
-                self.text_delta(idx, ci, refusal, &delta, out);
+                let delta = get_str(&v, "delta").unwrap_or_default();
+                self.text_delta(idx, ci, refusal, delta, out);
             }
             "response.output_text.done" | "response.refusal.done" => {
                 let idx = self.index(&v);
@@ -150,8 +202,7 @@ impl StreamDecoder {
                 let refusal = ty == "response.refusal.done";
                 let key = if refusal { "refusal" } else { "text" };
                 if let Some(full) = get_str(&v, key) {
-                    let full = full.to_owned();
-                    self.text_remainder(idx, ci, refusal, &full, out);
+                    self.text_remainder(idx, ci, refusal, full, out);
                 }
             }
             "response.output_text.annotation.added" => {
@@ -174,15 +225,15 @@ impl StreamDecoder {
             "response.content_part.done" => {
                 let idx = self.index(&v);
                 let ci = get_u64(&v, "content_index").unwrap_or(0);
-                let part = v.get("part").cloned().unwrap_or(Value::Null);
-                if matches!(get_str(&part, "type"), Some("output_text" | "refusal")) {
-                    self.close_part(idx, ci, &part, out);
+                let part = v.get("part").unwrap_or(&Value::Null);
+                if matches!(get_str(part, "type"), Some("output_text" | "refusal")) {
+                    self.close_part(idx, ci, part, out);
                 }
             }
             "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
                 let idx = self.index(&v);
-                let delta = get_str(&v, "delta").unwrap_or_default().to_owned();
-                self.item_delta(idx, &delta, out);
+                let delta = get_str(&v, "delta").unwrap_or_default();
+                self.item_delta(idx, delta, out);
             }
             "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
                 let idx = self.index(&v);
@@ -192,8 +243,7 @@ impl StreamDecoder {
                     "input"
                 };
                 if let Some(full) = get_str(&v, key) {
-                    let full = full.to_owned();
-                    self.item_remainder(idx, &full, out);
+                    self.item_remainder(idx, full, out);
                 }
             }
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
@@ -208,33 +258,12 @@ impl StreamDecoder {
                     },
                 )
                 .unwrap_or(0);
-                let delta = get_str(&v, "delta").unwrap_or_default().to_owned();
-                if delta.is_empty() {
-                    return Ok(());
-                }
-                if let Some(item) = self.items.get_mut(&idx)
-                    && item.kind == ItemKind::Reasoning
-                    && !item.done
-                {
-                    let key = Some((summary, part));
-                    if item.reasoning_part != key {
-                        if item.reasoning_part.is_some() && !item.emitted.is_empty() {
-                            item.emitted.push_str("\n\n");
-                            if let Some(b) = item.block {
-                                out.push(StreamEvent::BlockDelta {
-                                    index: b,
-                                    delta: Delta::Reasoning("\n\n".into()),
-                                });
-                            }
-                        }
-                        item.reasoning_part = key;
-                    }
-                }
-                self.item_delta(idx, &delta, out);
+                let delta = get_str(&v, "delta").unwrap_or_default();
+                self.reasoning_delta(idx, summary, part, delta, out);
             }
             "response.completed" | "response.incomplete" => {
-                let resp = v.get("response").cloned().unwrap_or(Value::Null);
-                self.start(Some(&resp), out);
+                let resp = v.get("response").unwrap_or(&Value::Null);
+                self.start(Some(resp), out);
                 // Trap §32: some backends put items only in the final output. Only used when
                 // nothing streamed, since servers that number `output_index` from 1 would
                 // otherwise see their items twice.
@@ -246,7 +275,7 @@ impl StreamDecoder {
                     }
                 }
                 self.close_all(out);
-                let status = get_str(&resp, "status").unwrap_or(if ty == "response.incomplete" {
+                let status = get_str(resp, "status").unwrap_or(if ty == "response.incomplete" {
                     "incomplete"
                 } else {
                     "completed"
@@ -265,8 +294,8 @@ impl StreamDecoder {
                 self.done = true;
             }
             "response.failed" => {
-                let resp = v.get("response").cloned().unwrap_or(Value::Null);
-                self.start(Some(&resp), out);
+                let resp = v.get("response").unwrap_or(&Value::Null);
+                self.start(Some(resp), out);
                 let err = match resp.get("error").filter(|e| e.is_object()) {
                     Some(e) => error_from_object(e, None),
                     None => ErrorBody::new(dragoman_model::ErrorKind::Server, "response failed"),
@@ -297,6 +326,63 @@ impl StreamDecoder {
         Ok(())
     }
 
+    /// The delta events of `DeltaEvent`, with the same effects as the general path below.
+    fn push_delta(&mut self, ty: &str, d: &DeltaEvent, out: &mut Vec<StreamEvent>) {
+        let idx = self.index_of(d.output_index, d.item_id.as_ref().map(Text::as_str));
+        let delta = d.delta.as_ref().map_or("", Text::as_str);
+        match ty {
+            "response.output_text.delta" | "response.refusal.delta" => {
+                self.start(None, out);
+                let ci = d.content_index.unwrap_or(0);
+                self.text_delta(idx, ci, ty == "response.refusal.delta", delta, out);
+            }
+            "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
+                self.item_delta(idx, delta, out);
+            }
+            _ => {
+                let summary = ty == "response.reasoning_summary_text.delta";
+                let part = if summary {
+                    d.summary_index
+                } else {
+                    d.content_index
+                };
+                self.reasoning_delta(idx, summary, part.unwrap_or(0), delta, out);
+            }
+        }
+    }
+
+    fn reasoning_delta(
+        &mut self,
+        idx: u64,
+        summary: bool,
+        part: u64,
+        delta: &str,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        if delta.is_empty() {
+            return;
+        }
+        if let Some(item) = self.items.get_mut(&idx)
+            && item.kind == ItemKind::Reasoning
+            && !item.done
+        {
+            let key = Some((summary, part));
+            if item.reasoning_part != key {
+                if item.reasoning_part.is_some() && !item.emitted.is_empty() {
+                    item.emitted.push_str("\n\n");
+                    if let Some(b) = item.block {
+                        out.push(StreamEvent::BlockDelta {
+                            index: b,
+                            delta: Delta::Reasoning("\n\n".into()),
+                        });
+                    }
+                }
+                item.reasoning_part = key;
+            }
+        }
+        self.item_delta(idx, delta, out);
+    }
+
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if !self.done {
             self.done = true;
@@ -322,10 +408,14 @@ impl StreamDecoder {
     /// The `output_index` an event refers to; by item id, then the latest item, for servers
     /// that leave it out.
     fn index(&self, v: &Value) -> u64 {
-        if let Some(i) = get_u64(v, "output_index") {
+        self.index_of(get_u64(v, "output_index"), get_str(v, "item_id"))
+    }
+
+    fn index_of(&self, output_index: Option<u64>, item_id: Option<&str>) -> u64 {
+        if let Some(i) = output_index {
             return i;
         }
-        if let Some(id) = get_str(v, "item_id")
+        if let Some(id) = item_id
             && let Some((i, _)) = self
                 .items
                 .iter()
@@ -433,8 +523,7 @@ impl StreamDecoder {
                 let content = item
                     .get("content")
                     .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
+                    .map_or(&[][..], Vec::as_slice);
                 for (ci, part) in content.iter().enumerate() {
                     let ci = ci as u64;
                     let refusal = match get_str(part, "type") {
@@ -460,8 +549,7 @@ impl StreamDecoder {
                     "arguments"
                 };
                 if let Some(full) = get_str(item, key) {
-                    let full = full.to_owned();
-                    self.item_remainder(idx, &full, out);
+                    self.item_remainder(idx, full, out);
                 }
                 self.close_item(idx, out);
             }
@@ -609,21 +697,17 @@ impl StreamDecoder {
         full: &str,
         out: &mut Vec<StreamEvent>,
     ) {
-        let emitted = self
-            .part_mut(idx, ci)
-            .map(|p| p.emitted.clone())
-            .unwrap_or_default();
-        if let Some(rest) = remainder(&emitted, full) {
-            let rest = rest.to_owned();
-            self.text_delta(idx, ci, refusal, &rest, out);
+        let emitted = self.part_mut(idx, ci).map_or("", |p| p.emitted.as_str());
+        let start = remainder(emitted, full).map(|_| emitted.len());
+        if let Some(n) = start {
+            self.text_delta(idx, ci, refusal, &full[n..], out);
         }
     }
 
     fn close_part(&mut self, idx: u64, ci: u64, part: &Value, out: &mut Vec<StreamEvent>) {
         let refusal = get_str(part, "type") == Some("refusal");
         if let Some(full) = get_str(part, if refusal { "refusal" } else { "text" }) {
-            let full = full.to_owned();
-            self.text_remainder(idx, ci, refusal, &full, out);
+            self.text_remainder(idx, ci, refusal, full, out);
         }
         let Some(p) = self.part_mut(idx, ci) else {
             return;
@@ -670,9 +754,9 @@ impl StreamDecoder {
         let Some(state) = self.items.get(&idx) else {
             return;
         };
-        if let Some(rest) = remainder(&state.emitted, full) {
-            let rest = rest.to_owned();
-            self.item_delta(idx, &rest, out);
+        if remainder(&state.emitted, full).is_some() {
+            let rest = &full[state.emitted.len()..];
+            self.item_delta(idx, rest, out);
         }
     }
 }

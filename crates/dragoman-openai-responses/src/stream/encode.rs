@@ -8,9 +8,10 @@ use dragoman_model::{
     StreamOptions, ToolKind, Usage,
 };
 use dragoman_sse::Event;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::error::{response_error_object, stream_error_event};
+use crate::json::{self, F};
 use crate::response::{
     call_item, call_prefix, message_item, output_text_part, reasoning_item, reasoning_item_id,
 };
@@ -164,36 +165,32 @@ impl StreamEncoder {
         }
     }
 
-    fn emit(&mut self, out: &mut Vec<Event>, ty: &str, fields: Value) {
-        let mut m = Map::new();
-        m.insert("type".into(), json!(ty));
-        m.insert("sequence_number".into(), json!(self.seq));
-        if let Value::Object(f) = fields {
-            m.extend(f);
-        }
-        self.seq += 1;
-        out.push(Event::named(ty, Value::Object(m).to_string()));
-    }
-
+    /// The JSON text of a `response` object; `output` is borrowed so the finished items are
+    /// not copied into every terminal event.
     fn response_object(
         &self,
         status: &str,
-        output: Value,
-        usage: Value,
-        error: Value,
-        incomplete: Value,
-    ) -> Value {
-        json!({
-            "id": self.id,
-            "object": "response",
-            "created_at": 0,
-            "status": status,
-            "model": self.model,
-            "output": output,
-            "usage": usage,
-            "error": error,
-            "incomplete_details": incomplete,
-        })
+        output: &[Value],
+        usage: &Value,
+        error: &Value,
+        incomplete: &Value,
+    ) -> String {
+        let mut r = String::with_capacity(256);
+        json::object(
+            &mut r,
+            [
+                ("id", F::Str(&self.id)),
+                ("object", F::Str("response")),
+                ("created_at", F::U64(0)),
+                ("status", F::Str(status)),
+                ("model", F::Str(&self.model)),
+                ("output", F::Array(output)),
+                ("usage", F::Value(usage)),
+                ("error", F::Value(error)),
+                ("incomplete_details", F::Value(incomplete)),
+            ],
+        );
+        r
     }
 
     fn start(&mut self, out: &mut Vec<Event>) {
@@ -204,28 +201,25 @@ impl StreamEncoder {
         if self.id.is_empty() {
             self.id = "resp_dragoman".into();
         }
-        let r = self.response_object(
-            "in_progress",
-            json!([]),
-            Value::Null,
-            Value::Null,
-            Value::Null,
+        let r = self.response_object("in_progress", &[], &Value::Null, &Value::Null, &Value::Null);
+        emit(
+            &mut self.seq,
+            out,
+            "response.created",
+            [("response", F::Raw(&r))],
         );
-        self.emit(out, "response.created", json!({ "response": r }));
-        let r = self.response_object(
-            "in_progress",
-            json!([]),
-            Value::Null,
-            Value::Null,
-            Value::Null,
+        emit(
+            &mut self.seq,
+            out,
+            "response.in_progress",
+            [("response", F::Raw(&r))],
         );
-        self.emit(out, "response.in_progress", json!({ "response": r }));
     }
 
     fn open(&mut self, index: usize, block: &BlockKind, out: &mut Vec<Event>) {
         let oi = self.next_output;
         self.next_output += 1;
-        let base = id_base(&self.id).to_owned();
+        let base = id_base(&self.id);
         let (kind, item_id, item) = match block {
             BlockKind::Text | BlockKind::Refusal => {
                 let id = format!("msg_{base}_{oi}");
@@ -251,7 +245,7 @@ impl StreamEncoder {
                 )
             }
             BlockKind::Reasoning { seal } => {
-                let id = reasoning_item_id(seal.as_ref(), &base, oi);
+                let id = reasoning_item_id(seal.as_ref(), base, oi);
                 let item = json!({"type": "reasoning", "id": id, "summary": []});
                 (
                     OpenKind::Reasoning {
@@ -268,28 +262,54 @@ impl StreamEncoder {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                (OpenKind::Opaque(value.clone()), id, value.clone())
+                (OpenKind::Opaque(value.clone()), id, Value::Null)
             }
         };
-        self.emit(
+        let oi64 = oi as u64;
+        emit(
+            &mut self.seq,
             out,
             "response.output_item.added",
-            json!({"output_index": oi, "item": item}),
+            [
+                ("output_index", F::U64(oi64)),
+                (
+                    "item",
+                    F::Value(match &kind {
+                        OpenKind::Opaque(v) => v,
+                        _ => &item,
+                    }),
+                ),
+            ],
         );
+        let mut part = String::new();
         match &kind {
-            OpenKind::Text => self.emit(
-                out,
-                "response.content_part.added",
-                json!({"item_id": item_id, "output_index": oi, "content_index": 0,
-                       "part": output_text_part("", json!([]))}),
+            OpenKind::Text => json::object(
+                &mut part,
+                [
+                    ("type", F::Str("output_text")),
+                    ("text", F::Str("")),
+                    ("annotations", F::Raw("[]")),
+                    ("logprobs", F::Raw("[]")),
+                ],
             ),
-            OpenKind::Refusal => self.emit(
-                out,
-                "response.content_part.added",
-                json!({"item_id": item_id, "output_index": oi, "content_index": 0,
-                       "part": {"type": "refusal", "refusal": ""}}),
+            OpenKind::Refusal => json::object(
+                &mut part,
+                [("type", F::Str("refusal")), ("refusal", F::Str(""))],
             ),
             _ => {}
+        }
+        if !part.is_empty() {
+            emit(
+                &mut self.seq,
+                out,
+                "response.content_part.added",
+                [
+                    ("item_id", F::Str(&item_id)),
+                    ("output_index", F::U64(oi64)),
+                    ("content_index", F::U64(0)),
+                    ("part", F::Raw(&part)),
+                ],
+            );
         }
         self.current = Some(Open {
             index,
@@ -302,19 +322,25 @@ impl StreamEncoder {
     }
 
     fn delta(&mut self, delta: &Delta, out: &mut Vec<Event>, losses: &mut Losses) {
-        let Some(mut cur) = self.current.take() else {
+        let Some(cur) = self.current.as_mut() else {
             return;
         };
-        let (id, oi) = (cur.item_id.clone(), cur.output_index);
-        let path = format!("content[{}]", cur.index);
+        let seq = &mut self.seq;
+        let (id, oi) = (cur.item_id.as_str(), cur.output_index as u64);
         match (&mut cur.kind, delta) {
             (OpenKind::Text, Delta::Text(t)) if !t.is_empty() => {
                 cur.text.push_str(t);
-                self.emit(
+                emit(
+                    seq,
                     out,
                     "response.output_text.delta",
-                    json!({"item_id": id, "output_index": oi,
-                    "content_index": 0, "delta": t, "logprobs": []}),
+                    [
+                        ("item_id", F::Str(id)),
+                        ("output_index", F::U64(oi)),
+                        ("content_index", F::U64(0)),
+                        ("delta", F::Str(t)),
+                        ("logprobs", F::Raw("[]")),
+                    ],
                 );
             }
             (
@@ -324,18 +350,33 @@ impl StreamEncoder {
                     value,
                 },
             ) => {
-                let n = cur.annotations.len();
+                let n = cur.annotations.len() as u64;
+                emit(
+                    seq,
+                    out,
+                    "response.output_text.annotation.added",
+                    [
+                        ("item_id", F::Str(id)),
+                        ("output_index", F::U64(oi)),
+                        ("content_index", F::U64(0)),
+                        ("annotation_index", F::U64(n)),
+                        ("annotation", F::Value(value)),
+                    ],
+                );
                 cur.annotations.push(value.clone());
-                self.emit(out, "response.output_text.annotation.added", json!({"item_id": id,
-                    "output_index": oi, "content_index": 0, "annotation_index": n, "annotation": value}));
             }
             (OpenKind::Refusal, Delta::Refusal(t)) if !t.is_empty() => {
                 cur.text.push_str(t);
-                self.emit(
+                emit(
+                    seq,
                     out,
                     "response.refusal.delta",
-                    json!({"item_id": id, "output_index": oi,
-                    "content_index": 0, "delta": t}),
+                    [
+                        ("item_id", F::Str(id)),
+                        ("output_index", F::U64(oi)),
+                        ("content_index", F::U64(0)),
+                        ("delta", F::Str(t)),
+                    ],
                 );
             }
             (OpenKind::Call { kind, .. }, Delta::Arguments(a)) if !a.is_empty() => {
@@ -344,10 +385,15 @@ impl StreamEncoder {
                     ToolKind::Function => "response.function_call_arguments.delta",
                     ToolKind::Custom => "response.custom_tool_call_input.delta",
                 };
-                self.emit(
+                emit(
+                    seq,
                     out,
                     ty,
-                    json!({"item_id": id, "output_index": oi, "delta": a}),
+                    [
+                        ("item_id", F::Str(id)),
+                        ("output_index", F::U64(oi)),
+                        ("delta", F::Str(a)),
+                    ],
                 );
             }
             (
@@ -358,63 +404,103 @@ impl StreamEncoder {
             ) if !t.is_empty() => {
                 if !*summary_started {
                     *summary_started = true;
-                    self.emit(out, "response.reasoning_summary_part.added", json!({"item_id": id,
-                        "output_index": oi, "summary_index": 0, "part": {"type": "summary_text", "text": ""}}));
+                    let mut part = String::new();
+                    json::object(
+                        &mut part,
+                        [("type", F::Str("summary_text")), ("text", F::Str(""))],
+                    );
+                    emit(
+                        seq,
+                        out,
+                        "response.reasoning_summary_part.added",
+                        [
+                            ("item_id", F::Str(id)),
+                            ("output_index", F::U64(oi)),
+                            ("summary_index", F::U64(0)),
+                            ("part", F::Raw(&part)),
+                        ],
+                    );
                 }
                 cur.text.push_str(t);
-                self.emit(
+                emit(
+                    seq,
                     out,
                     "response.reasoning_summary_text.delta",
-                    json!({"item_id": id,
-                    "output_index": oi, "summary_index": 0, "delta": t}),
+                    [
+                        ("item_id", F::Str(id)),
+                        ("output_index", F::U64(oi)),
+                        ("summary_index", F::U64(0)),
+                        ("delta", F::Str(t)),
+                    ],
                 );
             }
             (OpenKind::Reasoning { seal, .. }, Delta::Seal(s)) => *seal = Some(s.clone()),
             (_, Delta::Text(t) | Delta::Refusal(t) | Delta::Arguments(t) | Delta::Reasoning(t))
                 if t.is_empty() => {}
             (_, d) => losses.dropped(
-                path,
+                format!("content[{}]", cur.index),
                 format!("delta {} does not fit a Responses item", delta_name(d)),
             ),
         }
-        self.current = Some(cur);
     }
 
     fn close(&mut self, out: &mut Vec<Event>) {
         let Some(cur) = self.current.take() else {
             return;
         };
-        let (id, oi) = (cur.item_id.clone(), cur.output_index);
+        let seq = &mut self.seq;
+        let (id, oi) = (cur.item_id, cur.output_index as u64);
         let item = match cur.kind {
             OpenKind::Text => {
-                let part = output_text_part(&cur.text, Value::Array(cur.annotations));
-                self.emit(
+                emit(
+                    seq,
                     out,
                     "response.output_text.done",
-                    json!({"item_id": id, "output_index": oi,
-                    "content_index": 0, "text": cur.text, "logprobs": []}),
+                    [
+                        ("item_id", F::Str(&id)),
+                        ("output_index", F::U64(oi)),
+                        ("content_index", F::U64(0)),
+                        ("text", F::Str(&cur.text)),
+                        ("logprobs", F::Raw("[]")),
+                    ],
                 );
-                self.emit(
+                let part = output_text_part(&cur.text, Value::Array(cur.annotations));
+                emit(
+                    seq,
                     out,
                     "response.content_part.done",
-                    json!({"item_id": id, "output_index": oi,
-                    "content_index": 0, "part": part}),
+                    [
+                        ("item_id", F::Str(&id)),
+                        ("output_index", F::U64(oi)),
+                        ("content_index", F::U64(0)),
+                        ("part", F::Value(&part)),
+                    ],
                 );
                 message_item(&id, "completed", vec![part])
             }
             OpenKind::Refusal => {
-                let part = json!({"type": "refusal", "refusal": cur.text});
-                self.emit(
+                emit(
+                    seq,
                     out,
                     "response.refusal.done",
-                    json!({"item_id": id, "output_index": oi,
-                    "content_index": 0, "refusal": cur.text}),
+                    [
+                        ("item_id", F::Str(&id)),
+                        ("output_index", F::U64(oi)),
+                        ("content_index", F::U64(0)),
+                        ("refusal", F::Str(&cur.text)),
+                    ],
                 );
-                self.emit(
+                let part = json!({"type": "refusal", "refusal": cur.text});
+                emit(
+                    seq,
                     out,
                     "response.content_part.done",
-                    json!({"item_id": id, "output_index": oi,
-                    "content_index": 0, "part": part}),
+                    [
+                        ("item_id", F::Str(&id)),
+                        ("output_index", F::U64(oi)),
+                        ("content_index", F::U64(0)),
+                        ("part", F::Value(&part)),
+                    ],
                 );
                 message_item(&id, "completed", vec![part])
             }
@@ -424,10 +510,27 @@ impl StreamEncoder {
                 name,
             } => {
                 match kind {
-                    ToolKind::Function => self.emit(out, "response.function_call_arguments.done",
-                        json!({"item_id": id, "output_index": oi, "name": name, "arguments": cur.text})),
-                    ToolKind::Custom => self.emit(out, "response.custom_tool_call_input.done",
-                        json!({"item_id": id, "output_index": oi, "input": cur.text})),
+                    ToolKind::Function => emit(
+                        seq,
+                        out,
+                        "response.function_call_arguments.done",
+                        [
+                            ("item_id", F::Str(&id)),
+                            ("output_index", F::U64(oi)),
+                            ("name", F::Str(&name)),
+                            ("arguments", F::Str(&cur.text)),
+                        ],
+                    ),
+                    ToolKind::Custom => emit(
+                        seq,
+                        out,
+                        "response.custom_tool_call_input.done",
+                        [
+                            ("item_id", F::Str(&id)),
+                            ("output_index", F::U64(oi)),
+                            ("input", F::Str(&cur.text)),
+                        ],
+                    ),
                 }
                 call_item(kind, &id, &call_id, &name, &cur.text, "completed")
             }
@@ -436,18 +539,35 @@ impl StreamEncoder {
                 summary_started,
             } => {
                 if summary_started {
-                    self.emit(
+                    emit(
+                        seq,
                         out,
                         "response.reasoning_summary_text.done",
-                        json!({"item_id": id,
-                        "output_index": oi, "summary_index": 0, "text": cur.text}),
+                        [
+                            ("item_id", F::Str(&id)),
+                            ("output_index", F::U64(oi)),
+                            ("summary_index", F::U64(0)),
+                            ("text", F::Str(&cur.text)),
+                        ],
                     );
-                    self.emit(
+                    let mut part = String::with_capacity(cur.text.len() + 40);
+                    json::object(
+                        &mut part,
+                        [
+                            ("type", F::Str("summary_text")),
+                            ("text", F::Str(&cur.text)),
+                        ],
+                    );
+                    emit(
+                        seq,
                         out,
                         "response.reasoning_summary_part.done",
-                        json!({"item_id": id,
-                        "output_index": oi, "summary_index": 0,
-                        "part": {"type": "summary_text", "text": cur.text}}),
+                        [
+                            ("item_id", F::Str(&id)),
+                            ("output_index", F::U64(oi)),
+                            ("summary_index", F::U64(0)),
+                            ("part", F::Raw(&part)),
+                        ],
                     );
                 }
                 // An OpenAI seal that arrived at the end names the item it belongs to.
@@ -456,17 +576,18 @@ impl StreamEncoder {
                         family: Family::OpenAi,
                         item_id: Some(i),
                         ..
-                    }) => i.clone(),
-                    _ => id,
+                    }) => i.as_str(),
+                    _ => id.as_str(),
                 };
-                reasoning_item(&done_id, &cur.text, seal.as_ref())
+                reasoning_item(done_id, &cur.text, seal.as_ref())
             }
             OpenKind::Opaque(value) => value,
         };
-        self.emit(
+        emit(
+            seq,
             out,
             "response.output_item.done",
-            json!({"output_index": oi, "item": item}),
+            [("output_index", F::U64(oi)), ("item", F::Value(&item))],
         );
         self.done_items.push(item);
     }
@@ -504,17 +625,17 @@ impl StreamEncoder {
         let (status, incomplete) = encode_stop(&stop, losses);
         let r = self.response_object(
             status,
-            Value::Array(self.done_items.clone()),
-            encode_usage(&self.usage),
-            Value::Null,
-            incomplete,
+            &self.done_items,
+            &encode_usage(&self.usage),
+            &Value::Null,
+            &incomplete,
         );
         let ty = if status == "incomplete" {
             "response.incomplete"
         } else {
             "response.completed"
         };
-        self.emit(out, ty, json!({ "response": r }));
+        emit(&mut self.seq, out, ty, [("response", F::Raw(&r))]);
         self.finished = true;
     }
 
@@ -530,14 +651,26 @@ impl StreamEncoder {
         };
         let r = self.response_object(
             "failed",
-            Value::Array(self.done_items.clone()),
-            usage,
-            response_error_object(err),
-            Value::Null,
+            &self.done_items,
+            &usage,
+            &response_error_object(err),
+            &Value::Null,
         );
-        self.emit(out, "response.failed", json!({ "response": r }));
+        emit(
+            &mut self.seq,
+            out,
+            "response.failed",
+            [("response", F::Raw(&r))],
+        );
         self.finished = true;
     }
+}
+
+/// Writes one event; `sequence_number` is taken from and advanced in `seq`.
+fn emit<const N: usize>(seq: &mut u64, out: &mut Vec<Event>, ty: &str, fields: [(&str, F<'_>); N]) {
+    let data = json::event(ty, *seq, fields);
+    *seq += 1;
+    out.push(Event::named(ty, data));
 }
 
 fn delta_name(d: &Delta) -> &'static str {
