@@ -6,6 +6,7 @@
 //! no async, no HTTP.
 
 mod error;
+mod json;
 mod loss;
 mod options;
 mod reasoning;
@@ -18,6 +19,7 @@ mod usage;
 mod tests;
 
 pub use error::{DecodeError, ErrorBody, ErrorKind};
+pub use json::write_json_str;
 pub use loss::{Loss, LossKind, Losses};
 pub use options::{GrammarError, StreamOptions};
 pub use reasoning::{Family, ReasoningSeal, SEAL_PREFIX, SealKind};

@@ -109,37 +109,9 @@ fn field(out: &mut String, k: &str, v: &F<'_>) {
     }
 }
 
-/// A JSON string literal with serde_json's escaping: the two-character escapes it uses, and
-/// `\u00xx` (lowercase hex) for the other control characters.
+/// A JSON string literal with serde_json's escaping (the shared routine of `dragoman_model`).
 pub(crate) fn string(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let mut start = 0;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // Every escaped byte is ASCII, so both slice ends fall on character boundaries.
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
+    dragoman_model::write_json_str(out, s);
 }
 
 #[cfg(test)]

@@ -255,39 +255,9 @@ fn text_delta(d: &mut String, key: &str, text: &str) {
     d.push('}');
 }
 
-/// Appends `s` as a JSON string literal, escaping exactly as `serde_json` does (short escapes
-/// for the usual control characters, `\u00XX` with lowercase hex for the rest, nothing else),
-/// so chunks stay byte-identical to what `serde_json` wrote before.
+/// Appends `s` as a JSON string literal (the shared escaping of `dragoman_model`).
 fn push_json_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // Every escaped byte is ASCII, so these slice bounds are char boundaries.
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
+    dragoman_model::write_json_str(out, s);
 }
 
 #[cfg(test)]
