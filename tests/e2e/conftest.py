@@ -36,12 +36,22 @@ def wait_http(port, path="/health/liveliness", timeout=20):
     raise RuntimeError(f"nothing answered on port {port}")
 
 
+_MOCK_URL = {}
+
+
+@pytest.fixture(scope="session")
+def gateway_mock(gateway):
+    """The mock upstream behind the session gateway, for inspecting what it received."""
+    return {"mock": _MOCK_URL["url"]}
+
+
 @pytest.fixture(scope="session")
 def gateway():
     mock_port = free_port()
     mock = subprocess.Popen([os.path.join(BIN_DIR, "dragoman-mock"), str(mock_port)], stdout=subprocess.PIPE, text=True)
     line = mock.stdout.readline()
     assert "listening" in line, line
+    _MOCK_URL["url"] = f"http://127.0.0.1:{mock_port}"
     port = free_port()
     config = f"""
 model_list:

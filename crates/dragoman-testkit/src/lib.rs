@@ -94,6 +94,7 @@ impl MockUpstream {
             .route("/v1/responses", post(responses))
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count))
+            .route("/mock/requests", axum::routing::get(recorded))
             .with_state(state.clone());
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
             Ok(l) => l,
@@ -127,6 +128,16 @@ impl MockUpstream {
     pub fn last_request(&self) -> Option<Recorded> {
         self.requests().pop()
     }
+}
+
+/// Every request received so far, for end-to-end tests that drive the mock as a process.
+async fn recorded(State(s): State<Arc<MockState>>) -> Response {
+    let list: Vec<Value> = s
+        .requests
+        .lock()
+        .map(|r| r.iter().map(|x| json!({"path": x.path, "body": x.body})).collect())
+        .unwrap_or_default();
+    axum::Json(Value::Array(list)).into_response()
 }
 
 async fn chat(State(s): State<Arc<MockState>>, req: Request) -> Response {
@@ -226,20 +237,23 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
     let mut stop = StopReason::EndTurn;
     let mut usage = scripted_usage();
     match scenario {
+        "tools" if has_tool_result(request) => {
+            // The follow-up turn: the client ran the tool and sent its output back.
+            content.push(Part::text("The tool ran."));
+        }
         "tools" => {
-            let name = first_tool_name(request).unwrap_or_else(|| "get_weather".into());
-            let args = if name == "Bash" || name == "exec_command" || name == "shell" {
-                json!({"command": "echo dragoman-tool-ok"}).to_string()
-            } else {
-                json!({"city": "Paris"}).to_string()
+            let names = tool_names(request);
+            let pick = ["Bash", "exec_command", "shell"].iter().find(|n| names.iter().any(|x| x == *n));
+            let name = pick.map(|n| (*n).to_owned()).or_else(|| names.first().cloned()).unwrap_or_else(|| "get_weather".into());
+            let marker = "echo dragoman-tool-ok > dragoman_tool_marker.txt && cat dragoman_tool_marker.txt";
+            let args = match name.as_str() {
+                "Bash" => json!({"command": marker, "description": "Create the marker file"}).to_string(),
+                "exec_command" => json!({"cmd": marker}).to_string(),
+                "shell" => json!({"command": ["bash", "-lc", marker]}).to_string(),
+                _ => json!({"city": "Paris"}).to_string(),
             };
             content.push(Part::text("Let me check."));
-            content.push(Part::ToolCall {
-                id: "call_mock_1".into(),
-                name,
-                arguments: args,
-                kind: ToolKind::Function,
-            });
+            content.push(Part::ToolCall { id: "call_mock_1".into(), name, arguments: args, kind: ToolKind::Function });
             stop = StopReason::ToolUse;
         }
         "reasoning" => {
@@ -280,12 +294,31 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
     }
 }
 
-fn first_tool_name(request: &Value) -> Option<String> {
-    let t = request["tools"].as_array()?.first()?;
-    t["name"]
-        .as_str()
-        .or_else(|| t["function"]["name"].as_str())
-        .map(str::to_owned)
+/// Names of the function tools a request offers, in any of the three dialects.
+fn tool_names(request: &Value) -> Vec<String> {
+    request["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().or_else(|| t["function"]["name"].as_str()).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the conversation already carries a tool's output (any dialect).
+fn has_tool_result(request: &Value) -> bool {
+    let in_messages = request["messages"].as_array().is_some_and(|ms| {
+        ms.iter().any(|m| {
+            m["role"] == "tool"
+                || m["content"].as_array().is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"))
+        })
+    });
+    let in_input = request["input"]
+        .as_array()
+        .is_some_and(|items| items.iter().any(|i| i["type"] == "function_call_output" || i["type"] == "custom_tool_call_output"));
+    in_messages || in_input
 }
 
 async fn scripted(

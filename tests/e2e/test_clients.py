@@ -1,0 +1,130 @@
+"""The real coding agents through dragoman: Claude Code 2.1.332 against OpenAI-dialect models,
+Codex CLI 0.169.0 against Anthropic and Chat models, offline, with the scripted mock upstream.
+
+The clients are installed by scripts/test.sh into .scratch/clients. If npm could not reach its
+registry they are absent and these tests are skipped, loudly.
+"""
+import json
+import os
+import subprocess
+import tempfile
+import urllib.request
+
+import pytest
+
+from conftest import MASTER_KEY, ROOT
+
+CLIENTS = os.path.join(ROOT, ".scratch", "clients", "node_modules", ".bin")
+CLAUDE = os.path.join(CLIENTS, "claude")
+CODEX = os.path.join(CLIENTS, "codex")
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CLAUDE) and os.path.exists(CODEX)),
+    reason="SKIPPED LOUDLY: Claude Code / Codex CLI not installed (npm registry unreachable?)",
+)
+
+
+def mock_requests(gateway_info):
+    with urllib.request.urlopen(gateway_info["mock"] + "/mock/requests") as r:
+        return json.loads(r.read())
+
+
+def claude(gateway, model, prompt, tools=False):
+    run = tempfile.mkdtemp()
+    home, work = os.path.join(run, "home"), os.path.join(run, "work")
+    os.makedirs(home)
+    os.makedirs(work)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": home,
+        "TERM": "dumb",
+        "LANG": "C.UTF-8",
+        "CLAUDE_CONFIG_DIR": os.path.join(home, ".claude"),
+        "ANTHROPIC_BASE_URL": gateway,
+        "ANTHROPIC_API_KEY": MASTER_KEY,
+        "ANTHROPIC_MODEL": model,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_BUG_COMMAND": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+    }
+    args = [CLAUDE, "-p", prompt, "--output-format", "json"] + (["--allowedTools", "Bash"] if tools else [])
+    out = subprocess.run(args, env=env, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout), work
+
+
+def codex(gateway, model, prompt):
+    run = tempfile.mkdtemp()
+    paths = {k: os.path.join(run, k) for k in ("home", "codex_home", "work")}
+    for p in paths.values():
+        os.makedirs(p)
+    env = {"PATH": os.environ["PATH"], "HOME": paths["home"], "CODEX_HOME": paths["codex_home"], "DRAGOMAN_API_KEY": MASTER_KEY}
+    provider = (
+        'model_providers.dragoman={name="dragoman",base_url="' + gateway + '/v1",wire_api="responses",'
+        'env_key="DRAGOMAN_API_KEY",request_max_retries=1,stream_max_retries=1,stream_idle_timeout_ms=20000}'
+    )
+    args = [
+        CODEX, "exec", "--skip-git-repo-check", "--ephemeral", "--dangerously-bypass-approvals-and-sandbox",
+        "--disable", "unbounded_connection_retries", "--disable", "plugins", "--disable", "remote_plugin",
+        "-c", "model_provider=dragoman", "-c", provider, "-m", model,
+        "-c", "analytics.enabled=false", "-c", "check_for_update_on_startup=false", "--json", prompt,
+    ]
+    out = subprocess.run(args, env=env, cwd=paths["work"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    events = [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
+    return events, paths["work"]
+
+
+@pytest.mark.parametrize("up", ["r", "c"])
+def test_claude_code_text_turn_reports_cache_reads(gateway, up):
+    result, _ = claude(gateway, f"{up}/script/cached", "say hi")
+    assert result["is_error"] is False
+    assert result["result"] == "Hello from the mock."
+    assert result["usage"]["input_tokens"] == 210
+    assert result["usage"]["cache_read_input_tokens"] == 1024
+
+
+@pytest.mark.parametrize("up", ["r", "c"])
+def test_claude_code_runs_bash_and_sends_the_result_back(gateway, gateway_mock, up):
+    result, work = claude(gateway, f"{up}/script/tools", "Create the marker file using the Bash tool", tools=True)
+    assert result["num_turns"] == 2, result
+    assert result["result"] == "The tool ran."
+    with open(os.path.join(work, "dragoman_tool_marker.txt")) as f:
+        assert f.read().strip() == "dragoman-tool-ok"
+    last = mock_requests(gateway_mock)[-1]["body"]
+    if up == "r":
+        outputs = [i for i in last["input"] if i.get("type") == "function_call_output"]
+        assert outputs and outputs[0]["call_id"] == "call_mock_1"
+        assert "dragoman-tool-ok" in json.dumps(outputs[0]["output"])
+    else:
+        tools = [m for m in last["messages"] if m["role"] == "tool"]
+        assert tools and tools[0]["tool_call_id"] == "call_mock_1"
+
+
+@pytest.mark.parametrize("up", ["a", "c"])
+def test_codex_text_turn(gateway, up):
+    events, _ = codex(gateway, f"{up}/script/cached", "say hi")
+    messages = [e["item"]["text"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "agent_message"]
+    assert messages == ["Hello from the mock."]
+    done = [e for e in events if e["type"] == "turn.completed"][0]
+    assert done["usage"]["input_tokens"] == 1234
+    assert done["usage"]["cached_input_tokens"] == 1024
+
+
+@pytest.mark.parametrize("up", ["a", "c"])
+def test_codex_runs_its_shell_tool_with_the_call_id_kept(gateway, gateway_mock, up):
+    events, work = codex(gateway, f"{up}/script/tools", "Create the marker file")
+    commands = [e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "command_execution"]
+    assert commands and commands[0]["exit_code"] == 0
+    with open(os.path.join(work, "dragoman_tool_marker.txt")) as f:
+        assert f.read().strip() == "dragoman-tool-ok"
+    last = mock_requests(gateway_mock)[-1]["body"]
+    if up == "a":
+        results = [b for m in last["messages"] if isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result"]
+        assert results and results[0]["tool_use_id"] == "call_mock_1"
+    else:
+        tools = [m for m in last["messages"] if m["role"] == "tool"]
+        assert tools and tools[0]["tool_call_id"] == "call_mock_1"
