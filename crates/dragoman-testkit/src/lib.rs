@@ -135,7 +135,11 @@ async fn recorded(State(s): State<Arc<MockState>>) -> Response {
     let list: Vec<Value> = s
         .requests
         .lock()
-        .map(|r| r.iter().map(|x| json!({"path": x.path, "body": x.body})).collect())
+        .map(|r| {
+            r.iter()
+                .map(|x| json!({"path": x.path, "body": x.body}))
+                .collect()
+        })
         .unwrap_or_default();
     axum::Json(Value::Array(list)).into_response()
 }
@@ -243,17 +247,30 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
         }
         "tools" => {
             let names = tool_names(request);
-            let pick = ["Bash", "exec_command", "shell"].iter().find(|n| names.iter().any(|x| x == *n));
-            let name = pick.map(|n| (*n).to_owned()).or_else(|| names.first().cloned()).unwrap_or_else(|| "get_weather".into());
-            let marker = "echo dragoman-tool-ok > dragoman_tool_marker.txt && cat dragoman_tool_marker.txt";
+            let pick = ["Bash", "exec_command", "shell"]
+                .iter()
+                .find(|n| names.iter().any(|x| x == *n));
+            let name = pick
+                .map(|n| (*n).to_owned())
+                .or_else(|| names.first().cloned())
+                .unwrap_or_else(|| "get_weather".into());
+            let marker =
+                "echo dragoman-tool-ok > dragoman_tool_marker.txt && cat dragoman_tool_marker.txt";
             let args = match name.as_str() {
-                "Bash" => json!({"command": marker, "description": "Create the marker file"}).to_string(),
+                "Bash" => {
+                    json!({"command": marker, "description": "Create the marker file"}).to_string()
+                }
                 "exec_command" => json!({"cmd": marker}).to_string(),
                 "shell" => json!({"command": ["bash", "-lc", marker]}).to_string(),
                 _ => json!({"city": "Paris"}).to_string(),
             };
             content.push(Part::text("Let me check."));
-            content.push(Part::ToolCall { id: "call_mock_1".into(), name, arguments: args, kind: ToolKind::Function });
+            content.push(Part::ToolCall {
+                id: "call_mock_1".into(),
+                name,
+                arguments: args,
+                kind: ToolKind::Function,
+            });
             stop = StopReason::ToolUse;
         }
         "reasoning" => {
@@ -301,7 +318,12 @@ fn tool_names(request: &Value) -> Vec<String> {
         .map(|tools| {
             tools
                 .iter()
-                .filter_map(|t| t["name"].as_str().or_else(|| t["function"]["name"].as_str()).map(str::to_owned))
+                .filter_map(|t| {
+                    t["name"]
+                        .as_str()
+                        .or_else(|| t["function"]["name"].as_str())
+                        .map(str::to_owned)
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -312,12 +334,16 @@ fn has_tool_result(request: &Value) -> bool {
     let in_messages = request["messages"].as_array().is_some_and(|ms| {
         ms.iter().any(|m| {
             m["role"] == "tool"
-                || m["content"].as_array().is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"))
+                || m["content"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"))
         })
     });
-    let in_input = request["input"]
-        .as_array()
-        .is_some_and(|items| items.iter().any(|i| i["type"] == "function_call_output" || i["type"] == "custom_tool_call_output"));
+    let in_input = request["input"].as_array().is_some_and(|items| {
+        items
+            .iter()
+            .any(|i| i["type"] == "function_call_output" || i["type"] == "custom_tool_call_output")
+    });
     in_messages || in_input
 }
 
