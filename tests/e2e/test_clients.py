@@ -128,3 +128,41 @@ def test_codex_runs_its_shell_tool_with_the_call_id_kept(gateway, gateway_mock, 
     else:
         tools = [m for m in last["messages"] if m["role"] == "tool"]
         assert tools and tools[0]["tool_call_id"] == "call_mock_1"
+
+
+def test_claude_code_replays_openai_reasoning_byte_identical(gateway, gateway_mock):
+    """Encrypted reasoning from a Responses upstream rides in the thinking signature and comes
+    back to the upstream unchanged on the next turn."""
+    result, _ = claude(gateway, "r/script/reasoning-tools", "Create the marker file using the Bash tool", tools=True)
+    assert result["num_turns"] == 2, result
+    last = mock_requests(gateway_mock)[-1]["body"]
+    reasoning = [i for i in last["input"] if i.get("type") == "reasoning"]
+    assert reasoning, json.dumps(last["input"])[:2000]
+    assert reasoning[0]["id"] == "rs_mock_1"
+    assert reasoning[0]["encrypted_content"] == "enc-mock-1"
+
+
+def test_codex_replays_anthropic_thinking_byte_identical(gateway, gateway_mock):
+    """An Anthropic thinking signature rides in Codex's encrypted_content and comes back to the
+    upstream unchanged on the next turn."""
+    events, _ = codex(gateway, "a/script/reasoning-tools", "Create the marker file")
+    assert any(e["type"] == "turn.completed" for e in events)
+    last = mock_requests(gateway_mock)[-1]["body"]
+    thinking = [b for m in last["messages"] if isinstance(m["content"], list) for b in m["content"] if b.get("type") == "thinking"]
+    assert thinking, json.dumps(last["messages"])[:2000]
+    assert thinking[0]["signature"] == "sig-mock-1"
+    assert thinking[0]["thinking"] == "I should use the tool."
+
+
+def test_count_tokens_answers_a_claude_code_body(gateway):
+    body = json.load(open(os.path.join(ROOT, "test_data", "anthropic", "requests", "client__claude-code-text-turn.json")))
+    for model, how in (("a/any", "provider"), ("r/gpt-5", "local")):
+        req = {"model": model, "messages": body["messages"], "system": body.get("system"), "tools": body.get("tools")}
+        r = urllib.request.Request(
+            gateway + "/v1/messages/count_tokens?beta=true",
+            data=json.dumps(req).encode(),
+            headers={"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(r) as resp:
+            assert resp.headers["x-dragoman-token-count"].startswith(how)
+            assert json.loads(resp.read())["input_tokens"] > 0

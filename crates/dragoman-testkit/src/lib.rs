@@ -241,11 +241,21 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
     let mut stop = StopReason::EndTurn;
     let mut usage = scripted_usage();
     match scenario {
-        "tools" if has_tool_result(request) => {
+        "tools" | "reasoning-tools" if has_tool_result(request) => {
             // The follow-up turn: the client ran the tool and sent its output back.
             content.push(Part::text("The tool ran."));
         }
-        "tools" => {
+        "tools" | "reasoning-tools" => {
+            if scenario == "reasoning-tools" {
+                // Reasoning sealed by this upstream's family: a client must replay it untouched.
+                let seal = match dialect.family() {
+                    dragoman_model::Family::Anthropic => ReasoningSeal::anthropic_signature("sig-mock-1"),
+                    dragoman_model::Family::OpenAi => {
+                        ReasoningSeal::openai_encrypted(Some("rs_mock_1".into()), "enc-mock-1")
+                    }
+                };
+                content.push(Part::Reasoning { text: "I should use the tool.".into(), seal: Some(seal) });
+            }
             let names = tool_names(request);
             let pick = ["Bash", "exec_command", "shell"]
                 .iter()
