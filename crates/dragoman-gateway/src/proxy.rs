@@ -258,6 +258,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let id = ctx.request_id.clone();
     let mut losses = Losses::new();
     let mut estimate = None;
+    let mut custom_tools = Vec::new();
     if client == Dialect::Responses
         && dep.dialect != Dialect::Responses
         && envelope
@@ -300,6 +301,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
             }
         };
         req.model = upstream_model;
+        custom_tools = hub::custom_tools_to_unwrap(&req, dep.dialect);
         if stream && dep.dialect != Dialect::Anthropic {
             // OpenAI upstreams report usage only at the end: count the prompt now, for the
             // client's `message_start` and for the record if the stream never finishes.
@@ -382,7 +384,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 .unwrap_or_default();
             (bytes, usage)
         } else {
-            let r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
+            let mut r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
                 Ok(r) => r,
                 Err(e) => {
                     let msg = format!("upstream sent a response dragoman cannot read: {e}");
@@ -396,6 +398,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                     );
                 }
             };
+            hub::unwrap_custom_calls(&mut r, &custom_tools);
             let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses))
                 .unwrap_or_default();
             (Bytes::from(body), r.usage)
@@ -428,11 +431,9 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
             input_estimate: estimate,
             include_usage,
         };
-        Mode::Translate(Box::new(hub::StreamTranslator::new(
-            dep.dialect,
-            client,
-            opts,
-        )))
+        Mode::Translate(Box::new(
+            hub::StreamTranslator::new(dep.dialect, client, opts).unwrap_custom_tools(custom_tools),
+        ))
     };
     let gauge = InFlight::new(&gw.metrics.in_flight_streams);
     let pump = Pump::new(

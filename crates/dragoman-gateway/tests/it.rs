@@ -1037,3 +1037,81 @@ async fn spend_api_and_metrics() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn custom_tools_are_wrapped_for_anthropic_and_unwrapped_on_the_way_back() {
+    let h = start("", true).await;
+    let tools = json!([{"type": "custom", "name": "apply_patch", "description": "Apply a patch",
+                        "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}]);
+    let patch = "*** Begin Patch\n*** End Patch\n";
+    // Whole response.
+    let mut b = body(Dialect::Responses, "a/script/tools", false);
+    b["tools"] = tools.clone();
+    let v: Value = h.post(Dialect::Responses, &b).await.json().await.unwrap();
+    let sent = h.mock.last_request().unwrap().body;
+    assert_eq!(sent["tools"][0]["name"], "apply_patch");
+    assert_eq!(
+        sent["tools"][0]["input_schema"]["properties"]["input"]["type"],
+        "string"
+    );
+    let call = v["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "custom_tool_call")
+        .cloned()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(call["input"], patch);
+    assert_eq!(call["call_id"], "call_mock_1");
+    // Streamed.
+    b["stream"] = json!(true);
+    let (_, raw, events) = h.stream(Dialect::Responses, &b).await;
+    dragoman_translate::validate(Dialect::Responses, &events).unwrap();
+    let done = events
+        .iter()
+        .map(data)
+        .find(|d| d["type"] == "response.completed")
+        .unwrap();
+    let call = done["response"]["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "custom_tool_call")
+        .cloned();
+    assert_eq!(
+        call.map(|c| c["input"].clone()),
+        Some(json!(patch)),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    // The output goes back as a tool result of the wrapped call.
+    let mut follow = body(Dialect::Responses, "a/script/tools", false);
+    follow["tools"] = tools;
+    follow["input"] = json!([
+        {"role": "user", "content": "patch it"},
+        {"type": "custom_tool_call", "call_id": "call_mock_1", "name": "apply_patch", "input": patch},
+        {"type": "custom_tool_call_output", "call_id": "call_mock_1", "output": "Done"}
+    ]);
+    let v: Value = h
+        .post(Dialect::Responses, &follow)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["output"][0]["content"][0]["text"], "The tool ran.", "{v}");
+    let sent = h.mock.last_request().unwrap().body;
+    let blocks: Vec<Value> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let call = blocks.iter().find(|b| b["type"] == "tool_use").unwrap();
+    assert_eq!(call["input"], json!({"input": patch}));
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b["type"] == "tool_result" && b["tool_use_id"] == "call_mock_1")
+    );
+    h.shutdown().await;
+}

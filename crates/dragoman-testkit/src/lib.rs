@@ -249,15 +249,20 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
             if scenario == "reasoning-tools" {
                 // Reasoning sealed by this upstream's family: a client must replay it untouched.
                 let seal = match dialect.family() {
-                    dragoman_model::Family::Anthropic => ReasoningSeal::anthropic_signature("sig-mock-1"),
+                    dragoman_model::Family::Anthropic => {
+                        ReasoningSeal::anthropic_signature("sig-mock-1")
+                    }
                     dragoman_model::Family::OpenAi => {
                         ReasoningSeal::openai_encrypted(Some("rs_mock_1".into()), "enc-mock-1")
                     }
                 };
-                content.push(Part::Reasoning { text: "I should use the tool.".into(), seal: Some(seal) });
+                content.push(Part::Reasoning {
+                    text: "I should use the tool.".into(),
+                    seal: Some(seal),
+                });
             }
             let names = tool_names(request);
-            let pick = ["Bash", "exec_command", "shell"]
+            let pick = ["Bash", "exec_command", "shell", "apply_patch"]
                 .iter()
                 .find(|n| names.iter().any(|x| x == *n));
             let name = pick
@@ -272,6 +277,8 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
                 }
                 "exec_command" => json!({"cmd": marker}).to_string(),
                 "shell" => json!({"command": ["bash", "-lc", marker]}).to_string(),
+                // A custom (freeform) tool reaches a function-only upstream wrapped in `input`.
+                "apply_patch" => json!({"input": "*** Begin Patch\n*** End Patch\n"}).to_string(),
                 _ => json!({"city": "Paris"}).to_string(),
             };
             content.push(Part::text("Let me check."));

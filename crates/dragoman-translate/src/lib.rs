@@ -243,6 +243,118 @@ pub struct StreamTranslator {
     failed: bool,
     observed: Observed,
     args: ArgsGuard,
+    custom: CustomUnwrap,
+}
+
+/// The custom tools of `req` that `upstream` cannot declare and receives wrapped as functions
+/// taking one string `input` (Anthropic has no freeform tools; the OpenAI dialects do).
+pub fn custom_tools_to_unwrap(req: &Request, upstream: Dialect) -> Vec<String> {
+    if upstream != Dialect::Anthropic {
+        return Vec::new();
+    }
+    req.tools
+        .iter()
+        .filter_map(|t| match t {
+            dragoman_model::Tool::Custom { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The raw input of a wrapped custom tool call: the `input` string of `{"input": "..."}`.
+fn unwrapped_input(arguments: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(arguments).ok()? {
+        serde_json::Value::Object(mut m) => match m.remove("input")? {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Turns calls of wrapped custom tools in a whole response back into custom tool calls.
+pub fn unwrap_custom_calls(resp: &mut Response, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    for part in &mut resp.content {
+        if let dragoman_model::Part::ToolCall {
+            name,
+            arguments,
+            kind,
+            ..
+        } = part
+            && *kind == dragoman_model::ToolKind::Function
+            && names.contains(name)
+            && let Some(raw) = unwrapped_input(arguments)
+        {
+            *arguments = raw;
+            *kind = dragoman_model::ToolKind::Custom;
+        }
+    }
+}
+
+/// The streaming form of [`unwrap_custom_calls`]: a wrapped call's block is held until it
+/// stops (its JSON is only whole then) and released as one custom tool call block.
+#[derive(Default)]
+struct CustomUnwrap {
+    names: Vec<String>,
+    held: Vec<(usize, String, String, String)>,
+}
+
+impl CustomUnwrap {
+    fn apply(&mut self, events: &mut Vec<StreamEvent>) {
+        if self.names.is_empty() {
+            return;
+        }
+        use dragoman_model::{BlockKind, Delta, ToolKind};
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events.drain(..) {
+            match ev {
+                StreamEvent::BlockStart {
+                    index,
+                    block:
+                        BlockKind::ToolCall {
+                            id,
+                            name,
+                            kind: ToolKind::Function,
+                        },
+                } if self.names.contains(&name) => {
+                    self.held.push((index, id, name, String::new()));
+                }
+                StreamEvent::BlockDelta {
+                    index,
+                    delta: Delta::Arguments(a),
+                } if self.held.iter().any(|h| h.0 == index) => {
+                    if let Some(h) = self.held.iter_mut().find(|h| h.0 == index) {
+                        h.3.push_str(&a);
+                    }
+                }
+                StreamEvent::BlockStop { index } if self.held.iter().any(|h| h.0 == index) => {
+                    if let Some(pos) = self.held.iter().position(|h| h.0 == index) {
+                        let (index, id, name, args) = self.held.remove(pos);
+                        let (kind, args) = match unwrapped_input(&args) {
+                            Some(raw) => (ToolKind::Custom, raw),
+                            None => (ToolKind::Function, args),
+                        };
+                        out.push(StreamEvent::BlockStart {
+                            index,
+                            block: BlockKind::ToolCall { id, name, kind },
+                        });
+                        if !args.is_empty() {
+                            out.push(StreamEvent::BlockDelta {
+                                index,
+                                delta: Delta::Arguments(args),
+                            });
+                        }
+                        out.push(StreamEvent::BlockStop { index });
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        *events = out;
+    }
 }
 
 /// Keeps the arguments of function tool calls and, when a stream would end successfully with
@@ -376,7 +488,16 @@ impl StreamTranslator {
             failed: false,
             observed: Observed::default(),
             args: ArgsGuard::default(),
+            custom: CustomUnwrap::default(),
         }
+    }
+
+    /// Names of the client's custom (freeform) tools that were sent to the upstream wrapped as
+    /// one-string functions (see [`custom_tools_to_unwrap`]): their calls are unwrapped back into
+    /// custom tool calls on the way to the client.
+    pub fn unwrap_custom_tools(mut self, names: Vec<String>) -> Self {
+        self.custom.names = names;
+        self
     }
 
     /// What the stream has said so far.
@@ -495,6 +616,7 @@ impl StreamTranslator {
 
     fn emit(&mut self, out: &mut Vec<u8>, losses: &mut Losses) {
         self.encoded.clear();
+        self.custom.apply(&mut self.canonical);
         self.args.check(&mut self.canonical);
         for ev in &self.canonical {
             if self.observed.ended() {
