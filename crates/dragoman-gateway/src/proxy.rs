@@ -379,9 +379,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
             Err(e) => return refuse(tracker, client, &e, Some(504), &id, true),
         };
         let (out, usage) = if dep.dialect == client {
-            let usage = hub::decode_response(dep.dialect, &bytes, &mut Losses::new())
-                .map(|r| r.usage)
-                .unwrap_or_default();
+            let usage = hub::decode_response_usage(dep.dialect, &bytes).unwrap_or_default();
             (bytes, usage)
         } else {
             let mut r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {

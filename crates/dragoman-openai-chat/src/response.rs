@@ -215,3 +215,17 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
     }
     Value::Object(out)
 }
+
+/// The usage of a whole response, read without decoding the rest: all a tap needs when the
+/// response passes through untouched. Agrees with `decode_response(..).usage`.
+pub fn decode_response_usage(body: &[u8]) -> Option<dragoman_model::Usage> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        usage: Option<serde_json::Value>,
+    }
+    let e: Envelope = serde_json::from_slice(body).ok()?;
+    e.usage
+        .as_ref()
+        .filter(|u| u.is_object())
+        .map(|u| crate::usage::decode(u).0)
+}

@@ -51,6 +51,16 @@ pub fn decode_response(
     }
 }
 
+/// The usage of a whole response of dialect `d`, without decoding the rest (the passthrough
+/// tap's need).
+pub fn decode_response_usage(d: Dialect, body: &[u8]) -> Option<dragoman_model::Usage> {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::decode_response_usage(body),
+        Dialect::Chat => dragoman_openai_chat::decode_response_usage(body),
+        Dialect::Responses => dragoman_openai_responses::decode_response_usage(body),
+    }
+}
+
 /// Encodes a canonical response as dialect `d`.
 pub fn encode_response(d: Dialect, resp: &Response, losses: &mut Losses) -> Value {
     match d {

@@ -240,3 +240,20 @@ fn every_recorded_error_keeps_its_kind_in_every_dialect() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn the_usage_tap_agrees_with_the_full_decoder() {
+    let mut checked = 0;
+    for d in Dialect::ALL {
+        for path in files(d, "responses") {
+            let bytes = std::fs::read(&path).unwrap();
+            let full = hub::decode_response(d, &bytes, &mut Losses::new())
+                .unwrap()
+                .usage;
+            let tap = hub::decode_response_usage(d, &bytes).unwrap_or_default();
+            assert_eq!(tap, full, "{d} {}", name(&path));
+            checked += 1;
+        }
+    }
+    assert!(checked > 150);
+}

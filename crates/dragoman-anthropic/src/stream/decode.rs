@@ -8,7 +8,7 @@ use dragoman_model::{
     BlockKind, DecodeError, Delta, Dialect, ErrorBody, Losses, Part, ReasoningSeal, Response,
     StopReason, StreamEvent, ToolKind, Usage, response_events,
 };
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::from_inner;
@@ -45,77 +45,25 @@ pub struct StreamDecoder {
 }
 
 /// The common events (`content_block_delta` with a text payload, `ping`) read without building
-/// a `Value`. Only `{...}` objects are accepted, keys last-wins like `Value`; anything this does
-/// not read exactly as the `Value` path would is an error here, and the caller then takes the
-/// `Value` path, which stays the one definition of behaviour.
-#[derive(Default)]
+/// a `Value`. Anything this does not read exactly as the `Value` path would (a duplicate key, a
+/// field of the wrong type) is an error here, and the caller then takes the `Value` path, which
+/// stays the one definition of behaviour.
+#[derive(Deserialize)]
 struct Fast<'a> {
+    #[serde(rename = "type", borrow)]
     ty: Option<&'a str>,
     index: Option<u64>,
+    #[serde(borrow)]
     delta: Option<FastDelta<'a>>,
 }
 
-#[derive(Default)]
+#[derive(Deserialize)]
 struct FastDelta<'a> {
+    #[serde(rename = "type", borrow)]
     ty: Option<&'a str>,
     text: Option<String>,
     partial_json: Option<String>,
     thinking: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for Fast<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fast<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fast<'de>, A::Error> {
-                let mut out = Fast::default();
-                while let Some(k) = map.next_key::<&'de str>()? {
-                    match k {
-                        "type" => out.ty = Some(map.next_value()?),
-                        "index" => out.index = Some(map.next_value()?),
-                        "delta" => out.delta = Some(map.next_value()?),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for FastDelta<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FastDelta<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastDelta<'de>, A::Error> {
-                let mut out = FastDelta::default();
-                while let Some(k) = map.next_key::<&'de str>()? {
-                    match k {
-                        "type" => out.ty = Some(map.next_value()?),
-                        "text" => out.text = Some(map.next_value()?),
-                        "partial_json" => out.partial_json = Some(map.next_value()?),
-                        "thinking" => out.thinking = Some(map.next_value()?),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 fn seal_of(signature: &str) -> ReasoningSeal {
