@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::Gateway;
 use crate::accounting::Tracker;
+use crate::envelope::{Envelope, EnvelopeError};
 use crate::errors::{error, render, set_request_id};
 use crate::pump::{Context, Mode, Pump};
 use crate::upstream::{self, Op};
@@ -74,7 +75,7 @@ fn refuse(
 struct Call<'a> {
     gw: &'a Gateway,
     idx: usize,
-    envelope: Value,
+    envelope: Envelope,
     body: Bytes,
     upstream_model: String,
     headers: HeaderMap,
@@ -108,36 +109,28 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return refuse(tracker, client, &e, None, &id, false),
     };
-    let envelope: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
+    let envelope = match Envelope::read(&body) {
+        Ok(e) => e,
+        Err(EnvelopeError::NotAnObject) => {
             let e = error(
                 ErrorKind::InvalidRequest,
                 "request body must be a JSON object",
             );
             return refuse(tracker, client, &e, None, &id, false);
         }
-        Err(e) => {
+        Err(EnvelopeError::Json(e)) => {
             let e = error(ErrorKind::InvalidRequest, format!("invalid JSON body: {e}"));
             return refuse(tracker, client, &e, None, &id, false);
         }
     };
-    let Some(model) = envelope
-        .get("model")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
+    let Some(model) = envelope.model.clone() else {
         let e = error(
             ErrorKind::InvalidRequest,
             "model: required field is missing",
         );
         return refuse(tracker, client, &e, None, &id, false);
     };
-    let stream = matches!(ep, Endpoint::Generate(_))
-        && envelope
-            .get("stream")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+    let stream = matches!(ep, Endpoint::Generate(_)) && envelope.stream;
     tracker.requested(&model, stream);
     let Some((idx, dep, upstream_model)) = gw.route(&model) else {
         let msg = format!("model `{model}` is not served by this gateway (see GET /v1/models)");
@@ -246,7 +239,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let Call {
         gw,
         idx,
-        mut envelope,
+        envelope,
         body,
         upstream_model,
         headers,
@@ -261,9 +254,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let mut custom_tools = Vec::new();
     if client == Dialect::Responses
         && dep.dialect != Dialect::Responses
-        && envelope
-            .get("previous_response_id")
-            .is_some_and(|v| !v.is_null())
+        && envelope.previous_response_id
     {
         let msg = "previous_response_id cannot be honoured: this model is not served by the Responses API and dragoman keeps no response store; send the full conversation in `input`";
         return refuse(
@@ -276,16 +267,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         );
     }
     let upstream_body = if dep.dialect == client {
-        envelope["model"] = Value::String(upstream_model);
-        if client == Dialect::Chat && stream {
-            match envelope.get_mut("stream_options") {
-                Some(Value::Object(o)) => {
-                    o.insert("include_usage".into(), Value::Bool(true));
-                }
-                _ => envelope["stream_options"] = json!({"include_usage": true}),
-            }
-        }
-        serde_json::to_vec(&envelope).unwrap_or_default()
+        envelope.passthrough_body(&body, &upstream_model, client == Dialect::Chat && stream)
     } else {
         let mut req = match hub::decode_request(client, &body, &mut losses) {
             Ok(r) => r,
@@ -311,7 +293,10 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 estimate = Some(n);
             }
         }
-        serde_json::to_vec(&hub::encode_request(dep.dialect, &req, &mut losses)).unwrap_or_default()
+        Bytes::from(
+            serde_json::to_vec(&hub::encode_request(dep.dialect, &req, &mut losses))
+                .unwrap_or_default(),
+        )
     };
     if !losses.is_empty() {
         tracing::debug!(request_id = %id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
@@ -323,8 +308,8 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         dep.timeout
     };
     let resp = match upstream::send(
-        &gw.clients[idx],
-        upstream::url(dep, Op::Generate),
+        gw.client(idx),
+        gw.endpoints[idx].get(Op::Generate),
         up_headers,
         upstream_body,
         limit,
@@ -420,11 +405,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let mode = if dep.dialect == client {
         Mode::Passthrough(Box::new(hub::PassthroughTap::new(client)))
     } else {
-        let include_usage = client != Dialect::Chat
-            || envelope
-                .pointer("/stream_options/include_usage")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+        let include_usage = client != Dialect::Chat || envelope.include_usage;
         let opts = StreamOptions {
             input_estimate: estimate,
             include_usage,
@@ -435,7 +416,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     };
     let gauge = InFlight::new(&gw.metrics.in_flight_streams);
     let pump = Pump::new(
-        resp.bytes_stream().boxed(),
+        http_body_util::BodyDataStream::new(resp.into_body()),
         mode,
         gw.config.server.keepalive,
         dep.stream_timeout,
@@ -461,14 +442,15 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
 }
 
 async fn read_upstream(
-    resp: reqwest::Response,
+    resp: upstream::UpstreamResponse,
     limit: std::time::Duration,
 ) -> Result<Bytes, ErrorBody> {
-    match tokio::time::timeout(limit, resp.bytes()).await {
-        Ok(Ok(b)) => Ok(b),
+    use http_body_util::BodyExt;
+    match tokio::time::timeout(limit, resp.into_body().collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
         Ok(Err(e)) => Err(error(
             ErrorKind::Server,
-            format!("upstream response failed: {}", upstream::without_url(&e)),
+            format!("upstream response failed: {}", upstream::describe(&e)),
         )),
         Err(_) => Err(error(
             ErrorKind::Timeout,
@@ -503,22 +485,23 @@ async fn count_tokens(call: Call<'_>) -> Response {
     let Call {
         gw,
         idx,
-        mut envelope,
+        body,
         upstream_model,
         headers,
         ctx,
         tracker,
         ..
     } = call;
+    // Not on the hot path: the counting endpoint edits the body as a tree.
+    let mut envelope: Value = serde_json::from_slice(&body).unwrap_or_default();
     let dep = &gw.config.deployments[idx];
     let id = ctx.request_id.clone();
     if dep.dialect == Dialect::Anthropic {
         envelope["model"] = Value::String(upstream_model);
         let up_headers = upstream::headers(dep, Dialect::Anthropic, &headers);
-        let body = serde_json::to_vec(&envelope).unwrap_or_default();
-        let url = upstream::url(dep, Op::CountTokens);
-        let resp = match upstream::send(&gw.clients[idx], url, up_headers, body, dep.timeout).await
-        {
+        let body = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
+        let url = gw.endpoints[idx].get(Op::CountTokens);
+        let resp = match upstream::send(gw.client(idx), url, up_headers, body, dep.timeout).await {
             Ok(r) => r,
             Err(e) => {
                 return refuse(

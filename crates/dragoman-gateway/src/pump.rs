@@ -6,12 +6,16 @@
 //! silence longer than the deployment's stream timeout, an upstream transport error or an
 //! upstream that stops early all end in the client dialect's error event.
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses};
 use dragoman_translate::{Observed, PassthroughTap, StreamTranslator};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
+
+/// How much already-arrived output one client write may gather.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 pub enum Mode {
     Passthrough(Box<PassthroughTap>),
@@ -34,6 +38,11 @@ pub struct Pump<S> {
     keepalive: Duration,
     idle_limit: Duration,
     silent_since: Instant,
+    /// When something last went to the client, data or keep-alive.
+    last_out: Instant,
+    /// One timer for the pump's whole life, re-armed only when it fires: arming a fresh
+    /// timeout around every upstream read cost more than translating a small event.
+    timer: Pin<Box<tokio::time::Sleep>>,
     done: bool,
     losses: Losses,
     ctx: Context,
@@ -46,7 +55,7 @@ pub struct Pump<S> {
 
 impl<S> Pump<S>
 where
-    S: Stream<Item = reqwest::Result<Bytes>> + Unpin + Send + 'static,
+    S: Stream<Item = Result<Bytes, hyper::Error>> + Unpin + Send + 'static,
 {
     pub fn new(
         upstream: S,
@@ -63,6 +72,8 @@ where
             keepalive,
             idle_limit,
             silent_since: Instant::now(),
+            last_out: Instant::now(),
+            timer: Box::pin(tokio::time::sleep(keepalive.min(idle_limit))),
             done: false,
             losses: Losses::new(),
             ctx,
@@ -89,67 +100,49 @@ where
                 return None;
             }
             let mut out = Vec::new();
-            let waited = self.silent_since.elapsed();
-            let wait = self
-                .keepalive
-                .min(self.idle_limit.saturating_sub(waited))
-                .max(Duration::from_millis(1));
-            match tokio::time::timeout(wait, self.upstream.next()).await {
-                Err(_) => {
-                    if self.silent_since.elapsed() >= self.idle_limit {
+            let item = tokio::select! {
+                biased;
+                item = self.upstream.next() => Some(item),
+                () = self.timer.as_mut() => None,
+            };
+            match item {
+                None => {
+                    let now = Instant::now();
+                    if now.duration_since(self.silent_since) >= self.idle_limit {
                         let msg = format!(
                             "upstream sent nothing for {:.0} s",
                             self.idle_limit.as_secs_f64()
                         );
                         self.fail(ErrorBody::new(ErrorKind::Timeout, msg), &mut out);
-                    } else {
+                    } else if now.duration_since(self.last_out) >= self.keepalive {
                         match &mut self.mode {
                             Mode::Passthrough(t) => t.keepalive(&mut out),
                             Mode::Translate(t) => t.keepalive(&mut out, &mut self.losses),
                         }
+                        self.last_out = now;
                     }
+                    let next = (self.last_out + self.keepalive)
+                        .min(self.silent_since + self.idle_limit)
+                        .max(now + Duration::from_millis(1));
+                    self.timer.as_mut().reset(next.into());
                 }
-                Ok(Some(Ok(chunk))) => {
+                Some(item) => {
                     self.silent_since = Instant::now();
                     if self.first_byte.is_none() {
                         self.first_byte = Some(self.ctx.started.elapsed());
                     }
-                    match &mut self.mode {
-                        Mode::Passthrough(t) => {
-                            out.extend_from_slice(&chunk);
-                            if let Err(e) = t.push(&chunk) {
-                                tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
-                                t.fail(
-                                    ErrorBody::new(
-                                        ErrorKind::Server,
-                                        format!("upstream stream is malformed: {e}"),
-                                    ),
-                                    &mut out,
-                                );
-                            }
-                        }
-                        Mode::Translate(t) => {
-                            if let Err(e) = t.push(&chunk, &mut out, &mut self.losses) {
-                                tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
-                            }
+                    self.handle(item, &mut out);
+                    // Whatever else the upstream has already delivered goes out in the same
+                    // write: coalescing what is here costs no latency, and one write per
+                    // upstream read instead of one per event is most of a stream's CPU.
+                    while out.len() < COALESCE_LIMIT && !self.closed && !self.finished() {
+                        match self.upstream.next().now_or_never() {
+                            Some(item) => self.handle(item, &mut out),
+                            None => break,
                         }
                     }
-                }
-                Ok(Some(Err(e))) => {
-                    let msg = format!(
-                        "upstream connection failed mid-stream: {}",
-                        crate::upstream::without_url(&e)
-                    );
-                    self.fail(ErrorBody::new(ErrorKind::Server, msg), &mut out);
-                    self.closed = true;
-                }
-                Ok(None) => {
-                    self.closed = true;
-                    match &mut self.mode {
-                        Mode::Passthrough(t) => t.finish(&mut out),
-                        Mode::Translate(t) => {
-                            let _ = t.finish(&mut out, &mut self.losses);
-                        }
+                    if !out.is_empty() {
+                        self.last_out = self.silent_since;
                     }
                 }
             }
@@ -157,16 +150,67 @@ where
             // complete at its success terminal (after which upstream bodies may hang half
             // closed); after an upstream error event the upstream may still send its own
             // closing events (Responses sends `response.failed`), so keep forwarding to EOF.
-            let finished = match &self.mode {
-                Mode::Translate(_) => self.observed().ended(),
-                Mode::Passthrough(_) => self.closed || self.observed().success == Some(true),
-            };
-            if finished && !self.done {
+            if self.finished() && !self.done {
                 self.done = true;
                 self.log_end();
             }
             if !out.is_empty() {
                 return Some(Bytes::from(out));
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        match &self.mode {
+            Mode::Translate(_) => self.observed().ended(),
+            Mode::Passthrough(_) => self.closed || self.observed().success == Some(true),
+        }
+    }
+
+    /// One item of the upstream body: a chunk, a transport error, or its end.
+    fn handle(&mut self, item: Option<Result<Bytes, hyper::Error>>, out: &mut Vec<u8>) {
+        match item {
+            Some(Ok(chunk)) => self.take(&chunk, out),
+            Some(Err(e)) => {
+                let msg = format!(
+                    "upstream connection failed mid-stream: {}",
+                    crate::upstream::describe(&e)
+                );
+                self.fail(ErrorBody::new(ErrorKind::Server, msg), out);
+                self.closed = true;
+            }
+            None => {
+                self.closed = true;
+                match &mut self.mode {
+                    Mode::Passthrough(t) => t.finish(out),
+                    Mode::Translate(t) => {
+                        let _ = t.finish(out, &mut self.losses);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands one upstream chunk to the tap or the translator.
+    fn take(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        match &mut self.mode {
+            Mode::Passthrough(t) => {
+                out.extend_from_slice(chunk);
+                if let Err(e) = t.push(chunk) {
+                    tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
+                    t.fail(
+                        ErrorBody::new(
+                            ErrorKind::Server,
+                            format!("upstream stream is malformed: {e}"),
+                        ),
+                        out,
+                    );
+                }
+            }
+            Mode::Translate(t) => {
+                if let Err(e) = t.push(chunk, out, &mut self.losses) {
+                    tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
+                }
             }
         }
     }

@@ -70,7 +70,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let addr = format!("{}:{}", config.server.host, config.server.port);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let workers = env_var("DRAGOMAN_WORKERS")
+        .and_then(|v| v.parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .max(1);
+    // This runtime runs the signal handling and the usage writer; requests are served by the
+    // worker threads, each on its own runtime (see `dragoman_gateway::serve_threads`).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
@@ -115,14 +122,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 (Some(store), Some(writer))
             }
         };
-        let gateway = dragoman_gateway::Gateway::with_store(config, store, writer).map_err(anyhow::Error::msg)?;
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
+        let grace = config.server.shutdown_grace;
+        let gateway = dragoman_gateway::Gateway::with_workers(config, store, writer, workers)
+            .map_err(anyhow::Error::msg)?;
+        let listener = std::net::TcpListener::bind(&addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(address = %addr, "dragoman ready");
-        dragoman_gateway::serve(gateway, listener, shutdown_signal())
-            .await
-            .context("server failed")?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let threads = dragoman_gateway::serve_threads(gateway.clone(), listener, workers, stop_rx)
+            .context("cannot start the serving threads")?;
+        tracing::info!(address = %addr, workers, "dragoman ready");
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut failure = None;
+            for t in threads {
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failure = Some(e.to_string()),
+                    Err(_) => failure = Some("a serving thread panicked".to_owned()),
+                }
+            }
+            let _ = done_tx.send(failure);
+        });
+        tokio::pin!(done_rx);
+        let early = tokio::select! {
+            r = &mut done_rx => Some(r),
+            () = shutdown_signal() => None,
+        };
+        let failure = match early {
+            Some(r) => r.ok().flatten(),
+            None => {
+                let _ = stop_tx.send(true);
+                done_rx.await.ok().flatten()
+            }
+        };
+        dragoman_gateway::flush_usage(&gateway, grace).await;
+        if let Some(e) = failure {
+            anyhow::bail!("server failed: {e}");
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -1,0 +1,772 @@
+//! `dragoman-bench bench`: builds and starts the gateway and the mock as processes, drives the
+//! scenarios direct and through the gateway in one run (so the ratios compare like with like
+//! on a noisy machine), and reports. The children are stopped by a guard's `Drop`, so an
+//! error halfway does not leave a gateway running.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::load::{self, ANTHROPIC_DELTA, Plan, RESPONSES_DELTA, Target};
+use crate::mock::DEFAULT_CHUNKS;
+use crate::procfs::{self, RssSampler};
+use crate::report::{Cpu, Paced, Results, Row, RunResult};
+use crate::soak;
+
+/// Scenario names as in ../shared/bench, so the numbers compare.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Scenario {
+    #[value(name = "chat")]
+    Chat,
+    #[value(name = "messages_chat")]
+    MessagesChat,
+    #[value(name = "messages_responses")]
+    MessagesResponses,
+    #[value(name = "paced")]
+    Paced,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Chat => "chat",
+            Scenario::MessagesChat => "messages_chat",
+            Scenario::MessagesResponses => "messages_responses",
+            Scenario::Paced => "paced",
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    Direct,
+    Gateway,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The gateway binary; without it, `cargo build --release -p dragoman` builds one.
+    #[arg(long)]
+    pub gateway_bin: Option<PathBuf>,
+    /// Closed-loop connection counts, each a run of its own.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Seconds of load before each measured window.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "chat,messages_chat,messages_responses,paced"
+    )]
+    pub scenarios: Vec<Scenario>,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "direct,gateway"
+    )]
+    pub targets: Vec<Side>,
+    /// Run the gateway without its accounting store (general_settings.disable_spend_logs).
+    #[arg(long)]
+    pub no_store: bool,
+    /// Where results.md and results.json go (default target/bench/<unix time>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Paced scenario: the mock's delay before the response head.
+    #[arg(long, default_value_t = 300)]
+    pub paced_ttft_ms: u64,
+    /// Paced scenario: the mock's delay between text deltas.
+    #[arg(long, default_value_t = 20)]
+    pub paced_gap_ms: u64,
+    #[arg(long, default_value_t = 16)]
+    pub paced_concurrency: usize,
+    #[arg(long, default_value_t = 6.0)]
+    pub paced_duration: f64,
+    /// Soak instead of the scenarios: this many minutes at a steady open-loop rate.
+    #[arg(long)]
+    pub soak_minutes: Option<f64>,
+    /// Soak: requests per second, spread over 16 connections.
+    #[arg(long, default_value_t = 500.0)]
+    pub soak_rate: f64,
+    /// Worker threads of the load generator (default: one per CPU).
+    #[arg(long)]
+    pub loadgen_threads: Option<usize>,
+    /// Worker threads of the mock (default: one per CPU).
+    #[arg(long)]
+    pub mock_threads: Option<usize>,
+    /// Use a mock already listening there instead of starting one (its CPU is then not read).
+    #[arg(long)]
+    pub mock_addr: Option<SocketAddr>,
+}
+
+pub const API_KEY: &str = "sk-bench-1234";
+const SYSTEM_SENTENCE: &str = "You are a careful assistant for a benchmark. Answer briefly and precisely. Do not use tools. Keep answers under fifty words. ";
+const USER_PROMPT: &str = "Summarise the benefits of connection pooling in two sentences.";
+
+fn system_prompt() -> String {
+    // ~1.5 KB, a modest cacheable prefix, as the shared harness sends.
+    SYSTEM_SENTENCE.repeat(12)
+}
+
+pub fn chat_body(model: &str) -> Value {
+    json!({
+        "messages": [
+            {"role": "system", "content": system_prompt()},
+            {"role": "user", "content": USER_PROMPT}
+        ],
+        "max_tokens": 64,
+        "model": model
+    })
+}
+
+pub fn messages_body(model: &str, stream: bool) -> Value {
+    let mut v = json!({
+        "max_tokens": 64,
+        "system": [{"type": "text", "text": system_prompt(), "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": USER_PROMPT}],
+        "model": model
+    });
+    if stream && let Some(o) = v.as_object_mut() {
+        o.insert("stream".into(), json!(true));
+    }
+    v
+}
+
+pub fn responses_body(model: &str) -> Value {
+    json!({
+        "instructions": system_prompt(),
+        "input": [{"role": "user", "content": USER_PROMPT}],
+        "max_output_tokens": 64,
+        "stream": true,
+        "model": model
+    })
+}
+
+/// The request of `scenario` for one side: to the mock directly (the call the gateway itself
+/// makes upstream) or to the gateway.
+pub fn target(
+    scenario: Scenario,
+    side: Side,
+    addr: SocketAddr,
+    paced: (u64, u64),
+) -> anyhow::Result<Target> {
+    let expected = Some(DEFAULT_CHUNKS as u64);
+    let pacing = [
+        ("x-mock-delay-ms", paced.0.to_string()),
+        ("x-mock-chunk-delay-ms", paced.1.to_string()),
+    ];
+    Ok(match (scenario, side) {
+        (Scenario::Chat | Scenario::MessagesChat, Side::Direct) => Target::post(
+            addr,
+            "/v1/chat/completions",
+            &chat_body("gpt-4o-mini"),
+            API_KEY,
+            &[],
+        )?,
+        (Scenario::Chat, Side::Gateway) => Target::post(
+            addr,
+            "/v1/chat/completions",
+            &chat_body("bench-chat"),
+            API_KEY,
+            &[],
+        )?,
+        (Scenario::MessagesChat, Side::Gateway) => Target::post(
+            addr,
+            "/v1/messages",
+            &messages_body("bench-messages-chat", false),
+            API_KEY,
+            &[],
+        )?,
+        (Scenario::MessagesResponses, Side::Direct) => Target::post(
+            addr,
+            "/v1/responses",
+            &responses_body("gpt-5-codex"),
+            API_KEY,
+            &[],
+        )?
+        .stream(RESPONSES_DELTA, expected),
+        (Scenario::MessagesResponses, Side::Gateway) => Target::post(
+            addr,
+            "/v1/messages",
+            &messages_body("bench-responses", true),
+            API_KEY,
+            &[],
+        )?
+        .stream(ANTHROPIC_DELTA, expected),
+        (Scenario::Paced, Side::Direct) => Target::post(
+            addr,
+            "/v1/responses",
+            &responses_body("gpt-5-codex"),
+            API_KEY,
+            &pacing,
+        )?
+        .stream(RESPONSES_DELTA, expected),
+        // The gateway does not forward client headers upstream: the paced deployment carries
+        // the pacing headers as its own extra_headers.
+        (Scenario::Paced, Side::Gateway) => Target::post(
+            addr,
+            "/v1/messages",
+            &messages_body("bench-responses-paced", true),
+            API_KEY,
+            &pacing,
+        )?
+        .stream(ANTHROPIC_DELTA, expected),
+    })
+}
+
+/// The gateway configuration: the shared harness's model names, all served by the mock.
+pub fn gateway_config(mock: SocketAddr, db: &Path, store: bool, paced: (u64, u64)) -> String {
+    let base = format!("http://{mock}/v1");
+    let entry = |name: &str, model: &str, extra: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: {model}\n      api_base: {base}\n      api_key: sk-mock\n{extra}"
+        )
+    };
+    let responses = "    model_info:\n      mode: responses\n";
+    let paced_extra = format!(
+        "      extra_headers:\n        x-mock-delay-ms: \"{}\"\n        x-mock-chunk-delay-ms: \"{}\"\n{responses}",
+        paced.0, paced.1
+    );
+    // A JSON string is a valid YAML scalar whatever the path holds.
+    let db = serde_json::Value::String(db.display().to_string()).to_string();
+    format!(
+        "model_list:\n{}{}{}{}general_settings:\n  master_key: {API_KEY}\n  disable_spend_logs: {}\ndragoman_settings:\n  database_path: {db}\n",
+        entry("bench-chat", "openai/gpt-4o-mini", ""),
+        entry("bench-messages-chat", "custom_openai/gpt-4o-mini", ""),
+        entry("bench-responses", "openai/gpt-5-codex", responses),
+        entry("bench-responses-paced", "openai/gpt-5-codex", &paced_extra),
+        !store,
+    )
+}
+
+/// Child processes stopped with SIGTERM (then SIGKILL after 10 s) when dropped, in reverse
+/// order of start.
+#[derive(Default)]
+pub struct Children(Vec<(&'static str, Child)>);
+
+impl Children {
+    fn add(&mut self, name: &'static str, child: Child) -> u32 {
+        let pid = child.id();
+        self.0.push((name, child));
+        pid
+    }
+
+    fn exited(&mut self, name: &str) -> Option<String> {
+        let (_, c) = self.0.iter_mut().find(|(n, _)| *n == name)?;
+        match c.try_wait() {
+            Ok(Some(st)) => Some(st.to_string()),
+            _ => None,
+        }
+    }
+
+    fn stop(&mut self, name: &str) {
+        if let Some(i) = self.0.iter().position(|(n, _)| *n == name) {
+            let (n, c) = self.0.remove(i);
+            stop(n, c);
+        }
+    }
+}
+
+fn stop(name: &str, mut c: Child) {
+    if matches!(c.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if matches!(c.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{name} did not stop within 10 s of SIGTERM: killing it");
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        while let Some((n, c)) = self.0.pop() {
+            stop(n, c);
+        }
+    }
+}
+
+/// A fresh folder under $TMPDIR (or /tmp), removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<TempDir> {
+        let base = std::env::var_os("TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = base.join(format!("dragoman-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A blocking GET that is true on a 200: cheap enough to poll every millisecond.
+fn get_ok(addr: SocketAddr, path: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+fn wait_ready(
+    children: &mut Children,
+    name: &str,
+    addr: SocketAddr,
+    path: &str,
+    every: Duration,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    loop {
+        if get_ok(addr, path) {
+            return Ok(());
+        }
+        if let Some(st) = children.exited(name) {
+            bail!("{name} exited ({st}) before {path} answered");
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!("{name}: {path} did not answer within 60 s");
+        }
+        std::thread::sleep(every);
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize()
+        .unwrap_or_else(|_| std::env::current_dir().unwrap_or_default())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => root.join(d),
+        None => root.join("target"),
+    }
+}
+
+fn build_gateway(root: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building the gateway: cargo build --release -p dragoman");
+    let st = Command::new(cargo)
+        .args(["build", "--release", "-p", "dragoman"])
+        .current_dir(root)
+        .status()
+        .context("cannot run cargo")?;
+    if !st.success() {
+        bail!("cargo build --release -p dragoman failed ({st})");
+    }
+    Ok(target_dir(root).join("release").join("dragoman"))
+}
+
+fn date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M:%S UTC"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("unix {}", unix_time()))
+}
+
+fn unix_time() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The processes whose CPU a run reads, and the clock those readings count in.
+#[derive(Clone, Copy)]
+pub struct Probes {
+    pub gateway: Option<u32>,
+    pub mock: Option<u32>,
+    pub clk_tck: u64,
+}
+
+impl Probes {
+    pub fn ticks(&self) -> [Option<u64>; 3] {
+        [
+            self.gateway.and_then(|p| procfs::cpu_ticks(Some(p)).ok()),
+            self.mock.and_then(|p| procfs::cpu_ticks(Some(p)).ok()),
+            procfs::cpu_ticks(None).ok(),
+        ]
+    }
+
+    pub fn cpu(&self, before: [Option<u64>; 3], after: [Option<u64>; 3]) -> Cpu {
+        let s = |i: usize| match (before[i], after[i]) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / self.clk_tck as f64),
+            _ => None,
+        };
+        Cpu {
+            gateway_s: s(0),
+            mock_s: s(1),
+            loadgen_s: s(2),
+        }
+    }
+}
+
+/// One measured run of one target.
+#[allow(clippy::too_many_arguments)]
+pub fn measure(
+    rt: &tokio::runtime::Runtime,
+    scenario: &str,
+    side: &str,
+    targets: Vec<Target>,
+    plan: &Plan,
+    probes: Probes,
+    sampler: Option<&RssSampler>,
+) -> RunResult {
+    if let Some(s) = sampler {
+        s.take_peak();
+    }
+    let out = rt.block_on(load::run(targets, plan, || probes.ticks()));
+    let cpu = probes.cpu(out.at_start, probes.ticks());
+    let peak = sampler.map(|s| procfs::kib_to_mib(s.take_peak()));
+    let mut r = RunResult::new(
+        scenario,
+        side,
+        plan.concurrency,
+        out.samples,
+        out.elapsed.as_secs_f64(),
+        cpu,
+        peak.filter(|_| side == "gateway"),
+    );
+    if side != "gateway" {
+        // The gateway idles through a direct run: its CPU then is no cost per request.
+        r.gateway_cpu_us_per_req = None;
+    }
+    eprintln!(
+        "{scenario:>18} {side:>7} c={:<3} {:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}{}",
+        r.concurrency,
+        r.rps,
+        r.p50_ms.unwrap_or(f64::NAN),
+        r.p99_ms.unwrap_or(f64::NAN),
+        r.errors,
+        r.first_error
+            .as_deref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+    r
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let want_gateway = a.targets.contains(&Side::Gateway) || a.soak_minutes.is_some();
+    let want_direct = a.targets.contains(&Side::Direct) && a.soak_minutes.is_none();
+    let clk_tck = procfs::clock_ticks();
+    let paced = (a.paced_ttft_ms, a.paced_gap_ms);
+    let tmp = TempDir::new()?;
+    // Declared after `tmp`, so dropped before it: the gateway stops before its folder goes.
+    let mut children = Children::default();
+
+    let gateway_bin = match (&a.gateway_bin, want_gateway) {
+        (Some(b), true) => Some(b.clone()),
+        (None, true) => Some(build_gateway(&root)?),
+        (_, false) => None,
+    };
+
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let (mock_addr, mock_pid) = match a.mock_addr {
+        Some(addr) => (addr, None),
+        None => {
+            let port = free_port()?;
+            let mut cmd = Command::new(&exe);
+            cmd.args(["mock", "--port", &port.to_string()])
+                .stdout(Stdio::null());
+            if let Some(t) = a.mock_threads {
+                cmd.args(["--threads", &t.to_string()]);
+            }
+            let child = cmd.spawn().context("cannot start the mock")?;
+            let pid = children.add("mock", child);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            wait_ready(
+                &mut children,
+                "mock",
+                addr,
+                "/health",
+                Duration::from_millis(5),
+            )?;
+            (addr, Some(pid))
+        }
+    };
+
+    let mut results = Results {
+        date: date(),
+        nproc: procfs::nproc(),
+        clk_tck,
+        gateway_bin: gateway_bin.as_ref().map(|b| b.display().to_string()),
+        store: !a.no_store,
+        duration_s: a.duration,
+        warmup_s: a.warmup,
+        concurrency: a.concurrency.clone(),
+        mock_chunks: DEFAULT_CHUNKS,
+        startup_ms: None,
+        idle_rss_mib: None,
+        peak_rss_mib: None,
+        hwm_rss_mib: None,
+        end_rss_mib: None,
+        runs: Vec::new(),
+        paced: None,
+        soak: None,
+    };
+
+    let mut gateway = None;
+    if let Some(bin) = &gateway_bin {
+        let config = tmp.0.join("dragoman.yaml");
+        std::fs::write(
+            &config,
+            gateway_config(mock_addr, &tmp.0.join("bench.db"), !a.no_store, paced),
+        )?;
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let t0 = Instant::now();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .env("DRAGOMAN_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = children.add("gateway", child);
+        wait_ready(
+            &mut children,
+            "gateway",
+            addr,
+            "/health/liveliness",
+            Duration::from_millis(1),
+        )?;
+        results.startup_ms = Some((t0.elapsed().as_secs_f64() * 1e4).round() / 10.0);
+        std::thread::sleep(Duration::from_secs(1));
+        results.idle_rss_mib = Some(procfs::kib_to_mib(procfs::rss_kib(pid)?));
+        eprintln!(
+            "gateway ready after {:.1} ms; idle RSS {:.1} MiB",
+            results.startup_ms.unwrap_or_default(),
+            results.idle_rss_mib.unwrap_or_default()
+        );
+        gateway = Some((addr, pid, RssSampler::start(pid)));
+    }
+
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = a.loadgen_threads {
+        rt.worker_threads(t.max(1));
+    }
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let probes = Probes {
+        gateway: gateway.as_ref().map(|g| g.1),
+        mock: mock_pid,
+        clk_tck,
+    };
+    let sampler = gateway.as_ref().map(|g| &g.2);
+
+    if let (Some(minutes), Some((addr, pid, _))) = (a.soak_minutes, &gateway) {
+        results.soak = Some(soak::run(
+            &rt,
+            *addr,
+            *pid,
+            minutes,
+            a.soak_rate,
+            a.warmup,
+            probes,
+        )?);
+    } else {
+        let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        for &sc in a.scenarios.iter().filter(|s| **s != Scenario::Paced) {
+            for &c in &a.concurrency {
+                let plan = Plan {
+                    concurrency: c,
+                    warmup: secs(a.warmup),
+                    duration: secs(a.duration),
+                    rate: None,
+                    stagger: Duration::ZERO,
+                };
+                let direct = if want_direct {
+                    let t = target(sc, Side::Direct, mock_addr, paced)?;
+                    Some(measure(
+                        &rt,
+                        sc.name(),
+                        "direct",
+                        vec![t],
+                        &plan,
+                        probes,
+                        sampler,
+                    ))
+                } else {
+                    None
+                };
+                let gw = match &gateway {
+                    Some((addr, _, s)) => {
+                        let t = target(sc, Side::Gateway, *addr, paced)?;
+                        Some(measure(
+                            &rt,
+                            sc.name(),
+                            "gateway",
+                            vec![t],
+                            &plan,
+                            probes,
+                            Some(s),
+                        ))
+                    }
+                    None => None,
+                };
+                results.runs.push(Row::new(sc.name(), c, direct, gw));
+            }
+        }
+        if a.scenarios.contains(&Scenario::Paced) {
+            let plan = Plan {
+                concurrency: a.paced_concurrency,
+                warmup: secs(a.warmup),
+                duration: secs(a.paced_duration),
+                rate: None,
+                stagger: Duration::from_millis(a.paced_gap_ms),
+            };
+            let direct = if want_direct {
+                let t = target(Scenario::Paced, Side::Direct, mock_addr, paced)?;
+                Some(measure(
+                    &rt,
+                    "paced",
+                    "direct",
+                    vec![t],
+                    &plan,
+                    probes,
+                    sampler,
+                ))
+            } else {
+                None
+            };
+            let gw = match &gateway {
+                Some((addr, _, s)) => {
+                    let t = target(Scenario::Paced, Side::Gateway, *addr, paced)?;
+                    Some(measure(
+                        &rt,
+                        "paced",
+                        "gateway",
+                        vec![t],
+                        &plan,
+                        probes,
+                        Some(s),
+                    ))
+                }
+                None => None,
+            };
+            results.paced = Some(Paced::new(
+                a.paced_concurrency,
+                a.paced_duration,
+                a.paced_ttft_ms,
+                a.paced_gap_ms,
+                direct,
+                gw,
+            ));
+        }
+    }
+
+    if let Some((_, pid, s)) = &gateway {
+        results.end_rss_mib = procfs::rss_kib(*pid).ok().map(procfs::kib_to_mib);
+        results.hwm_rss_mib = procfs::hwm_kib(*pid).ok().map(procfs::kib_to_mib);
+        results.peak_rss_mib = Some(procfs::kib_to_mib(s.overall_peak()));
+    }
+    drop(gateway);
+    children.stop("gateway");
+    children.stop("mock");
+
+    let out = a.out.clone().unwrap_or_else(|| {
+        target_dir(&root)
+            .join("bench")
+            .join(unix_time().to_string())
+    });
+    results.write(&out)?;
+    print!("{}", results.markdown());
+    eprintln!("\nwritten: {}", out.join("results.md").display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_config_names_the_harness_models() {
+        let y = gateway_config(
+            "127.0.0.1:9".parse().unwrap(),
+            Path::new("/tmp/x/bench.db"),
+            false,
+            (300, 20),
+        );
+        for m in [
+            "bench-chat",
+            "bench-messages-chat",
+            "bench-responses",
+            "bench-responses-paced",
+            "custom_openai/gpt-4o-mini",
+            "api_base: http://127.0.0.1:9/v1",
+            "disable_spend_logs: true",
+            "database_path: \"/tmp/x/bench.db\"",
+            "x-mock-delay-ms: \"300\"",
+            "mode: responses",
+        ] {
+            assert!(y.contains(m), "{m} missing from\n{y}");
+        }
+    }
+
+    #[test]
+    fn bodies_match_the_shared_harness() {
+        assert!(system_prompt().len() > 1400);
+        let m = messages_body("bench-responses", true);
+        assert_eq!(m["stream"], true);
+        assert_eq!(m["system"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(responses_body("gpt-5-codex")["stream"], true);
+        assert!(chat_body("x").get("stream").is_none());
+    }
+}
