@@ -23,7 +23,6 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::time::Sleep;
 
 pub const DEFAULT_CHUNKS: usize = 16;
 pub const INPUT_TOKENS: u64 = 1234;
@@ -418,7 +417,19 @@ pub struct EventBody {
     next: usize,
     flush_first: bool,
     gap: Duration,
-    sleep: Option<Pin<Box<Sleep>>>,
+    sleep: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// Waits `d` precisely. tokio's timers tick in whole milliseconds, which would quantize the
+/// paced scenario's TTFT and gaps by up to 1 ms (the very resolution the gateway's added
+/// latency is judged at), so pacing sleeps on a blocking thread with the OS's own timer.
+fn precise_sleep(d: Duration) -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        std::thread::sleep(d);
+        let _ = tx.send(());
+    });
+    rx
 }
 
 impl EventBody {
@@ -436,14 +447,14 @@ impl EventBody {
                 && self.events.deltas.contains(&self.next)
                 && self.next > self.events.deltas.start
             {
-                self.sleep = Some(Box::pin(tokio::time::sleep(self.gap)));
+                self.sleep = Some(precise_sleep(self.gap));
             } else {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
         }
         if let Some(s) = self.sleep.as_mut() {
-            ready!(s.as_mut().poll(cx));
+            let _ = ready!(Pin::new(s).poll(cx));
             self.sleep = None;
         }
         self.next += 1;
@@ -561,7 +572,7 @@ async fn handle(
         Err(e) => return Ok(error(StatusCode::BAD_REQUEST, &format!("bad JSON: {e}"))),
     };
     if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let _ = precise_sleep(Duration::from_millis(delay)).await;
     }
     // A chunk count other than the default is rare (tests, experiments): build it per request.
     let custom;

@@ -14,6 +14,11 @@ use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses};
 use dragoman_translate::{Observed, PassthroughTap, StreamTranslator};
 use futures_util::{FutureExt, Stream, StreamExt};
 
+/// Scheduler turns given to hyper's connection task to hand over a chunk it has already read
+/// (two are needed on a single-threaded runtime: measured); each is one non-blocking poll of
+/// the I/O driver when nothing else is waiting, so an idle stream pays microseconds.
+const HANDOVER_YIELDS: u32 = 2;
+
 /// How much already-arrived output one client write may gather.
 const COALESCE_LIMIT: usize = 64 * 1024;
 
@@ -135,9 +140,21 @@ where
                     // Whatever else the upstream has already delivered goes out in the same
                     // write: coalescing what is here costs no latency, and one write per
                     // upstream read instead of one per event is most of a stream's CPU.
+                    // hyper's client hands the body over one chunk at a time from its connection
+                    // task, so "already here" needs a couple of scheduler turns to let that task
+                    // decode what it has read: without them every event of a burst went out in
+                    // a write of its own (measured: 22 writes per 16-delta stream).
+                    let mut yielded = 0u32;
                     while out.len() < COALESCE_LIMIT && !self.closed && !self.finished() {
                         match self.upstream.next().now_or_never() {
-                            Some(item) => self.handle(item, &mut out),
+                            Some(item) => {
+                                self.handle(item, &mut out);
+                                yielded = 0;
+                            }
+                            None if yielded < HANDOVER_YIELDS => {
+                                tokio::task::yield_now().await;
+                                yielded += 1;
+                            }
                             None => break,
                         }
                     }

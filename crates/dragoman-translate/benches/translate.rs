@@ -1,5 +1,6 @@
-//! Criterion benchmarks of the translation core: a 10 KB request and a 200-event stream for
-//! every dialect pair, beside a plain `serde_json` parse of the same bytes as the floor.
+//! Criterion benchmarks of the translation core: requests of 200 B, 10 KB, 100 KB and 1 MB and
+//! a 200-event stream for every dialect pair, beside a plain `serde_json` parse of the same
+//! bytes as the floor.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -86,32 +87,45 @@ fn stream_events(n: usize) -> Vec<StreamEvent> {
 }
 
 fn bench_requests(c: &mut Criterion) {
-    let canonical = request(10 * 1024);
-    let mut g = c.benchmark_group("request_10kb");
-    for from in Dialect::ALL {
-        let body = serde_json::to_vec(&hub::encode_request(from, &canonical, &mut Losses::new()))
-            .unwrap_or_default();
-        g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_with_input(BenchmarkId::new("parse_only", from), &body, |b, body| {
-            b.iter(|| {
-                serde_json::from_slice::<serde_json::Value>(black_box(body)).map(|v| v.is_object())
-            })
-        });
-        for to in Dialect::ALL {
-            g.bench_with_input(
-                BenchmarkId::new(format!("{from}_to_{to}"), body.len()),
-                &body,
-                |b, body| {
-                    b.iter(|| {
-                        let mut losses = Losses::new();
-                        let v = hub::translate_request(from, to, black_box(body), &mut losses);
-                        serde_json::to_vec(&v.unwrap_or_default()).map(|b| b.len())
-                    })
-                },
-            );
+    for (label, size) in [
+        ("200b", 200),
+        ("10kb", 10 * 1024),
+        ("100kb", 100 * 1024),
+        ("1mb", 1024 * 1024),
+    ] {
+        let canonical = request(size);
+        let mut g = c.benchmark_group(format!("request_{label}"));
+        if size >= 100 * 1024 {
+            // Milliseconds per iteration: fewer samples keep the run to minutes.
+            g.sample_size(10);
         }
+        for from in Dialect::ALL {
+            let body =
+                serde_json::to_vec(&hub::encode_request(from, &canonical, &mut Losses::new()))
+                    .unwrap_or_default();
+            g.throughput(Throughput::Bytes(body.len() as u64));
+            g.bench_with_input(BenchmarkId::new("parse_only", from), &body, |b, body| {
+                b.iter(|| {
+                    serde_json::from_slice::<serde_json::Value>(black_box(body))
+                        .map(|v| v.is_object())
+                })
+            });
+            for to in Dialect::ALL {
+                g.bench_with_input(
+                    BenchmarkId::new(format!("{from}_to_{to}"), body.len()),
+                    &body,
+                    |b, body| {
+                        b.iter(|| {
+                            let mut losses = Losses::new();
+                            let v = hub::translate_request(from, to, black_box(body), &mut losses);
+                            serde_json::to_vec(&v.unwrap_or_default()).map(|b| b.len())
+                        })
+                    },
+                );
+            }
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 fn bench_streams(c: &mut Criterion) {
