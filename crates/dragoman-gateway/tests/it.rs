@@ -93,6 +93,10 @@ dragoman_settings:
     }
 }
 
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 fn prefix(d: Dialect) -> &'static str {
     match d {
         Dialect::Anthropic => "a",
@@ -1012,15 +1016,7 @@ async fn spend_api_and_metrics() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 
-    let m = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = get_text(&h.http, &format!("{}/metrics", h.url)).await;
     assert!(m.contains("dragoman_requests_total{client_dialect=\"chat\",upstream_dialect=\"anthropic\",model=\"a/*\",outcome=\"ok\"} 3"), "{m}");
     assert!(
         m.contains("dragoman_tokens_total{model=\"a/*\",bucket=\"cache_read\"} 3000"),
@@ -1114,4 +1110,55 @@ async fn custom_tools_are_wrapped_for_anthropic_and_unwrapped_on_the_way_back() 
             .any(|b| b["type"] == "tool_result" && b["tool_use_id"] == "call_mock_1")
     );
     h.shutdown().await;
+}
+
+/// An upstream nobody listens on: the client gets a 502 in its own dialect saying so, at once,
+/// and the request leaves one record that blames the upstream.
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_clear_502_in_each_dialect() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let yaml = format!(
+        "model_list:\n  - model_name: gone\n    litellm_params: {{model: openai/gpt-4o, api_base: \"http://{closed}/v1\", api_key: sk-x}}\n"
+    );
+    let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
+    let gw = dragoman_gateway::Gateway::new(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(dragoman_gateway::serve(
+        gw,
+        listener,
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+    for client in Dialect::ALL {
+        let r = http
+            .post(format!("{url}{}", path(client)))
+            .json(&body(client, "gone", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502, "{client}");
+        let v: Value = r.json().await.unwrap();
+        let message = match client {
+            Dialect::Anthropic => {
+                assert_eq!(v["type"], "error");
+                v["error"]["message"].as_str().unwrap().to_owned()
+            }
+            _ => v["error"]["message"].as_str().unwrap().to_owned(),
+        };
+        assert!(
+            message.starts_with("upstream unreachable: connection failed"),
+            "{client}: {message}"
+        );
+        assert!(!message.contains("sk-x"), "no key in errors");
+    }
+    let metrics = get_text(&http, &format!("{url}/metrics")).await;
+    assert!(
+        metrics.contains("outcome=\"upstream_error\"") && metrics.contains("model=\"gone\""),
+        "{metrics}"
+    );
+    server.abort();
 }
