@@ -25,6 +25,7 @@ use dragoman_config::{Config, Deployment};
 use dragoman_model::Usage;
 use dragoman_store::{Store, Writer};
 
+pub use hyper_util::client::proxy::matcher::Matcher as ProxyMatcher;
 pub use metrics::Metrics;
 pub use routes::app;
 
@@ -62,12 +63,24 @@ impl Gateway {
         Gateway::with_workers(config, store, writer, 1)
     }
 
-    /// A gateway served by `workers` threads (see [`serve_threads`]).
+    /// A gateway served by `workers` threads (see [`serve_threads`]), reaching upstreams
+    /// through the proxies the environment names (`HTTPS_PROXY`, `NO_PROXY`, …).
     pub fn with_workers(
         config: Config,
         store: Option<Store>,
         writer: Option<Writer>,
         workers: usize,
+    ) -> Result<Arc<Gateway>, String> {
+        Gateway::with_proxies(config, store, writer, workers, upstream::proxies_from_env())
+    }
+
+    /// As [`Gateway::with_workers`], with the forward proxies given (tests; embedding).
+    pub fn with_proxies(
+        config: Config,
+        store: Option<Store>,
+        writer: Option<Writer>,
+        workers: usize,
+        proxies: Option<Arc<ProxyMatcher>>,
     ) -> Result<Arc<Gateway>, String> {
         let mut overrides = Vec::with_capacity(config.deployments.len());
         for d in &config.deployments {
@@ -83,7 +96,7 @@ impl Gateway {
                 config
                     .deployments
                     .iter()
-                    .map(|d| upstream::client(d.connect_timeout, tls.clone()))
+                    .map(|d| upstream::client(d.connect_timeout, tls.clone(), proxies.clone()))
                     .collect(),
             );
         }

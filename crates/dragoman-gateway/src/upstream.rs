@@ -9,8 +9,15 @@ use bytes::Bytes;
 use dragoman_config::{Deployment, Provider};
 use dragoman_model::{Dialect, ErrorBody, ErrorKind};
 use hyper_util::client::legacy::Client;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 /// What is asked of the upstream.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -113,8 +120,67 @@ pub fn headers(dep: &Deployment, client: Dialect, client_headers: &HeaderMap) ->
 /// HTTP/2 when the provider offers it by ALPN). hyper directly rather than a convenience
 /// client: no URL re-parsing, redirect or retry layers on every call (measured ~10% of the
 /// gateway's CPU per request), and the gateway has its own policy for all of those.
-pub type HttpClient =
-    Client<hyper_rustls::HttpsConnector<HttpConnector>, http_body_util::Full<Bytes>>;
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<Connector>, http_body_util::Full<Bytes>>;
+
+/// Which upstream calls go through a forward proxy: `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`
+/// and `NO_PROXY` from the environment (either case), as most HTTP clients read them.
+pub type Proxies = Option<Arc<Matcher>>;
+
+pub fn proxies_from_env() -> Proxies {
+    let m = Matcher::from_env();
+    let probe = |u: &'static str| http::Uri::from_static(u);
+    // No proxy configured at all: skip the per-connection lookup.
+    if m.intercept(&probe("https://example.com")).is_none()
+        && m.intercept(&probe("http://example.com")).is_none()
+    {
+        return None;
+    }
+    Some(Arc::new(m))
+}
+
+/// Connects to the upstream directly, or through a proxy's `CONNECT` tunnel when the proxy
+/// settings name one for it (TLS then runs inside the tunnel, end to end with the provider).
+#[derive(Clone)]
+pub struct Connector {
+    http: HttpConnector,
+    proxies: Proxies,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        let via = self.proxies.as_ref().and_then(|m| m.intercept(&dst));
+        let mut http = self.http.clone();
+        match via {
+            None => Box::pin(async move { http.call(dst).await.map_err(Into::into) }),
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), http);
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move {
+                    // The tunnel assumes 443 when the address names no port.
+                    let port = dst.port_u16().unwrap_or(match dst.scheme_str() {
+                        Some("http") => 80,
+                        _ => 443,
+                    });
+                    let host = dst.host().unwrap_or_default();
+                    let target: http::Uri = format!("tcp://{host}:{port}").parse()?;
+                    tunnel.call(target).await.map_err(Into::into)
+                })
+            }
+        }
+    }
+}
 
 /// An upstream answer whose body has not been read yet.
 pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
@@ -135,11 +201,16 @@ pub fn tls_config() -> Result<rustls::ClientConfig, String> {
     )
 }
 
-pub fn client(connect_timeout: Duration, tls: rustls::ClientConfig) -> HttpClient {
+pub fn client(
+    connect_timeout: Duration,
+    tls: rustls::ClientConfig,
+    proxies: Proxies,
+) -> HttpClient {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.enforce_http(false);
+    let http = Connector { http, proxies };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()

@@ -1162,3 +1162,91 @@ async fn an_unreachable_upstream_is_a_clear_502_in_each_dialect() {
     );
     server.abort();
 }
+
+/// A forward proxy that only tunnels (`CONNECT`), counting the tunnels it opened.
+async fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap() == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let target = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .unwrap()
+                    .to_owned();
+                let mut upstream = tokio::net::TcpStream::connect(target).await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (url, tunnels)
+}
+
+/// Upstream calls go through the configured forward proxy's tunnel, except for hosts the
+/// no-proxy list names.
+#[tokio::test]
+async fn upstream_calls_use_the_forward_proxy_unless_excluded() {
+    let mock = MockUpstream::start().await;
+    let (proxy, tunnels) = connect_proxy().await;
+    let yaml = format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/script/text, api_base: \"{}\", api_key: sk-x}}\n",
+        mock.base_v1()
+    );
+    // Tunnels opened so far: one for the proxied call, none more for the excluded host.
+    for (no_proxy, want_tunnels) in [("", 1), ("127.0.0.1", 1)] {
+        let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
+        let matcher = dragoman_gateway::ProxyMatcher::builder()
+            .http(proxy.clone())
+            .https(proxy.clone())
+            .no(no_proxy)
+            .build();
+        let gw = dragoman_gateway::Gateway::with_proxies(
+            config,
+            None,
+            None,
+            1,
+            Some(std::sync::Arc::new(matcher)),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(dragoman_gateway::serve(
+            gw,
+            listener,
+            std::future::pending(),
+        ));
+        let r = reqwest::Client::new()
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&body(Dialect::Chat, "m", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "no_proxy={no_proxy:?}");
+        assert_eq!(
+            tunnels.load(Ordering::SeqCst),
+            want_tunnels,
+            "no_proxy={no_proxy:?}"
+        );
+        server.abort();
+    }
+}
