@@ -193,6 +193,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = gateway.config.server.shutdown_grace;
     let keep = gateway.clone();
+    let shutdown = async move {
+        shutdown.await;
+        log_draining(grace);
+    };
     let r = serve_until(gateway, listener, shutdown).await;
     flush_usage(&keep, grace).await;
     r
@@ -237,6 +241,14 @@ pub fn serve_threads(
     Ok(handles)
 }
 
+/// Logged once when shutdown begins, however many threads drain.
+pub fn log_draining(grace: std::time::Duration) {
+    tracing::info!(
+        grace_seconds = grace.as_secs_f64(),
+        "shutting down: no new connections, draining in-flight requests"
+    );
+}
+
 /// Serves until `shutdown`, then drains for up to the grace period.
 async fn serve_until(
     gateway: Arc<Gateway>,
@@ -260,10 +272,6 @@ async fn serve_until(
         }
         () = shutdown => {}
     }
-    tracing::info!(
-        grace_seconds = grace.as_secs_f64(),
-        "shutting down: no new connections, draining in-flight requests"
-    );
     let _ = tx.send(());
     match tokio::time::timeout(grace, &mut task).await {
         Ok(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),

@@ -151,6 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let failure = match early {
             Some(r) => r.ok().flatten(),
             None => {
+                dragoman_gateway::log_draining(grace);
                 let _ = stop_tx.send(true);
                 done_rx.await.ok().flatten()
             }
