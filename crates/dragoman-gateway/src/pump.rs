@@ -1,8 +1,9 @@
-//! The stream pump: upstream body chunks in, client bytes out, one read at a time.
+//! The stream pump: upstream body chunks in, client bytes out, as they arrive.
 //!
 //! The pump is the response body itself (a `Stream` polled by hyper), so when the client goes
 //! away hyper drops it, which drops the upstream response and cancels the upstream call. Each
-//! upstream read is translated and handed on at once; silence is broken by keep-alives; a
+//! upstream read is translated and handed on at once, together with whatever else has already
+//! arrived (never waiting for more); silence is broken by keep-alives; a
 //! silence longer than the deployment's stream timeout, an upstream transport error or an
 //! upstream that stops early all end in the client dialect's error event.
 
