@@ -1178,3 +1178,62 @@ mod props {
         }
     }
 }
+
+/// `*.done` events repeat the whole text or arguments; what the deltas missed is emitted from
+/// them. The narrow (no-tree) reading and the general one must agree: the general path is
+/// forced by a repeated key, which the narrow parse refuses.
+#[test]
+fn done_events_fill_in_what_deltas_missed_on_both_paths() {
+    let events = [
+        json!({"type": "response.created", "response": {"id": "resp_1", "model": "m", "output": []}}),
+        json!({"type": "response.in_progress", "response": {"id": "resp_other", "model": "other", "output": []}}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": []}}),
+        json!({"type": "response.content_part.added", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": ""}}),
+        json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": "Hel"}),
+        json!({"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": "Hello \"world\""}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": [{"type": "output_text", "text": "Hello \"world\""}]}}),
+        json!({"type": "response.output_item.added", "output_index": 1, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": ""}}),
+        json!({"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "{\"a\""}),
+        json!({"type": "response.function_call_arguments.done", "output_index": 1, "arguments": "{\"a\":1}"}),
+        json!({"type": "response.output_item.done", "output_index": 1, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": "{\"a\":1}"}}),
+        json!({"type": "response.completed", "response": {"id": "resp_1", "status": "completed", "output": [], "usage": {"input_tokens": 5, "output_tokens": 3}}}),
+    ];
+    let narrow = decode_stream(&sse(&events));
+    let general: Vec<Event> = events
+        .iter()
+        .map(|v| {
+            let ty = v["type"].as_str().unwrap();
+            let text = v
+                .to_string()
+                .replacen('{', &format!("{{\"type\":\"{ty}\","), 1);
+            Event::named(ty, text)
+        })
+        .collect();
+    assert_eq!(decode_stream(&general), narrow);
+    let text: String = narrow
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::BlockDelta {
+                delta: Delta::Text(t),
+                ..
+            } => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "Hello \"world\"");
+    let args: String = narrow
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::BlockDelta {
+                delta: Delta::Arguments(t),
+                ..
+            } => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(args, "{\"a\":1}");
+    assert!(matches!(
+        &narrow[0],
+        StreamEvent::MessageStart { id, model, .. } if id == "resp_1" && model == "m"
+    ));
+}

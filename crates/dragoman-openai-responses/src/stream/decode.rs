@@ -78,6 +78,26 @@ struct DeltaEvent<'a> {
     output_index: Option<u64>,
     content_index: Option<u64>,
     summary_index: Option<u64>,
+    /// The full value a `*.done` event repeats: `text`, `refusal`, `arguments` or `input`.
+    #[serde(borrow)]
+    text: Option<Text<'a>>,
+    #[serde(borrow)]
+    refusal: Option<Text<'a>>,
+    #[serde(borrow)]
+    arguments: Option<Text<'a>>,
+    #[serde(borrow)]
+    input: Option<Text<'a>>,
+    /// Of the lifecycle events: all the stream needs of the response object is its start.
+    #[serde(borrow)]
+    response: Option<ResponseHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ResponseHead<'a> {
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+    #[serde(borrow)]
+    model: Option<Text<'a>>,
 }
 
 /// A string borrowed from the event when it has no escapes. serde borrows a `Cow` only when it
@@ -91,7 +111,8 @@ impl Text<'_> {
     }
 }
 
-/// Event types `DeltaEvent` carries everything for: the bulk of any stream.
+/// Event types `DeltaEvent` carries everything for: the bulk of any stream, and the `*.done`
+/// events that repeat a whole text.
 fn is_delta_event(ty: &str) -> bool {
     matches!(
         ty,
@@ -101,6 +122,19 @@ fn is_delta_event(ty: &str) -> bool {
             | "response.custom_tool_call_input.delta"
             | "response.reasoning_summary_text.delta"
             | "response.reasoning_text.delta"
+            | "response.output_text.done"
+            | "response.refusal.done"
+            | "response.function_call_arguments.done"
+            | "response.custom_tool_call_input.done"
+    )
+}
+
+/// Lifecycle events that only start the stream (later ones repeat the whole response
+/// object): read narrowly, they cost no tree.
+fn is_start_event(ty: &str) -> bool {
+    matches!(
+        ty,
+        "response.created" | "response.in_progress" | "response.queued"
     )
 }
 
@@ -134,11 +168,12 @@ impl StreamDecoder {
         }
         // Only events named as deltas (or unnamed) try the narrow parse first, so the others are
         // not parsed twice. Only an object: serde would also fill the struct from an array.
+        let narrow = |ty: &str| is_delta_event(ty) || is_start_event(ty);
         if data.starts_with('{')
-            && ev.event.as_deref().is_none_or(is_delta_event)
+            && ev.event.as_deref().is_none_or(narrow)
             && let Ok(d) = serde_json::from_str::<DeltaEvent>(data)
             && let Some(ty) = d.ty.as_ref().map(Text::as_str).or(ev.event.as_deref())
-            && is_delta_event(ty)
+            && narrow(ty)
         {
             if !self.done {
                 self.push_delta(ty, &d, out);
@@ -328,9 +363,34 @@ impl StreamDecoder {
 
     /// The delta events of `DeltaEvent`, with the same effects as the general path below.
     fn push_delta(&mut self, ty: &str, d: &DeltaEvent, out: &mut Vec<StreamEvent>) {
+        if is_start_event(ty) {
+            let head = d.response.as_ref();
+            let id = head.and_then(|h| h.id.as_ref()).map_or("", Text::as_str);
+            let model = head.and_then(|h| h.model.as_ref()).map_or("", Text::as_str);
+            self.start_with(id, model, out);
+            return;
+        }
         let idx = self.index_of(d.output_index, d.item_id.as_ref().map(Text::as_str));
         let delta = d.delta.as_ref().map_or("", Text::as_str);
         match ty {
+            "response.output_text.done" | "response.refusal.done" => {
+                let refusal = ty == "response.refusal.done";
+                let full = if refusal { &d.refusal } else { &d.text };
+                if let Some(full) = full.as_ref().map(Text::as_str) {
+                    let ci = d.content_index.unwrap_or(0);
+                    self.text_remainder(idx, ci, refusal, full, out);
+                }
+            }
+            "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
+                let full = if ty.starts_with("response.function") {
+                    &d.arguments
+                } else {
+                    &d.input
+                };
+                if let Some(full) = full.as_ref().map(Text::as_str) {
+                    self.item_remainder(idx, full, out);
+                }
+            }
             "response.output_text.delta" | "response.refusal.delta" => {
                 self.start(None, out);
                 let ci = d.content_index.unwrap_or(0);
@@ -393,14 +453,22 @@ impl StreamDecoder {
     }
 
     fn start(&mut self, resp: Option<&Value>, out: &mut Vec<StreamEvent>) {
+        let resp = resp.unwrap_or(&Value::Null);
+        self.start_with(
+            get_str(resp, "id").unwrap_or_default(),
+            get_str(resp, "model").unwrap_or_default(),
+            out,
+        );
+    }
+
+    fn start_with(&mut self, id: &str, model: &str, out: &mut Vec<StreamEvent>) {
         if self.started {
             return;
         }
         self.started = true;
-        let resp = resp.unwrap_or(&Value::Null);
         out.push(StreamEvent::MessageStart {
-            id: get_str(resp, "id").unwrap_or_default().to_owned(),
-            model: get_str(resp, "model").unwrap_or_default().to_owned(),
+            id: id.to_owned(),
+            model: model.to_owned(),
             usage: Usage::default(),
         });
     }
