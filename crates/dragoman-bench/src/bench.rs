@@ -623,6 +623,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         )?);
     } else {
         let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        // One scenario at one plan: direct to the mock, then through the gateway.
+        let pair = |sc: Scenario, plan: &Plan| -> anyhow::Result<_> {
+            let direct = if want_direct {
+                let t = target(sc, Side::Direct, mock_addr, paced)?;
+                let r = measure(&rt, sc.name(), "direct", vec![t], plan, probes, sampler);
+                Some(r)
+            } else {
+                None
+            };
+            let gw = match &gateway {
+                Some((addr, _, s)) => {
+                    let t = target(sc, Side::Gateway, *addr, paced)?;
+                    Some(measure(
+                        &rt,
+                        sc.name(),
+                        "gateway",
+                        vec![t],
+                        plan,
+                        probes,
+                        Some(s),
+                    ))
+                }
+                None => None,
+            };
+            Ok((direct, gw))
+        };
         for &sc in a.scenarios.iter().filter(|s| **s != Scenario::Paced) {
             for &c in &a.concurrency {
                 let plan = Plan {
@@ -632,35 +658,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     rate: None,
                     stagger: Duration::ZERO,
                 };
-                let direct = if want_direct {
-                    let t = target(sc, Side::Direct, mock_addr, paced)?;
-                    Some(measure(
-                        &rt,
-                        sc.name(),
-                        "direct",
-                        vec![t],
-                        &plan,
-                        probes,
-                        sampler,
-                    ))
-                } else {
-                    None
-                };
-                let gw = match &gateway {
-                    Some((addr, _, s)) => {
-                        let t = target(sc, Side::Gateway, *addr, paced)?;
-                        Some(measure(
-                            &rt,
-                            sc.name(),
-                            "gateway",
-                            vec![t],
-                            &plan,
-                            probes,
-                            Some(s),
-                        ))
-                    }
-                    None => None,
-                };
+                let (direct, gw) = pair(sc, &plan)?;
                 results.runs.push(Row::new(sc.name(), c, direct, gw));
             }
         }
@@ -672,35 +670,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 rate: None,
                 stagger: Duration::from_millis(a.paced_gap_ms),
             };
-            let direct = if want_direct {
-                let t = target(Scenario::Paced, Side::Direct, mock_addr, paced)?;
-                Some(measure(
-                    &rt,
-                    "paced",
-                    "direct",
-                    vec![t],
-                    &plan,
-                    probes,
-                    sampler,
-                ))
-            } else {
-                None
-            };
-            let gw = match &gateway {
-                Some((addr, _, s)) => {
-                    let t = target(Scenario::Paced, Side::Gateway, *addr, paced)?;
-                    Some(measure(
-                        &rt,
-                        "paced",
-                        "gateway",
-                        vec![t],
-                        &plan,
-                        probes,
-                        Some(s),
-                    ))
-                }
-                None => None,
-            };
+            let (direct, gw) = pair(Scenario::Paced, &plan)?;
             results.paced = Some(Paced::new(
                 a.paced_concurrency,
                 a.paced_duration,

@@ -7,12 +7,13 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dragoman_model::{
-    BlockKind, Delta, Dialect, Losses, Message, Part, Request, Role, StopReason, StreamEvent,
-    StreamOptions, Tool, Usage,
-};
+use dragoman_model::{Dialect, Losses, Message, Part, Request, Role, StreamOptions, Tool};
 use dragoman_translate as hub;
 use serde_json::json;
+
+#[path = "common/events.rs"]
+mod events;
+use events::stream_events;
 
 // The binary runs on mimalloc; measure what it runs.
 #[global_allocator]
@@ -52,38 +53,6 @@ fn request(size: usize) -> Request {
         max_tokens: Some(1024),
         ..Request::default()
     }
-}
-
-fn stream_events(n: usize) -> Vec<StreamEvent> {
-    let mut ev = vec![
-        StreamEvent::MessageStart {
-            id: "msg_bench".into(),
-            model: "bench-model".into(),
-            usage: Usage::default(),
-        },
-        StreamEvent::BlockStart {
-            index: 0,
-            block: BlockKind::Text,
-        },
-    ];
-    for i in 0..n {
-        ev.push(StreamEvent::BlockDelta {
-            index: 0,
-            delta: Delta::Text(format!("tok{i} ")),
-        });
-    }
-    ev.push(StreamEvent::BlockStop { index: 0 });
-    ev.push(StreamEvent::MessageDelta {
-        stop: StopReason::EndTurn,
-        usage: Usage {
-            input_uncached: Some(100),
-            cache_read: Some(900),
-            output: Some(n as u64),
-            ..Usage::default()
-        },
-    });
-    ev.push(StreamEvent::MessageStop);
-    ev
 }
 
 fn bench_requests(c: &mut Criterion) {

@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use dragoman_model::{
-    BlockKind, Delta, Dialect, Losses, Message, Part, Request, Role, StopReason, StreamEvent,
-    StreamOptions, Usage,
-};
+use dragoman_model::{Dialect, Losses, Message, Part, Request, Role, StreamOptions};
 use dragoman_translate as hub;
+
+#[path = "../benches/common/events.rs"]
+mod events;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -30,40 +30,6 @@ fn request() -> Request {
     }
 }
 
-/// The load benchmark's stream: 16 text deltas with usage at the end.
-fn events() -> Vec<StreamEvent> {
-    let mut ev = vec![
-        StreamEvent::MessageStart {
-            id: "msg_bench".into(),
-            model: "bench-model".into(),
-            usage: Usage::default(),
-        },
-        StreamEvent::BlockStart {
-            index: 0,
-            block: BlockKind::Text,
-        },
-    ];
-    for i in 0..16 {
-        ev.push(StreamEvent::BlockDelta {
-            index: 0,
-            delta: Delta::Text(format!(" word{i}")),
-        });
-    }
-    ev.push(StreamEvent::BlockStop { index: 0 });
-    ev.push(StreamEvent::MessageDelta {
-        stop: StopReason::EndTurn,
-        usage: Usage {
-            input_uncached: Some(210),
-            cache_read: Some(1024),
-            output: Some(24),
-            reasoning: Some(8),
-            ..Usage::default()
-        },
-    });
-    ev.push(StreamEvent::MessageStop);
-    ev
-}
-
 fn count(f: impl FnOnce()) -> u64 {
     let before = dhat::HeapStats::get().total_blocks;
     f();
@@ -72,7 +38,7 @@ fn count(f: impl FnOnce()) -> u64 {
 
 fn main() {
     let canonical = request();
-    let events = events();
+    let events = events::stream_events(16);
     // `ALLOC_PROFILE=responses,anthropic`: profile that pair's stream into dhat-heap.json
     // (allocation sites with stacks, for dh_view or a script) instead of counting.
     if let Ok(pair) = std::env::var("ALLOC_PROFILE") {
