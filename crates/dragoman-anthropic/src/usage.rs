@@ -1,34 +1,69 @@
 //! Anthropic `usage` objects ⇄ canonical `Usage`: the only place these fields are read or
 //! written, so the "input_tokens excludes cache" rule lives in exactly one spot.
 
-use dragoman_model::{Losses, Usage};
+use dragoman_model::{Count, Lenient, Losses, Usage};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-fn num(m: &Map<String, Value>, key: &str) -> Option<u64> {
-    m.get(key).and_then(Value::as_u64)
+/// The counts a usage object carries, read the same way from a tree or straight from bytes.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Counts {
+    input_tokens: Count,
+    cache_read_input_tokens: Count,
+    cache_creation_input_tokens: Count,
+    cache_creation: Lenient<CacheCreation>,
+    output_tokens: Count,
+    output_tokens_details: Lenient<OutputDetails>,
+    server_tool_use: Lenient<ServerToolUse>,
 }
 
-fn sub<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
-    m.get(key).and_then(Value::as_object)
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CacheCreation {
+    ephemeral_5m_input_tokens: Count,
+    ephemeral_1h_input_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OutputDetails {
+    thinking_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ServerToolUse {
+    web_search_requests: Count,
+    web_fetch_requests: Count,
+}
+
+impl Counts {
+    pub(crate) fn usage(&self) -> Usage {
+        let cc = self.cache_creation.as_ref();
+        let stu = self.server_tool_use.as_ref();
+        Usage {
+            input_uncached: self.input_tokens.0,
+            cache_read: self.cache_read_input_tokens.0,
+            cache_write: self.cache_creation_input_tokens.0,
+            cache_write_5m: cc.and_then(|c| c.ephemeral_5m_input_tokens.0),
+            cache_write_1h: cc.and_then(|c| c.ephemeral_1h_input_tokens.0),
+            output: self.output_tokens.0,
+            reasoning: self
+                .output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens.0),
+            web_search_requests: stu.and_then(|s| s.web_search_requests.0),
+            web_fetch_requests: stu.and_then(|s| s.web_fetch_requests.0),
+        }
+    }
 }
 
 /// Reads a `Usage` or `MessageDeltaUsage` object; absent or null fields stay unknown.
 pub(crate) fn decode(v: Option<&Value>) -> Usage {
-    let Some(m) = v.and_then(Value::as_object) else {
-        return Usage::default();
-    };
-    let cc = sub(m, "cache_creation");
-    let stu = sub(m, "server_tool_use");
-    Usage {
-        input_uncached: num(m, "input_tokens"),
-        cache_read: num(m, "cache_read_input_tokens"),
-        cache_write: num(m, "cache_creation_input_tokens"),
-        cache_write_5m: cc.and_then(|c| num(c, "ephemeral_5m_input_tokens")),
-        cache_write_1h: cc.and_then(|c| num(c, "ephemeral_1h_input_tokens")),
-        output: num(m, "output_tokens"),
-        reasoning: sub(m, "output_tokens_details").and_then(|d| num(d, "thinking_tokens")),
-        web_search_requests: stu.and_then(|s| num(s, "web_search_requests")),
-        web_fetch_requests: stu.and_then(|s| num(s, "web_fetch_requests")),
+    match v {
+        Some(v) if v.is_object() => Counts::deserialize(v).unwrap_or_default().usage(),
+        _ => Usage::default(),
     }
 }
 

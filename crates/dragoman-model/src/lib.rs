@@ -7,6 +7,7 @@
 
 mod error;
 mod json;
+mod lenient;
 mod loss;
 mod options;
 mod reasoning;
@@ -20,6 +21,7 @@ mod tests;
 
 pub use error::{DecodeError, ErrorBody, ErrorKind};
 pub use json::write_json_str;
+pub use lenient::{Count, Lenient, read_usage_member};
 pub use loss::{Loss, LossKind, Losses};
 pub use options::{GrammarError, StreamOptions};
 pub use reasoning::{Family, ReasoningSeal, SEAL_PREFIX, SealKind};

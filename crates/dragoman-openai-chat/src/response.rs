@@ -219,6 +219,9 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
 /// The usage of a whole response, read without decoding the rest: all a tap needs when the
 /// response passes through untouched. Agrees with `decode_response(..).usage`.
 pub fn decode_response_usage(body: &[u8]) -> Option<dragoman_model::Usage> {
+    if let Some(counts) = dragoman_model::read_usage_member::<crate::usage::Counts>(body) {
+        return counts.map(|c| c.usage());
+    }
     #[derive(serde::Deserialize)]
     struct Envelope {
         usage: Option<serde_json::Value>,

@@ -2,7 +2,8 @@
 //! read or written. `prompt_tokens` includes cached and cache-written tokens, so it is split into
 //! buckets here and summed back here.
 
-use dragoman_model::{JsonMap, Usage};
+use dragoman_model::{Count, JsonMap, Lenient, Usage};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Fields of the usage object and its details that map onto buckets; everything else is kept
@@ -15,8 +16,45 @@ const KNOWN_TOP: &[&str] = &[
     "completion_tokens_details",
 ];
 
-fn num(v: Option<&Value>) -> Option<u64> {
-    v.and_then(Value::as_u64)
+/// The counts a usage object carries, read the same way from a tree or straight from bytes.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct Counts {
+    prompt_tokens: Count,
+    completion_tokens: Count,
+    prompt_tokens_details: Lenient<PromptDetails>,
+    completion_tokens_details: Lenient<CompletionDetails>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PromptDetails {
+    cached_tokens: Count,
+    cache_write_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CompletionDetails {
+    reasoning_tokens: Count,
+}
+
+impl Counts {
+    /// Splits the inclusive prompt count into buckets.
+    pub(crate) fn usage(&self) -> Usage {
+        let pd = self.prompt_tokens_details.as_ref();
+        let mut usage = Usage::from_inclusive_prompt(
+            self.prompt_tokens.0,
+            pd.and_then(|d| d.cached_tokens.0),
+            pd.and_then(|d| d.cache_write_tokens.0),
+        );
+        usage.output = self.completion_tokens.0;
+        usage.reasoning = self
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens.0);
+        usage
+    }
 }
 
 /// Reads a usage object. Unknown counts stay `None`; the second value holds the fields no bucket
@@ -25,17 +63,11 @@ pub(crate) fn decode(v: &Value) -> (Usage, Option<Value>) {
     let Some(m) = v.as_object() else {
         return (Usage::default(), None);
     };
+    let usage = Counts::deserialize(v).unwrap_or_default().usage();
     let pd = m.get("prompt_tokens_details").and_then(Value::as_object);
     let cd = m
         .get("completion_tokens_details")
         .and_then(Value::as_object);
-    let mut usage = Usage::from_inclusive_prompt(
-        num(m.get("prompt_tokens")),
-        pd.and_then(|d| num(d.get("cached_tokens"))),
-        pd.and_then(|d| num(d.get("cache_write_tokens"))),
-    );
-    usage.output = num(m.get("completion_tokens"));
-    usage.reasoning = cd.and_then(|d| num(d.get("reasoning_tokens")));
 
     let mut extras = JsonMap::new();
     for (k, val) in m {

@@ -1237,3 +1237,66 @@ fn done_events_fill_in_what_deltas_missed_on_both_paths() {
         StreamEvent::MessageStart { id, model, .. } if id == "resp_1" && model == "m"
     ));
 }
+
+/// The end of a response read narrowly (its `output` left unparsed) and through the tree must
+/// agree: the stop reason, the usage, and the items of a stream that streamed none.
+#[test]
+fn end_events_agree_on_both_paths() {
+    let repeat_type = |events: &[Value]| -> Vec<Event> {
+        events
+            .iter()
+            .map(|v| {
+                let ty = v["type"].as_str().unwrap();
+                let text = v
+                    .to_string()
+                    .replacen('{', &format!("{{\"type\":\"{ty}\","), 1);
+                Event::named(ty, text)
+            })
+            .collect()
+    };
+    let usage = json!({"input_tokens": 1234, "input_tokens_details": {"cached_tokens": 1024},
+        "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 8}});
+    let only_in_output = vec![
+        json!({"type": "response.created", "response": {"id": "resp_1", "model": "m", "status": "in_progress", "output": [], "usage": null}}),
+        json!({"type": "response.incomplete", "response": {"id": "resp_1", "model": "m", "status": "incomplete",
+            "incomplete_details": {"reason": "content_filter"}, "usage": usage,
+            "output": [{"type": "message", "id": "msg_1", "role": "assistant", "content": [{"type": "output_text", "text": "only here"}]}]}}),
+    ];
+    let streamed = vec![
+        json!({"type": "response.created", "response": {"id": "resp_2", "model": "m", "output": []}}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": []}}),
+        json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": "streamed"}),
+        json!({"type": "response.completed", "response": {"id": "resp_2", "model": "m", "status": "completed",
+            "incomplete_details": null, "usage": usage,
+            "output": [{"type": "message", "id": "msg_1", "role": "assistant", "content": [{"type": "output_text", "text": "streamed"}]}]}}),
+    ];
+    for (events, text, stop) in [
+        (only_in_output, "only here", StopReason::ContentFilter),
+        (streamed, "streamed", StopReason::EndTurn),
+    ] {
+        let narrow = decode_stream(&sse(&events));
+        assert_eq!(decode_stream(&repeat_type(&events)), narrow);
+        let got: String = narrow
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::BlockDelta {
+                    delta: Delta::Text(t),
+                    ..
+                } => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, text);
+        let end = narrow.iter().find_map(|e| match e {
+            StreamEvent::MessageDelta { stop, usage } => Some((stop.clone(), *usage)),
+            _ => None,
+        });
+        let (got_stop, u) = end.unwrap();
+        assert_eq!(got_stop, stop);
+        assert_eq!(
+            (u.input_uncached, u.cache_read, u.output, u.reasoning),
+            (Some(210), Some(1024), Some(40), Some(8))
+        );
+        assert!(matches!(narrow.last(), Some(StreamEvent::MessageStop)));
+    }
+}

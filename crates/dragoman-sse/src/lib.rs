@@ -109,14 +109,13 @@ impl Decoder {
             }
         }
         while !bytes.is_empty() {
-            match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', bytes) {
                 None => {
                     self.extend_line(bytes)?;
                     self.offset += bytes.len() as u64;
                     return Ok(());
                 }
                 Some(pos) => {
-                    self.extend_line(&bytes[..pos])?;
                     let terminator = bytes[pos];
                     let mut consumed = pos + 1;
                     if terminator == b'\r' {
@@ -126,14 +125,28 @@ impl Decoder {
                             None => self.after_cr = true,
                         }
                     }
-                    self.offset += consumed as u64;
+                    let result = if self.line.is_empty() {
+                        // The whole line is in this chunk (the usual case): read it in place.
+                        if pos > self.max {
+                            return Err(SseError::TooLarge {
+                                limit: self.max,
+                                offset: self.offset,
+                            });
+                        }
+                        self.offset += consumed as u64;
+                        self.process_line(&bytes[..pos], out)
+                    } else {
+                        self.extend_line(&bytes[..pos])?;
+                        self.offset += consumed as u64;
+                        let line = std::mem::take(&mut self.line);
+                        let r = self.process_line(&line, out);
+                        self.line = line;
+                        self.line.clear();
+                        r
+                    };
                     bytes = &bytes[consumed..];
-                    let line = std::mem::take(&mut self.line);
-                    let result = self.process_line(&line, out);
                     self.line_start = self.offset;
                     result?;
-                    self.line = line;
-                    self.line.clear();
                 }
             }
         }

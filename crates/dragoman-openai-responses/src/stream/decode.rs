@@ -6,16 +6,17 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use dragoman_model::{
-    BlockKind, DecodeError, Delta, Dialect, ErrorBody, StreamEvent, ToolKind, Usage,
+    BlockKind, DecodeError, Delta, Dialect, ErrorBody, Lenient, StreamEvent, ToolKind, Usage,
 };
 use dragoman_sse::Event;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::error::error_from_object;
 use crate::request::{reasoning_seal, reasoning_text};
 use crate::stop::decode_stop;
-use crate::usage::decode_usage;
+use crate::usage::{self, decode_usage};
 use crate::{get_str, get_u64};
 
 #[derive(Debug, Default)]
@@ -92,12 +93,21 @@ struct DeltaEvent<'a> {
     response: Option<ResponseHead<'a>>,
 }
 
+/// The response object of a lifecycle event. Its `output` repeats every item the stream
+/// already sent, so it is kept as unparsed text, read only when nothing was streamed.
 #[derive(Deserialize)]
 struct ResponseHead<'a> {
     #[serde(borrow)]
     id: Option<Text<'a>>,
     #[serde(borrow)]
     model: Option<Text<'a>>,
+    #[serde(borrow)]
+    status: Option<Text<'a>>,
+    incomplete_details: Option<Value>,
+    #[serde(default)]
+    usage: Lenient<usage::Counts>,
+    #[serde(borrow)]
+    output: Option<&'a RawValue>,
 }
 
 /// A string borrowed from the event when it has no escapes. serde borrows a `Cow` only when it
@@ -109,6 +119,15 @@ impl Text<'_> {
     fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// What the end of a response says, read from the narrow or the general parse.
+struct End<'a> {
+    id: &'a str,
+    model: &'a str,
+    status: Option<&'a str>,
+    incomplete_details: Option<&'a Value>,
+    usage: Usage,
 }
 
 /// Event types `DeltaEvent` carries everything for: the bulk of any stream, and the `*.done`
@@ -131,6 +150,10 @@ fn is_delta_event(ty: &str) -> bool {
 
 /// Lifecycle events that only start the stream (later ones repeat the whole response
 /// object): read narrowly, they cost no tree.
+fn is_end_event(ty: &str) -> bool {
+    matches!(ty, "response.completed" | "response.incomplete")
+}
+
 fn is_start_event(ty: &str) -> bool {
     matches!(
         ty,
@@ -168,7 +191,7 @@ impl StreamDecoder {
         }
         // Only events named as deltas (or unnamed) try the narrow parse first, so the others are
         // not parsed twice. Only an object: serde would also fill the struct from an array.
-        let narrow = |ty: &str| is_delta_event(ty) || is_start_event(ty);
+        let narrow = |ty: &str| is_delta_event(ty) || is_start_event(ty) || is_end_event(ty);
         if data.starts_with('{')
             && ev.event.as_deref().is_none_or(narrow)
             && let Ok(d) = serde_json::from_str::<DeltaEvent>(data)
@@ -298,35 +321,15 @@ impl StreamDecoder {
             }
             "response.completed" | "response.incomplete" => {
                 let resp = v.get("response").unwrap_or(&Value::Null);
-                self.start(Some(resp), out);
-                // Trap §32: some backends put items only in the final output. Only used when
-                // nothing streamed, since servers that number `output_index` from 1 would
-                // otherwise see their items twice.
-                if self.items.is_empty()
-                    && let Some(items) = resp.get("output").and_then(Value::as_array)
-                {
-                    for (i, item) in items.iter().enumerate() {
-                        self.item_done(i as u64, item, out);
-                    }
-                }
-                self.close_all(out);
-                let status = get_str(resp, "status").unwrap_or(if ty == "response.incomplete" {
-                    "incomplete"
-                } else {
-                    "completed"
-                });
-                let stop = decode_stop(
-                    Some(status),
-                    resp.get("incomplete_details"),
-                    self.any_tool_call,
-                    self.any_refusal,
-                );
-                out.push(StreamEvent::MessageDelta {
-                    stop,
+                let end = End {
+                    id: get_str(resp, "id").unwrap_or_default(),
+                    model: get_str(resp, "model").unwrap_or_default(),
+                    status: get_str(resp, "status"),
+                    incomplete_details: resp.get("incomplete_details"),
                     usage: decode_usage(resp.get("usage")),
-                });
-                out.push(StreamEvent::MessageStop);
-                self.done = true;
+                };
+                let output = resp.get("output").and_then(Value::as_array);
+                self.end(ty, end, || output.cloned(), out);
             }
             "response.failed" => {
                 let resp = v.get("response").unwrap_or(&Value::Null);
@@ -363,6 +366,34 @@ impl StreamDecoder {
 
     /// The delta events of `DeltaEvent`, with the same effects as the general path below.
     fn push_delta(&mut self, ty: &str, d: &DeltaEvent, out: &mut Vec<StreamEvent>) {
+        if is_end_event(ty) {
+            let head = d.response.as_ref();
+            let end = End {
+                id: head.and_then(|h| h.id.as_ref()).map_or("", Text::as_str),
+                model: head.and_then(|h| h.model.as_ref()).map_or("", Text::as_str),
+                status: head.and_then(|h| h.status.as_ref()).map(Text::as_str),
+                incomplete_details: head.and_then(|h| h.incomplete_details.as_ref()),
+                usage: head
+                    .and_then(|h| h.usage.as_ref())
+                    .map(usage::Counts::usage)
+                    .unwrap_or_default(),
+            };
+            let output = head.and_then(|h| h.output);
+            self.end(
+                ty,
+                end,
+                || {
+                    output
+                        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                        .and_then(|v| match v {
+                            Value::Array(items) => Some(items),
+                            _ => None,
+                        })
+                },
+                out,
+            );
+            return;
+        }
         if is_start_event(ty) {
             let head = d.response.as_ref();
             let id = head.and_then(|h| h.id.as_ref()).map_or("", Text::as_str);
@@ -441,6 +472,46 @@ impl StreamDecoder {
             }
         }
         self.item_delta(idx, delta, out);
+    }
+
+    /// `response.completed` / `response.incomplete`, however it was read. `output` is asked
+    /// for only when no item was streamed.
+    fn end(
+        &mut self,
+        ty: &str,
+        end: End<'_>,
+        output: impl FnOnce() -> Option<Vec<Value>>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        self.start_with(end.id, end.model, out);
+        // Trap §32: some backends put items only in the final output. Only used when
+        // nothing streamed, since servers that number `output_index` from 1 would
+        // otherwise see their items twice.
+        if self.items.is_empty()
+            && let Some(items) = output()
+        {
+            for (i, item) in items.iter().enumerate() {
+                self.item_done(i as u64, item, out);
+            }
+        }
+        self.close_all(out);
+        let status = end.status.unwrap_or(if ty == "response.incomplete" {
+            "incomplete"
+        } else {
+            "completed"
+        });
+        let stop = decode_stop(
+            Some(status),
+            end.incomplete_details,
+            self.any_tool_call,
+            self.any_refusal,
+        );
+        out.push(StreamEvent::MessageDelta {
+            stop,
+            usage: end.usage,
+        });
+        out.push(StreamEvent::MessageStop);
+        self.done = true;
     }
 
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
