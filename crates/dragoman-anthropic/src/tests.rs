@@ -1414,3 +1414,83 @@ fn unusual_delta_events_decode_as_before() {
         (Ok(()), vec![])
     );
 }
+
+/// `message_start` and `message_delta` are written as text, not built as trees: their bytes
+/// must be what the tree would serialize to, escapes and optional usage details included.
+#[test]
+fn start_and_delta_events_are_written_as_the_tree_would_be() {
+    let start_usage = Usage {
+        input_uncached: Some(210),
+        cache_read: Some(1024),
+        cache_write: Some(7),
+        cache_write_5m: Some(3),
+        cache_write_1h: Some(4),
+        ..Usage::default()
+    };
+    let end_usage = Usage {
+        output: Some(40),
+        reasoning: Some(8),
+        web_search_requests: Some(2),
+        ..Usage::default()
+    };
+    let events = [
+        StreamEvent::MessageStart {
+            id: "msg_\"1\"\n".into(),
+            model: "claude-é".into(),
+            usage: start_usage,
+        },
+        StreamEvent::MessageDelta {
+            stop: StopReason::StopSequence {
+                matched: Some("END\"\t".into()),
+            },
+            usage: end_usage,
+        },
+        StreamEvent::MessageStop,
+    ];
+    let (out, _) = encode_events(&events, StreamOptions::default());
+    let start = json!({"type": "message_start", "message": {
+        "id": "msg_\"1\"\n", "type": "message", "role": "assistant", "content": [],
+        "model": "claude-é", "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": 210, "cache_creation_input_tokens": 7,
+            "cache_read_input_tokens": 1024,
+            "cache_creation": {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4},
+            "output_tokens": 1}}});
+    let delta = json!({"type": "message_delta",
+        "delta": {"stop_reason": "stop_sequence", "stop_sequence": "END\"\t"},
+        "usage": {"input_tokens": 210, "cache_creation_input_tokens": 7,
+            "cache_read_input_tokens": 1024,
+            "cache_creation": {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 4},
+            "output_tokens": 40, "output_tokens_details": {"thinking_tokens": 8},
+            "server_tool_use": {"web_search_requests": 2}}});
+    assert_eq!(out[0].data, start.to_string());
+    let d = out
+        .iter()
+        .find(|e| e.event.as_deref() == Some("message_delta"));
+    assert_eq!(d.unwrap().data, delta.to_string());
+    // A refusal's details are carried as given.
+    let (out, _) = encode_events(
+        &[
+            StreamEvent::MessageStart {
+                id: "m".into(),
+                model: "x".into(),
+                usage: Usage::default(),
+            },
+            StreamEvent::MessageDelta {
+                stop: StopReason::Refusal {
+                    details: Some(json!({"category": "cyber", "explanation": null})),
+                },
+                usage: Usage::default(),
+            },
+        ],
+        StreamOptions::default(),
+    );
+    let d = out
+        .iter()
+        .find(|e| e.event.as_deref() == Some("message_delta"));
+    let want = json!({"type": "message_delta",
+        "delta": {"stop_reason": "refusal", "stop_sequence": null,
+            "stop_details": {"category": "cyber", "explanation": null}},
+        "usage": {"input_tokens": 0, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0, "output_tokens": 0}});
+    assert_eq!(d.unwrap().data, want.to_string());
+}

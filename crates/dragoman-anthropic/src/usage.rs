@@ -2,8 +2,8 @@
 //! written, so the "input_tokens excludes cache" rule lives in exactly one spot.
 
 use dragoman_model::{Count, Lenient, Losses, Usage};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The counts a usage object carries, read the same way from a tree or straight from bytes.
 #[derive(Deserialize, Default)]
@@ -99,69 +99,86 @@ pub(crate) fn report_extras(v: Option<&Value>, path: &str, losses: &mut Losses) 
     }
 }
 
-fn put_optional(m: &mut Map<String, Value>, u: &Usage) {
-    if u.cache_write_5m.is_some() || u.cache_write_1h.is_some() {
-        m.insert(
-            "cache_creation".into(),
-            json!({
-                "ephemeral_5m_input_tokens": u.cache_write_5m.unwrap_or(0),
-                "ephemeral_1h_input_tokens": u.cache_write_1h.unwrap_or(0),
-            }),
-        );
+/// A usage object as written: field order as Anthropic sends it. Serialized straight into
+/// stream events, or turned into a tree for whole responses.
+#[derive(Serialize)]
+pub(crate) struct Written {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation: Option<CacheCreationOut>,
+    output_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_tokens_details: Option<OutputDetailsOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_tool_use: Option<ServerToolUseOut>,
+}
+
+#[derive(Serialize)]
+struct CacheCreationOut {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct OutputDetailsOut {
+    thinking_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ServerToolUseOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_search_requests: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_fetch_requests: Option<u64>,
+}
+
+impl Written {
+    /// A full usage object (responses and the final `message_delta`): the four required
+    /// counts always, 0 where unknown, and the optional details where known.
+    pub(crate) fn full(u: &Usage) -> Written {
+        Written {
+            output_tokens: u.output.unwrap_or(0),
+            output_tokens_details: u.reasoning.map(|r| OutputDetailsOut { thinking_tokens: r }),
+            server_tool_use: (u.web_search_requests.is_some() || u.web_fetch_requests.is_some())
+                .then_some(ServerToolUseOut {
+                    web_search_requests: u.web_search_requests,
+                    web_fetch_requests: u.web_fetch_requests,
+                }),
+            ..Written::start(u, None)
+        }
+    }
+
+    /// `message_start`'s usage: the input side (the local estimate when the upstream has not
+    /// said yet) and an output of 1, as Anthropic itself sends.
+    pub(crate) fn start(u: &Usage, input_estimate: Option<u64>) -> Written {
+        Written {
+            input_tokens: u.input_uncached.or(input_estimate).unwrap_or(0),
+            cache_creation_input_tokens: u.cache_write.unwrap_or(0),
+            cache_read_input_tokens: u.cache_read.unwrap_or(0),
+            cache_creation: (u.cache_write_5m.is_some() || u.cache_write_1h.is_some()).then_some(
+                CacheCreationOut {
+                    ephemeral_5m_input_tokens: u.cache_write_5m.unwrap_or(0),
+                    ephemeral_1h_input_tokens: u.cache_write_1h.unwrap_or(0),
+                },
+            ),
+            output_tokens: u.output.unwrap_or(1),
+            output_tokens_details: None,
+            server_tool_use: None,
+        }
+    }
+
+    /// Appends the JSON text.
+    pub(crate) fn write(&self, out: &mut String) {
+        // Serializing plain integers and fixed keys into a String cannot fail.
+        if let Ok(s) = serde_json::to_string(self) {
+            out.push_str(&s);
+        }
     }
 }
 
-/// A full usage object (responses and the final `message_delta`): the four required counts
-/// always, 0 where unknown, and the optional details where known.
+/// A full usage object as a tree (see [`Written::full`]).
 pub(crate) fn encode(u: &Usage) -> Value {
-    let mut m = Map::new();
-    m.insert("input_tokens".into(), json!(u.input_uncached.unwrap_or(0)));
-    m.insert(
-        "cache_creation_input_tokens".into(),
-        json!(u.cache_write.unwrap_or(0)),
-    );
-    m.insert(
-        "cache_read_input_tokens".into(),
-        json!(u.cache_read.unwrap_or(0)),
-    );
-    put_optional(&mut m, u);
-    m.insert("output_tokens".into(), json!(u.output.unwrap_or(0)));
-    if let Some(r) = u.reasoning {
-        m.insert(
-            "output_tokens_details".into(),
-            json!({"thinking_tokens": r}),
-        );
-    }
-    if u.web_search_requests.is_some() || u.web_fetch_requests.is_some() {
-        let mut s = Map::new();
-        if let Some(n) = u.web_search_requests {
-            s.insert("web_search_requests".into(), json!(n));
-        }
-        if let Some(n) = u.web_fetch_requests {
-            s.insert("web_fetch_requests".into(), json!(n));
-        }
-        m.insert("server_tool_use".into(), Value::Object(s));
-    }
-    Value::Object(m)
-}
-
-/// The usage of `message_start`: input side (or the caller's estimate when the upstream reports
-/// input only at the end) and a placeholder output count, as Anthropic itself sends.
-pub(crate) fn encode_start(u: &Usage, input_estimate: Option<u64>) -> Value {
-    let mut m = Map::new();
-    m.insert(
-        "input_tokens".into(),
-        json!(u.input_uncached.or(input_estimate).unwrap_or(0)),
-    );
-    m.insert(
-        "cache_creation_input_tokens".into(),
-        json!(u.cache_write.unwrap_or(0)),
-    );
-    m.insert(
-        "cache_read_input_tokens".into(),
-        json!(u.cache_read.unwrap_or(0)),
-    );
-    put_optional(&mut m, u);
-    m.insert("output_tokens".into(), json!(u.output.unwrap_or(1)));
-    Value::Object(m)
+    serde_json::to_value(Written::full(u)).unwrap_or_default()
 }

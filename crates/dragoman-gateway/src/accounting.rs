@@ -17,8 +17,6 @@ pub struct Tracker {
     gw: Arc<Gateway>,
     rec: UsageRecord,
     started: Instant,
-    /// Bounded metrics label: the configured model group.
-    group: String,
     /// The deployment index, for its price.
     deployment: Option<usize>,
     /// A local prompt count, used when the upstream never reported input usage.
@@ -58,7 +56,6 @@ impl Tracker {
                 cost_nanos: None,
             },
             started: Instant::now(),
-            group: "unrouted".into(),
             deployment: None,
             input_estimate: None,
             done: false,
@@ -85,7 +82,6 @@ impl Tracker {
         self.rec.upstream_dialect = Some(d.dialect);
         self.rec.deployment = Some(d.id.clone());
         self.rec.provider_model = Some(upstream_model.to_owned());
-        self.group = d.model_name.clone();
         self.deployment = Some(idx);
     }
 
@@ -153,7 +149,9 @@ impl Tracker {
         if let (Some(idx), Some(model)) = (self.deployment, self.rec.provider_model.as_deref()) {
             self.rec.cost_nanos = self.gw.cost(idx, model, &usage);
         }
-        self.gw.metrics.observe(&self.rec, &self.group);
+        self.gw
+            .metrics
+            .observe(&self.rec, self.gw.group_series(self.deployment));
         if let Some(w) = &self.gw.writer {
             w.record(self.rec.clone());
         }

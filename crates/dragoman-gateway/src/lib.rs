@@ -18,7 +18,7 @@ mod tokens;
 mod upstream;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dragoman_accounting::pricing::{self, ModelPrice};
 use dragoman_config::{Config, Deployment};
@@ -41,6 +41,12 @@ pub struct Gateway {
     /// Per-deployment price overrides from the config (LiteLLM's keys).
     overrides: Vec<Option<ModelPrice>>,
     metrics: Metrics,
+    /// Each deployment's metric series (by its model group), and those of unrouted requests.
+    series: Vec<metrics::GroupSeries>,
+    unrouted_series: metrics::GroupSeries,
+    /// Each deployment's price for the first model it was asked to price (its configured
+    /// model, unless it is a wildcard), so the price table is not searched per request.
+    prices: Vec<OnceLock<(String, Option<ModelPrice>)>>,
     writer: Option<Writer>,
     store: Option<Store>,
     /// Models already warned about for having no price, so the warning comes once.
@@ -104,12 +110,23 @@ impl Gateway {
         for d in &config.deployments {
             endpoints.push(upstream::Endpoints::new(d)?);
         }
+        let metrics = Metrics::new();
+        let series = config
+            .deployments
+            .iter()
+            .map(|d| metrics.group(&d.model_name))
+            .collect();
+        let unrouted_series = metrics.group("unrouted");
+        let prices = config.deployments.iter().map(|_| OnceLock::new()).collect();
         Ok(Arc::new(Gateway {
+            series,
+            unrouted_series,
+            prices,
             config,
             clients,
             endpoints,
             overrides,
-            metrics: Metrics::new(),
+            metrics,
             writer,
             store,
             unpriced: Mutex::new(HashSet::new()),
@@ -129,9 +146,17 @@ impl Gateway {
     /// The cost of `usage` on deployment `idx` serving `model`, in nano-dollars; `None` (and a
     /// warning, once per model) when no price is known: unknown is never recorded as zero.
     fn cost(&self, idx: usize, model: &str, usage: &Usage) -> Option<i64> {
-        let price = pricing::merged(self.overrides[idx].clone(), pricing::builtin(model));
+        let price_of = || pricing::merged(self.overrides[idx].clone(), pricing::builtin(model));
+        let cached = self.prices[idx].get_or_init(|| (model.to_owned(), price_of()));
+        let fresh;
+        let price = if cached.0 == model {
+            &cached.1
+        } else {
+            fresh = price_of();
+            &fresh
+        };
         match price {
-            Some(p) => pricing::cost_nanos(&p, usage),
+            Some(p) => pricing::cost_nanos(p, usage),
             None => {
                 if let Ok(mut seen) = self.unpriced.lock()
                     && seen.insert(model.to_owned())
@@ -141,6 +166,12 @@ impl Gateway {
                 None
             }
         }
+    }
+
+    /// The metric series of deployment `idx`'s model group, or of unrouted requests.
+    fn group_series(&self, idx: Option<usize>) -> &metrics::GroupSeries {
+        idx.and_then(|i| self.series.get(i))
+            .unwrap_or(&self.unrouted_series)
     }
 
     pub fn config(&self) -> &Config {

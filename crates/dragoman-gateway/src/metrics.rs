@@ -5,9 +5,11 @@
 //! always a configured model group (a wildcard group's pattern, never the name a client typed)
 //! or `unrouted`.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dragoman_accounting::{Outcome, UsageRecord};
+use dragoman_model::Dialect;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +47,48 @@ pub struct LatencyLabels {
 pub struct ErrorLabels {
     pub model: String,
     pub kind: &'static str,
+}
+
+const TOKEN_BUCKETS: [&str; 5] = [
+    "input_uncached",
+    "cache_read",
+    "cache_write",
+    "output",
+    "reasoning",
+];
+
+fn dialect_index(d: Dialect) -> usize {
+    match d {
+        Dialect::Anthropic => 0,
+        Dialect::Chat => 1,
+        Dialect::Responses => 2,
+    }
+}
+
+fn outcome_index(o: Outcome) -> usize {
+    match o {
+        Outcome::Ok => 0,
+        Outcome::UpstreamError => 1,
+        Outcome::ClientCancelled => 2,
+        Outcome::Timeout => 3,
+        Outcome::GatewayError => 4,
+    }
+}
+
+/// One model group's series handles, each resolved from its family on first use (so
+/// `/metrics` still lists only series that counted something). A handle shares its atomics
+/// with the family's series.
+#[derive(Default)]
+pub struct GroupSeries {
+    model: String,
+    /// client dialect × upstream dialect (or none) × outcome.
+    requests: [[[OnceLock<Counter>; 5]; 4]; 3],
+    tokens: [OnceLock<Counter>; 5],
+    cost: OnceLock<Counter>,
+    unpriced: OnceLock<Counter>,
+    /// client dialect × streamed.
+    latency: [[OnceLock<Histogram>; 2]; 3],
+    ttft: [[OnceLock<Histogram>; 2]; 3],
 }
 
 pub struct Metrics {
@@ -158,63 +202,96 @@ impl Metrics {
         }
     }
 
-    /// Counts one finished request. `model` is the bounded model-group label.
-    pub fn observe(&self, rec: &UsageRecord, model: &str) {
-        let upstream = rec.upstream_dialect.map(|d| d.as_str()).unwrap_or("none");
-        self.requests
-            .get_or_create(&RequestLabels {
-                client_dialect: rec.client_dialect.as_str(),
-                upstream_dialect: upstream,
-                model: model.to_owned(),
-                outcome: rec.outcome.as_str(),
+    /// The series of one model group (`model` is its bounded label). Callers keep it: its
+    /// handles are resolved once, so counting a request touches atomics only, with no label
+    /// hashing or family lock on the request path.
+    pub fn group(&self, model: &str) -> GroupSeries {
+        GroupSeries {
+            model: model.to_owned(),
+            ..GroupSeries::default()
+        }
+    }
+
+    /// Counts one finished request of group `g`.
+    pub fn observe(&self, rec: &UsageRecord, g: &GroupSeries) {
+        let model = g.model.as_str();
+        let upstream = rec.upstream_dialect.map(dialect_index).unwrap_or(3);
+        g.requests[dialect_index(rec.client_dialect)][upstream][outcome_index(rec.outcome)]
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        client_dialect: rec.client_dialect.as_str(),
+                        upstream_dialect: rec.upstream_dialect.map_or("none", |d| d.as_str()),
+                        model: model.to_owned(),
+                        outcome: rec.outcome.as_str(),
+                    })
+                    .clone()
             })
             .inc();
         let u = &rec.usage;
-        for (bucket, v) in [
-            ("input_uncached", u.input_uncached),
-            ("cache_read", u.cache_read),
-            ("cache_write", u.cache_write),
-            ("output", u.output),
-            ("reasoning", u.reasoning),
-        ] {
+        for (i, v) in [
+            u.input_uncached,
+            u.cache_read,
+            u.cache_write,
+            u.output,
+            u.reasoning,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             if let Some(v) = v.filter(|v| *v > 0) {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        model: model.to_owned(),
-                        bucket,
+                g.tokens[i]
+                    .get_or_init(|| {
+                        self.tokens
+                            .get_or_create(&TokenLabels {
+                                model: model.to_owned(),
+                                bucket: TOKEN_BUCKETS[i],
+                            })
+                            .clone()
                     })
                     .inc_by(v);
             }
         }
         match rec.cost_nanos {
             Some(c) if c > 0 => {
-                self.cost
-                    .get_or_create(&ModelLabels {
-                        model: model.to_owned(),
+                g.cost
+                    .get_or_init(|| {
+                        self.cost
+                            .get_or_create(&ModelLabels {
+                                model: model.to_owned(),
+                            })
+                            .clone()
                     })
                     .inc_by(c as u64);
             }
             Some(_) => {}
             None => {
                 if rec.outcome == Outcome::Ok {
-                    self.unpriced
-                        .get_or_create(&ModelLabels {
-                            model: model.to_owned(),
+                    g.unpriced
+                        .get_or_init(|| {
+                            self.unpriced
+                                .get_or_create(&ModelLabels {
+                                    model: model.to_owned(),
+                                })
+                                .clone()
                         })
                         .inc();
                 }
             }
         }
-        let labels = LatencyLabels {
+        let (c, st) = (dialect_index(rec.client_dialect), usize::from(rec.stream));
+        let labels = || LatencyLabels {
             client_dialect: rec.client_dialect.as_str(),
             model: model.to_owned(),
             stream: if rec.stream { "true" } else { "false" },
         };
-        self.latency
-            .get_or_create(&labels)
+        g.latency[c][st]
+            .get_or_init(|| self.latency.get_or_create(&labels()).clone())
             .observe(rec.latency_ms as f64 / 1000.0);
         if let Some(t) = rec.ttft_ms {
-            self.ttft.get_or_create(&labels).observe(t as f64 / 1000.0);
+            g.ttft[c][st]
+                .get_or_init(|| self.ttft.get_or_create(&labels()).clone())
+                .observe(t as f64 / 1000.0);
         }
         if matches!(rec.outcome, Outcome::UpstreamError | Outcome::Timeout) {
             let kind = match (rec.outcome, rec.status) {

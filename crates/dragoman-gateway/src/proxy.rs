@@ -203,34 +203,33 @@ fn losses_header(headers: &mut HeaderMap, losses: &Losses) {
     if losses.is_empty() {
         return;
     }
-    let mut s = String::new();
+    // Paths carry client-chosen names (tool names, unknown keys): anything a header value
+    // cannot hold becomes `?`.
+    let mut s: Vec<u8> = Vec::with_capacity(64 * losses.len());
     for l in losses.iter() {
-        let kind = if l.kind == dragoman_model::LossKind::Dropped {
-            "dropped"
+        let kind: &[u8] = if l.kind == dragoman_model::LossKind::Dropped {
+            b"dropped "
         } else {
-            "approximated"
+            b"approximated "
         };
-        let item = format!("{kind} {}", l.path);
-        if s.len() + item.len() > 2000 {
-            s.push_str(", …");
+        let sep = if s.is_empty() { 0 } else { 2 };
+        if s.len() + sep + kind.len() + l.path.len() > 2000 {
+            s.extend_from_slice(b", ...");
             break;
         }
-        if !s.is_empty() {
-            s.push_str(", ");
+        if sep > 0 {
+            s.extend_from_slice(b", ");
         }
-        s.push_str(&item);
-    }
-    let clean: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
+        s.extend_from_slice(kind);
+        s.extend(l.path.bytes().map(|b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b
             } else {
-                '?'
+                b'?'
             }
-        })
-        .collect();
-    if let Ok(v) = HeaderValue::from_str(&clean) {
+        }));
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(s)) {
         headers.insert(LOSSES_HEADER, v);
     }
 }

@@ -103,22 +103,16 @@ impl StreamEncoder {
     fn start_message(&mut self, id: &str, model: &str, u: Usage, out: &mut Vec<Event>) {
         self.started = true;
         self.start_usage = u;
-        out.push(event(
-            "message_start",
-            json!({
-                "type": "message_start",
-                "message": {
-                    "id": id,
-                    "type": "message",
-                    "role": "assistant",
-                    "content": [],
-                    "model": model,
-                    "stop_reason": null,
-                    "stop_sequence": null,
-                    "usage": usage::encode_start(&u, self.opts.input_estimate),
-                }
-            }),
-        ));
+        // Written directly, in the field order of `json!` (as Anthropic sends it).
+        let mut data = String::with_capacity(id.len() + model.len() + 320);
+        data.push_str("{\"type\":\"message_start\",\"message\":{\"id\":");
+        push_json_str(&mut data, id);
+        data.push_str(",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":");
+        push_json_str(&mut data, model);
+        data.push_str(",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+        usage::Written::start(&u, self.opts.input_estimate).write(&mut data);
+        data.push_str("}}");
+        out.push(Event::named("message_start", data));
     }
 
     fn ensure_started(&mut self, out: &mut Vec<Event>) {
@@ -229,14 +223,22 @@ impl StreamEncoder {
             total.input_uncached = self.opts.input_estimate;
         }
         let (reason, sequence, details) = stop::encode(stop);
-        let mut delta = json!({"stop_reason": reason, "stop_sequence": sequence});
-        if let (Some(d), Some(m)) = (details, delta.as_object_mut()) {
-            m.insert("stop_details".into(), d);
+        let mut data = String::with_capacity(256);
+        data.push_str("{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":");
+        push_json_str(&mut data, reason);
+        data.push_str(",\"stop_sequence\":");
+        match &sequence {
+            Some(seq) => push_json_str(&mut data, seq),
+            None => data.push_str("null"),
         }
-        out.push(event(
-            "message_delta",
-            json!({"type": "message_delta", "delta": delta, "usage": usage::encode(&total)}),
-        ));
+        if let Some(d) = details {
+            data.push_str(",\"stop_details\":");
+            data.push_str(&d.to_string());
+        }
+        data.push_str("},\"usage\":");
+        usage::Written::full(&total).write(&mut data);
+        data.push('}');
+        out.push(Event::named("message_delta", data));
         self.delta_sent = true;
     }
 
