@@ -7,6 +7,7 @@
 
 mod accounting;
 mod auth;
+mod dealer;
 mod envelope;
 mod errors;
 mod metrics;
@@ -228,18 +229,23 @@ pub async fn serve(
         shutdown.await;
         log_draining(grace);
     };
+    // Without TCP_NODELAY, Nagle's algorithm holds a stream's last small event back until the
+    // client's delayed ACK (~40 ms per stream, measured).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let r = serve_until(gateway, listener, shutdown).await;
     flush_usage(&keep, grace).await;
     r
 }
 
-/// Serves on `workers` threads, each a single-threaded runtime accepting from its own copy of
-/// `listener` and keeping its own upstream pools, so a request and its upstream call never
-/// hop between threads. On a small machine the thread hops of a work-stealing runtime cost
-/// more than the proxying (measured: ~30% of the gateway's CPU per request in wake-ups and
-/// cross-CPU interrupts); an idle thread picks up a new connection first, which spreads the
-/// load. Returns when every thread has drained after `stop` turns true. The caller flushes
-/// the usage records afterwards ([`flush_usage`]).
+/// Serves on `workers` threads, each a single-threaded runtime with its own upstream pools,
+/// so a request and its upstream call never hop between threads. On a small machine the
+/// thread hops of a work-stealing runtime cost more than the proxying (measured: ~30% of the
+/// gateway's CPU per request in wake-ups and cross-CPU interrupts). One more thread accepts
+/// and hands each connection to the serving thread with the fewest (see `dealer`). Returns
+/// when every thread has drained after `stop` turns true; the acceptor stops accepting then.
+/// The caller flushes the usage records afterwards ([`flush_usage`]).
 pub fn serve_threads(
     gateway: Arc<Gateway>,
     listener: std::net::TcpListener,
@@ -247,9 +253,10 @@ pub fn serve_threads(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>> {
     listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let (mut dealer, dealt) = dealer::deal(workers.max(1), local);
     let mut handles = Vec::new();
-    for i in 0..workers.max(1) {
-        let l = listener.try_clone()?;
+    for (i, listener) in dealt.into_iter().enumerate() {
         let gw = gateway.clone();
         let mut stop = stop.clone();
         let h = std::thread::Builder::new()
@@ -259,16 +266,47 @@ pub fn serve_threads(
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(l)?;
-                    serve_until(gw, listener, async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-                })
+                rt.block_on(serve_until(gw, listener, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }))
             })?;
         handles.push(h);
     }
+    let mut stop = stop;
+    let acceptor = std::thread::Builder::new()
+        .name("dragoman-accept".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                loop {
+                    tokio::select! {
+                        r = listener.accept() => match r {
+                            Ok((conn, _)) => {
+                                // Stream events are small writes: without TCP_NODELAY, Nagle's
+                                // algorithm holds the last one back until the client's delayed
+                                // ACK (~40 ms per stream, measured).
+                                let _ = conn.set_nodelay(true);
+                                match conn.into_std() {
+                                    Ok(conn) => dealer.hand(conn),
+                                    Err(e) => tracing::debug!(error = %e, "dropping a connection before serving it"),
+                                }
+                            }
+                            Err(e) => {
+                                // Out of file descriptors, say: wait instead of spinning.
+                                tracing::warn!(error = %e, "cannot accept a connection");
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            }
+                        },
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
+                    }
+                }
+            })
+        })?;
+    handles.push(acceptor);
     Ok(handles)
 }
 
@@ -281,18 +319,17 @@ pub fn log_draining(grace: std::time::Duration) {
 }
 
 /// Serves until `shutdown`, then drains for up to the grace period.
-async fn serve_until(
+async fn serve_until<L>(
     gateway: Arc<Gateway>,
-    listener: tokio::net::TcpListener,
+    listener: L,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let grace = gateway.config.server.shutdown_grace;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    // Stream events are small writes: without TCP_NODELAY, Nagle's algorithm holds the last one
-    // back until the client's delayed ACK (~40 ms per stream, measured).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
     let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async {
         let _ = rx.await;
     });
