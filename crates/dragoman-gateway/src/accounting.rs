@@ -174,7 +174,48 @@ impl Drop for Tracker {
 
 /// Nano-dollars as a decimal dollar string, exactly (no float): 1234567 → `0.001234567`.
 pub fn usd(nanos: i64) -> String {
-    let sign = if nanos < 0 { "-" } else { "" };
-    let n = nanos.unsigned_abs();
-    format!("{sign}{}.{:09}", n / 1_000_000_000, n % 1_000_000_000)
+    let mut n = nanos.unsigned_abs();
+    // Digits from the right: nine decimals, the point, then the whole dollars (at least one).
+    let mut digits = [0u8; 32];
+    let mut at = digits.len();
+    for i in 0.. {
+        if i == 9 {
+            at -= 1;
+            digits[at] = b'.';
+        }
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 && i >= 9 {
+            break;
+        }
+    }
+    let mut s = String::with_capacity(digits.len() - at + 1);
+    if nanos < 0 {
+        s.push('-');
+    }
+    s.extend(digits[at..].iter().map(|&b| char::from(b)));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usd;
+
+    #[test]
+    fn usd_is_exact() {
+        for (n, want) in [
+            (0, "0.000000000"),
+            (1, "0.000000001"),
+            (1_234_567, "0.001234567"),
+            (999_999_999, "0.999999999"),
+            (1_000_000_000, "1.000000000"),
+            (12_345_000_000_123, "12345.000000123"),
+            (-1_500_000_000, "-1.500000000"),
+            (i64::MIN, "-9223372036.854775808"),
+            (i64::MAX, "9223372036.854775807"),
+        ] {
+            assert_eq!(usd(n), want);
+        }
+    }
 }

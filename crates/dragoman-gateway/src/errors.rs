@@ -36,8 +36,10 @@ pub fn error(kind: ErrorKind, message: impl Into<String>) -> ErrorBody {
     ErrorBody::new(kind, message)
 }
 
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 pub fn set_request_id(headers: &mut HeaderMap, id: &str) {
     if let Ok(v) = HeaderValue::from_str(id) {
-        headers.insert("x-request-id", v);
+        headers.insert(REQUEST_ID, v);
     }
 }

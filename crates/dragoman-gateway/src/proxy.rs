@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses, StreamOptions, Usage};
@@ -31,15 +31,31 @@ pub enum Endpoint {
 /// store's request-id index appending at its end instead of writing pages all over it (measured:
 /// 12 µs of SQLite CPU per record with random ids, 6 µs with ordered ones).
 pub fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    format!("req_{ms:012x}{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
+    let rand = fastrand::u64(..);
+    let mut id = String::with_capacity(28);
+    id.push_str("req_");
+    // 12 hex digits of milliseconds (zero-padded), then 12 of randomness.
+    for (v, shift) in [(ms, 44), (rand, 44)] {
+        for i in 0..12 {
+            let nibble = (v >> (shift - 4 * i)) & 0xf;
+            id.push(char::from(HEX[nibble as usize]));
+        }
+    }
+    id
 }
 
 /// The header listing what translation dropped or approximated.
-const LOSSES_HEADER: &str = "x-dragoman-dropped";
+const LOSSES_HEADER: HeaderName = HeaderName::from_static("x-dragoman-dropped");
+const DEPLOYMENT_HEADER: HeaderName = HeaderName::from_static("x-dragoman-deployment");
+const COST_HEADER: HeaderName = HeaderName::from_static("x-dragoman-response-cost");
+/// LiteLLM's name for the cost header, which existing dashboards read.
+const LITELLM_COST_HEADER: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 /// Counts a request or stream in an in-flight gauge for as long as it lives.
 pub struct InFlight(prometheus_client::metrics::gauge::Gauge);
@@ -300,7 +316,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     if !losses.is_empty() {
         tracing::debug!(request_id = %id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
     }
-    let up_headers = upstream::headers(dep, client, &headers);
+    let up_headers = upstream::headers(&gw.endpoints[idx], client, &headers);
     let limit = if stream {
         dep.stream_timeout
     } else {
@@ -326,7 +342,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     upstream::forwardable(resp.headers(), &mut out_headers);
     set_request_id(&mut out_headers, &id);
     if let Ok(v) = HeaderValue::from_str(&dep.id) {
-        out_headers.insert("x-dragoman-deployment", v);
+        out_headers.insert(DEPLOYMENT_HEADER, v);
     }
     losses_header(&mut out_headers, &losses);
 
@@ -390,8 +406,8 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         if let Some(c) = cost
             && let Ok(v) = HeaderValue::from_str(&crate::accounting::usd(c))
         {
-            out_headers.insert("x-dragoman-response-cost", v.clone());
-            out_headers.insert("x-litellm-response-cost", v);
+            out_headers.insert(COST_HEADER, v.clone());
+            out_headers.insert(LITELLM_COST_HEADER, v);
         }
         losses_header(&mut out_headers, &losses);
         out_headers.insert(
@@ -431,7 +447,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),
     );
-    out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    out_headers.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
     (
         StatusCode::OK,
         out_headers,
@@ -497,7 +513,7 @@ async fn count_tokens(call: Call<'_>) -> Response {
     let id = ctx.request_id.clone();
     if dep.dialect == Dialect::Anthropic {
         envelope["model"] = Value::String(upstream_model);
-        let up_headers = upstream::headers(dep, Dialect::Anthropic, &headers);
+        let up_headers = upstream::headers(&gw.endpoints[idx], Dialect::Anthropic, &headers);
         let body = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
         let url = gw.endpoints[idx].get(Op::CountTokens);
         let resp = match upstream::send(gw.client(idx), url, up_headers, body, dep.timeout).await {
@@ -568,4 +584,35 @@ async fn count_tokens(call: Call<'_>) -> Response {
         resp.headers_mut().insert("x-dragoman-token-count", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids are `req_`, 12 hex digits of Unix milliseconds, 12 random: they sort by time, which
+    /// keeps the store's index appending.
+    #[test]
+    fn request_ids_carry_the_time_and_sort_by_it() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let a = new_request_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_request_id();
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 28, "{id}");
+            assert!(id.starts_with("req_"));
+            assert!(
+                id[4..]
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+        let ms = u64::from_str_radix(&a[4..16], 16).unwrap_or(0);
+        assert!(ms >= before && ms < before + 1000, "{ms} vs {before}");
+        assert!(a < b);
+        assert_ne!(a[16..], b[16..]);
+    }
 }

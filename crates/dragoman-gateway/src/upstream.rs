@@ -54,63 +54,65 @@ pub fn url(dep: &Deployment, op: Op) -> String {
 /// Request headers for the upstream: its auth, Anthropic's version and beta headers (the
 /// client's own when the client speaks Anthropic), configured extra headers, and the client's
 /// user agent (we add none of our own).
-pub fn headers(dep: &Deployment, client: Dialect, client_headers: &HeaderMap) -> HeaderMap {
+pub fn headers(ep: &Endpoints, client: Dialect, client_headers: &HeaderMap) -> HeaderMap {
+    let mut h = ep.fixed_headers.clone();
+    if let Some(ua) = client_headers.get(http::header::USER_AGENT) {
+        h.insert(http::header::USER_AGENT, ua.clone());
+    }
+    if ep.dialect == Dialect::Anthropic {
+        let version = match client {
+            Dialect::Anthropic => client_headers.get(ANTHROPIC_VERSION).cloned(),
+            _ => None,
+        };
+        h.insert(
+            ANTHROPIC_VERSION,
+            version.unwrap_or(HeaderValue::from_static("2023-06-01")),
+        );
+        if client == Dialect::Anthropic
+            && let Some(beta) = client_headers.get(ANTHROPIC_BETA)
+        {
+            h.insert(ANTHROPIC_BETA, beta.clone());
+        }
+    }
+    // Configured headers have the last word.
+    for (n, v) in &ep.extra_headers {
+        h.insert(n.clone(), v.clone());
+    }
+    h
+}
+
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+
+/// The headers every call to `dep` carries, built once: content type and credentials.
+fn fixed_headers(dep: &Deployment) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Some(ua) = client_headers.get(http::header::USER_AGENT) {
-        h.insert(http::header::USER_AGENT, ua.clone());
-    }
-    let key = dep
-        .api_key
-        .as_ref()
-        .and_then(|k| HeaderValue::from_str(k.expose()).ok());
+    let key = |prefix: &str| {
+        dep.api_key.as_ref().and_then(|k| {
+            let mut v = HeaderValue::from_str(&format!("{prefix}{}", k.expose())).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        })
+    };
     match (dep.provider, dep.dialect) {
         (_, Dialect::Anthropic) => {
-            if let Some(mut k) = key {
-                k.set_sensitive(true);
+            if let Some(k) = key("") {
                 h.insert("x-api-key", k);
-            }
-            let version = match client {
-                Dialect::Anthropic => client_headers.get("anthropic-version").cloned(),
-                _ => None,
-            };
-            h.insert(
-                "anthropic-version",
-                version.unwrap_or(HeaderValue::from_static("2023-06-01")),
-            );
-            if client == Dialect::Anthropic
-                && let Some(beta) = client_headers.get("anthropic-beta")
-            {
-                h.insert("anthropic-beta", beta.clone());
             }
         }
         (Provider::Azure, _) => {
-            if let Some(mut k) = key {
-                k.set_sensitive(true);
+            if let Some(k) = key("") {
                 h.insert("api-key", k);
             }
         }
         _ => {
-            if let Some(k) = dep
-                .api_key
-                .as_ref()
-                .and_then(|k| HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
-            {
-                let mut k = k;
-                k.set_sensitive(true);
+            if let Some(k) = key("Bearer ") {
                 h.insert(http::header::AUTHORIZATION, k);
             }
-        }
-    }
-    for (name, value) in &dep.extra_headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::from_str(value),
-        ) {
-            h.insert(n, v);
         }
     }
     h
@@ -226,6 +228,10 @@ pub fn client(
 pub struct Endpoints {
     pub generate: http::Uri,
     pub count_tokens: http::Uri,
+    dialect: Dialect,
+    fixed_headers: HeaderMap,
+    /// `extra_headers` from the config, parsed (invalid names or values are skipped).
+    extra_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Endpoints {
@@ -235,9 +241,22 @@ impl Endpoints {
             http::Uri::try_from(u.as_str())
                 .map_err(|e| format!("deployment {}: api_base is not a valid URL: {e}", dep.id))
         };
+        let extra_headers = dep
+            .extra_headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::try_from(name.as_str()).ok()?,
+                    HeaderValue::from_str(value).ok()?,
+                ))
+            })
+            .collect();
         Ok(Endpoints {
             generate: parse(Op::Generate)?,
             count_tokens: parse(Op::CountTokens)?,
+            dialect: dep.dialect,
+            fixed_headers: fixed_headers(dep),
+            extra_headers,
         })
     }
 
@@ -387,7 +406,7 @@ mod tests {
             HeaderValue::from_static("context-1m-2025-08-07"),
         );
         let az = headers(
-            &dep("azure/d", "https://x.openai.azure.com", "chat"),
+            &Endpoints::new(&dep("azure/d", "https://x.openai.azure.com", "chat")).unwrap(),
             Dialect::Anthropic,
             &client,
         );
@@ -395,7 +414,7 @@ mod tests {
         assert!(az.get("authorization").is_none() && az.get("anthropic-beta").is_none());
         assert_eq!(az["x-team"], "blue");
         let an = headers(
-            &dep("anthropic/c", "https://api.anthropic.com", "chat"),
+            &Endpoints::new(&dep("anthropic/c", "https://api.anthropic.com", "chat")).unwrap(),
             Dialect::Anthropic,
             &client,
         );
@@ -406,7 +425,7 @@ mod tests {
             "the client's key never travels upstream"
         );
         let oa = headers(
-            &dep("openai/g", "https://api.openai.com/v1", "chat"),
+            &Endpoints::new(&dep("openai/g", "https://api.openai.com/v1", "chat")).unwrap(),
             Dialect::Chat,
             &client,
         );
