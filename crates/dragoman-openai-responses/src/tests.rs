@@ -1300,3 +1300,50 @@ fn end_events_agree_on_both_paths() {
         assert!(matches!(narrow.last(), Some(StreamEvent::MessageStop)));
     }
 }
+
+/// Content part events read narrowly and through the tree agree: a refusal part, text only in
+/// `content_part.done`, and citations arriving only there.
+#[test]
+fn part_events_agree_on_both_paths() {
+    let cite = json!({"type": "url_citation", "url": "https://example.com", "title": "Ex",
+        "start_index": 0, "end_index": 4});
+    let events = vec![
+        json!({"type": "response.created", "response": {"id": "resp_p", "model": "m", "output": []}}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": []}}),
+        json!({"type": "response.content_part.added", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+        json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": "Se"}),
+        json!({"type": "response.content_part.done", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "See this", "annotations": [cite]}}),
+        json!({"type": "response.content_part.added", "output_index": 0, "content_index": 1, "part": {"type": "refusal", "refusal": ""}}),
+        json!({"type": "response.content_part.done", "output_index": 0, "content_index": 1, "part": {"type": "refusal", "refusal": "No."}}),
+        json!({"type": "response.content_part.done", "output_index": 0, "content_index": 2, "part": {"type": "reasoning_text", "text": "ignored"}}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": []}}),
+        json!({"type": "response.completed", "response": {"id": "resp_p", "status": "completed", "output": []}}),
+    ];
+    let narrow = decode_stream(&sse(&events));
+    let general: Vec<Event> = events
+        .iter()
+        .map(|v| {
+            let ty = v["type"].as_str().unwrap();
+            let text = v
+                .to_string()
+                .replacen('{', &format!("{{\"type\":\"{ty}\","), 1);
+            Event::named(ty, text)
+        })
+        .collect();
+    assert_eq!(decode_stream(&general), narrow);
+    let text: String = narrow
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::BlockDelta {
+                delta: Delta::Text(t),
+                ..
+            } => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "See this");
+    assert!(narrow.iter().any(|e| matches!(e,
+        StreamEvent::BlockDelta { delta: Delta::Citation { value, .. }, .. } if *value == cite)));
+    assert!(narrow.iter().any(|e| matches!(e,
+        StreamEvent::BlockDelta { delta: Delta::Refusal(t), .. } if t == "No.")));
+}

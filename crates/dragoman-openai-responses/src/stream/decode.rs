@@ -91,6 +91,23 @@ struct DeltaEvent<'a> {
     /// Of the lifecycle events: all the stream needs of the response object is its start.
     #[serde(borrow)]
     response: Option<ResponseHead<'a>>,
+    /// Of the content part events.
+    #[serde(borrow)]
+    part: Option<PartHead<'a>>,
+}
+
+/// A message content part as its `added` and `done` events carry it. Annotations stay text
+/// until there are some.
+#[derive(Deserialize)]
+struct PartHead<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Text<'a>>,
+    #[serde(borrow)]
+    text: Option<Text<'a>>,
+    #[serde(borrow)]
+    refusal: Option<Text<'a>>,
+    #[serde(borrow)]
+    annotations: Option<&'a RawValue>,
 }
 
 /// The response object of a lifecycle event. Its `output` repeats every item the stream
@@ -150,6 +167,13 @@ fn is_delta_event(ty: &str) -> bool {
 
 /// Lifecycle events that only start the stream (later ones repeat the whole response
 /// object): read narrowly, they cost no tree.
+fn is_part_event(ty: &str) -> bool {
+    matches!(
+        ty,
+        "response.content_part.added" | "response.content_part.done"
+    )
+}
+
 fn is_end_event(ty: &str) -> bool {
     matches!(ty, "response.completed" | "response.incomplete")
 }
@@ -191,7 +215,9 @@ impl StreamDecoder {
         }
         // Only events named as deltas (or unnamed) try the narrow parse first, so the others are
         // not parsed twice. Only an object: serde would also fill the struct from an array.
-        let narrow = |ty: &str| is_delta_event(ty) || is_start_event(ty) || is_end_event(ty);
+        let narrow = |ty: &str| {
+            is_delta_event(ty) || is_start_event(ty) || is_end_event(ty) || is_part_event(ty)
+        };
         if data.starts_with('{')
             && ev.event.as_deref().is_none_or(narrow)
             && let Ok(d) = serde_json::from_str::<DeltaEvent>(data)
@@ -403,7 +429,47 @@ impl StreamDecoder {
         }
         let idx = self.index_of(d.output_index, d.item_id.as_ref().map(Text::as_str));
         let delta = d.delta.as_ref().map_or("", Text::as_str);
+        let part_ty = d
+            .part
+            .as_ref()
+            .and_then(|p| p.ty.as_ref())
+            .map(Text::as_str);
         match ty {
+            "response.content_part.added" => {
+                self.start_with("", "", out);
+                match part_ty {
+                    Some("output_text") => {
+                        self.text_part(idx, d.content_index.unwrap_or(0), false, out);
+                    }
+                    Some("refusal") => {
+                        self.text_part(idx, d.content_index.unwrap_or(0), true, out);
+                    }
+                    _ => {}
+                }
+            }
+            "response.content_part.done" => {
+                if let (Some(p), Some(t @ ("output_text" | "refusal"))) = (&d.part, part_ty) {
+                    let refusal = t == "refusal";
+                    let full = if refusal { &p.refusal } else { &p.text };
+                    // Only an array of annotations counts, as on the general path.
+                    let annotations = p
+                        .annotations
+                        .filter(|raw| raw.get() != "[]")
+                        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                        .and_then(|v| match v {
+                            Value::Array(a) => Some(a),
+                            _ => None,
+                        });
+                    self.end_part(
+                        idx,
+                        d.content_index.unwrap_or(0),
+                        refusal,
+                        full.as_ref().map(Text::as_str),
+                        annotations.as_deref(),
+                        out,
+                    );
+                }
+            }
             "response.output_text.done" | "response.refusal.done" => {
                 let refusal = ty == "response.refusal.done";
                 let full = if refusal { &d.refusal } else { &d.text };
@@ -845,7 +911,25 @@ impl StreamDecoder {
 
     fn close_part(&mut self, idx: u64, ci: u64, part: &Value, out: &mut Vec<StreamEvent>) {
         let refusal = get_str(part, "type") == Some("refusal");
-        if let Some(full) = get_str(part, if refusal { "refusal" } else { "text" }) {
+        let full = get_str(part, if refusal { "refusal" } else { "text" });
+        let annotations = part
+            .get("annotations")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice);
+        self.end_part(idx, ci, refusal, full, annotations, out);
+    }
+
+    /// A content part is done: the text it still lacks, its remaining citations, its end.
+    fn end_part(
+        &mut self,
+        idx: u64,
+        ci: u64,
+        refusal: bool,
+        full: Option<&str>,
+        annotations: Option<&[Value]>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        if let Some(full) = full {
             self.text_remainder(idx, ci, refusal, full, out);
         }
         let Some(p) = self.part_mut(idx, ci) else {
@@ -854,7 +938,7 @@ impl StreamDecoder {
         if !p.open {
             return;
         }
-        if let Some(ann) = part.get("annotations").and_then(Value::as_array) {
+        if let Some(ann) = annotations {
             for a in ann.iter().skip(p.citations) {
                 out.push(StreamEvent::BlockDelta {
                     index: p.block,
