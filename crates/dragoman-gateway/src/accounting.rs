@@ -100,8 +100,7 @@ impl Tracker {
     /// Ends a whole (non-streamed) answer; returns its cost for the response header.
     pub fn answered(mut self, status: u16, usage: Usage) -> Option<i64> {
         self.rec.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
-        self.finish(Outcome::Ok, status, usage, false);
-        self.rec.cost_nanos
+        self.finish(Outcome::Ok, status, usage, false)
     }
 
     /// Ends a stream from what passed through it. `None` means the client went away first.
@@ -136,9 +135,16 @@ impl Tracker {
         self.finish(outcome, 200, usage, estimated);
     }
 
-    fn finish(&mut self, outcome: Outcome, status: u16, usage: Usage, estimated: bool) {
+    /// Records the request once; returns its cost.
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        status: u16,
+        usage: Usage,
+        estimated: bool,
+    ) -> Option<i64> {
         if self.done {
-            return;
+            return self.rec.cost_nanos;
         }
         self.done = true;
         self.rec.outcome = outcome;
@@ -152,9 +158,30 @@ impl Tracker {
         self.gw
             .metrics
             .observe(&self.rec, self.gw.group_series(self.deployment));
+        let cost = self.rec.cost_nanos;
         if let Some(w) = &self.gw.writer {
-            w.record(self.rec.clone());
+            // The tracker is done with its record: it moves to the writer, strings and all.
+            let vacant = UsageRecord {
+                request_id: String::new(),
+                started_at_ms: self.rec.started_at_ms,
+                principal: String::new(),
+                client_dialect: self.rec.client_dialect,
+                upstream_dialect: self.rec.upstream_dialect,
+                model: String::new(),
+                deployment: None,
+                provider_model: None,
+                stream: self.rec.stream,
+                outcome,
+                status,
+                latency_ms: self.rec.latency_ms,
+                ttft_ms: self.rec.ttft_ms,
+                usage,
+                usage_estimated: estimated,
+                cost_nanos: cost,
+            };
+            w.record(std::mem::replace(&mut self.rec, vacant));
         }
+        cost
     }
 }
 

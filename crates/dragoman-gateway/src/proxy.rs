@@ -199,6 +199,8 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         return Err(too_large());
     }
     let mut stream = body.into_data_stream();
+    // A body that arrives in one piece (the usual case) is kept as it came, not copied.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -207,12 +209,20 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
                 format!("could not read the request body: {e}"),
             )
         })?;
-        if buf.len() + chunk.len() > limit {
+        let so_far = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if so_far + chunk.len() > limit {
             return Err(too_large());
         }
-        buf.extend_from_slice(&chunk);
+        if first.is_none() && buf.is_empty() {
+            first = Some(chunk);
+        } else {
+            if let Some(f) = first.take() {
+                buf.extend_from_slice(&f);
+            }
+            buf.extend_from_slice(&chunk);
+        }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 fn losses_header(headers: &mut HeaderMap, losses: &Losses) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dragoman_model::Dialect;
 use dragoman_testkit::MockUpstream;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 struct Harness {
@@ -610,6 +611,39 @@ async fn oversized_bodies_get_a_413_in_the_clients_dialect() {
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "request_too_large");
+    h.shutdown().await;
+}
+
+/// A body sent in pieces (chunked, no length) is read whole; over the limit it is still a 413.
+#[tokio::test]
+async fn bodies_arriving_in_pieces_are_read_whole_and_within_the_limit() {
+    let h = start("  max_body_bytes: 4000", true).await;
+    let send = |text: Vec<u8>| {
+        let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = text
+            .chunks(text.len() / 3 + 1)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        let stream = futures_util::stream::iter(pieces).then(|p| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            p
+        });
+        h.http
+            .post(format!("{}{}", h.url, path(Dialect::Anthropic)))
+            .header("x-api-key", KEY)
+            .header("anthropic-version", "2023-06-01")
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+    };
+    let b = body(Dialect::Anthropic, "a/script/text", false);
+    let r = send(serde_json::to_vec(&b).unwrap()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(!text_of(Dialect::Anthropic, &v).is_empty(), "{v}");
+    let mut big = b.clone();
+    big["messages"][0]["content"] = json!("x".repeat(5000));
+    let r = send(serde_json::to_vec(&big).unwrap()).await.unwrap();
+    assert_eq!(r.status(), 413);
     h.shutdown().await;
 }
 
