@@ -117,6 +117,9 @@ struct Shared {
     buffer: Mutex<Buffer>,
     /// Wakes the task early: a full batch is waiting, or the writer closed.
     wake: Notify,
+    /// Wakes the idle task: the first record after an empty spell, or the writer closed. An
+    /// idle writer sleeps on this alone, so an idle gateway is not woken five times a second.
+    arrived: Notify,
     capacity: usize,
     batch_size: usize,
     dropped: AtomicU64,
@@ -146,6 +149,7 @@ impl Shared {
     fn close_buffer(&self) {
         self.lock().closed = true;
         self.wake.notify_one();
+        self.arrived.notify_one();
     }
 
     fn stats(&self) -> WriterStats {
@@ -174,6 +178,7 @@ pub fn spawn_writer(
             last_drop_warning: None,
         }),
         wake: Notify::new(),
+        arrived: Notify::new(),
         capacity: opts.capacity,
         batch_size: opts.batch_size.max(1),
         dropped: AtomicU64::new(0),
@@ -196,6 +201,7 @@ impl Writer {
         let shared = &self.handle.shared;
         let mut warning = None;
         let mut wake = false;
+        let mut first = false;
         {
             let mut buffer = shared.lock();
             if buffer.closed || buffer.pending.len() + buffer.in_flight >= shared.capacity {
@@ -211,10 +217,14 @@ impl Writer {
             } else {
                 buffer.pending.push_back(rec);
                 wake = buffer.pending.len() >= shared.batch_size;
+                first = buffer.pending.len() == 1;
             }
         }
         if wake {
             shared.wake.notify_one();
+        }
+        if first {
+            shared.arrived.notify_one();
         }
         match warning {
             Some((dropped, true)) => tracing::warn!(
@@ -276,10 +286,20 @@ async fn run(shared: Arc<Shared>, sink: Arc<dyn Sink>, opts: WriterOptions) {
     let mut abort = shared.abort.subscribe();
     let mut batch: Vec<UsageRecord> = Vec::new();
     loop {
-        let (full, closed) = {
+        let (full, closed, empty) = {
             let buffer = shared.lock();
-            (buffer.pending.len() >= shared.batch_size, buffer.closed)
+            (
+                buffer.pending.len() >= shared.batch_size,
+                buffer.closed,
+                buffer.pending.is_empty(),
+            )
         };
+        if empty && !closed {
+            // Nothing to write: sleep until something is (a stale permit from a record taken
+            // in the last batch only costs one empty turn).
+            shared.arrived.notified().await;
+            continue;
+        }
         if !full && !closed {
             tokio::select! {
                 _ = shared.wake.notified() => {}

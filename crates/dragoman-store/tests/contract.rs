@@ -860,6 +860,29 @@ async fn record_never_blocks_on_a_hung_store() {
     }
 }
 
+/// An idle writer sleeps until a record arrives (no periodic wake-ups), then writes it within
+/// the flush interval, without waiting for a close: records that trickle in after quiet
+/// spells are never stranded.
+#[tokio::test]
+async fn records_after_a_quiet_spell_are_written_without_a_close() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let (writer, task) = spawn_writer(Arc::new(store.clone()), fast_options());
+    for round in 0..3i64 {
+        // Several flush intervals of silence: the task is idle.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer.record(rec(&format!("quiet{round}"), round, "m", "p"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.stats().written < round as u64 + 1 {
+            assert!(Instant::now() < deadline, "record {round} was not written");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(store.count().await.unwrap(), 3);
+    let stats = writer.close(Duration::from_secs(5)).await;
+    assert_eq!((stats.written, stats.backlog), (3, 0));
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn dropping_every_writer_flushes_and_ends_the_task() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
