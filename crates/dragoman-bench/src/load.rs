@@ -279,6 +279,20 @@ async fn exchange(
     Ok(())
 }
 
+/// Sends `target` `n` times, one after another on one connection, and fails on the first
+/// answer that is not a clean success: for counting the work a request costs, not timing it.
+pub async fn sequential(target: &Target, n: usize) -> anyhow::Result<()> {
+    let mut tx = connect(target.addr).await?;
+    let mut s = Samples::default();
+    for _ in 0..n {
+        exchange(&mut tx, target, true, &mut s).await?;
+        if let Some(e) = s.first_error.take() {
+            anyhow::bail!("{e}");
+        }
+    }
+    Ok(())
+}
+
 /// When a run measures, and whether requests are released by a ticker.
 #[derive(Clone)]
 struct Window {

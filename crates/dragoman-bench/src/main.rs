@@ -29,6 +29,25 @@ enum Command {
     },
     /// Direct-to-mock against through-the-gateway, per scenario and concurrency.
     Bench(Box<bench::Args>),
+    /// Prints the gateway configuration the benchmark uses, for a mock on `--mock-port`.
+    Config {
+        #[arg(long, default_value_t = 18090)]
+        mock_port: u16,
+        /// The SQLite file of the usage store.
+        #[arg(long)]
+        db: std::path::PathBuf,
+    },
+    /// Sends one scenario's gateway request N times in a row on one connection (the work per
+    /// request, for `scripts/instructions.sh`).
+    Drive {
+        /// The gateway's port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        #[arg(long, value_enum)]
+        scenario: bench::Scenario,
+        #[arg(long)]
+        requests: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +58,22 @@ fn main() -> anyhow::Result<()> {
             chunks,
         } => mock::run(port, threads, chunks),
         Command::Bench(args) => bench::run(*args),
+        Command::Config { mock_port, db } => {
+            let mock = std::net::SocketAddr::from(([127, 0, 0, 1], mock_port));
+            print!("{}", bench::gateway_config(mock, &db, true, (0, 0)));
+            Ok(())
+        }
+        Command::Drive {
+            port,
+            scenario,
+            requests,
+        } => {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let target = bench::target(scenario, bench::Side::Gateway, addr, (0, 0))?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(dragoman_bench::load::sequential(&target, requests))
+        }
     }
 }

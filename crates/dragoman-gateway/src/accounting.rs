@@ -161,25 +161,16 @@ impl Tracker {
         let cost = self.rec.cost_nanos;
         if let Some(w) = &self.gw.writer {
             // The tracker is done with its record: it moves to the writer, strings and all.
-            let vacant = UsageRecord {
-                request_id: String::new(),
-                started_at_ms: self.rec.started_at_ms,
-                principal: String::new(),
-                client_dialect: self.rec.client_dialect,
-                upstream_dialect: self.rec.upstream_dialect,
-                model: String::new(),
-                deployment: None,
-                provider_model: None,
-                stream: self.rec.stream,
-                outcome,
-                status,
-                latency_ms: self.rec.latency_ms,
-                ttft_ms: self.rec.ttft_ms,
-                usage,
-                usage_estimated: estimated,
-                cost_nanos: cost,
-            };
-            w.record(std::mem::replace(&mut self.rec, vacant));
+            let r = &mut self.rec;
+            // Fields are taken in order, before the base copies what is left (no strings).
+            w.record(UsageRecord {
+                request_id: std::mem::take(&mut r.request_id),
+                principal: std::mem::take(&mut r.principal),
+                model: std::mem::take(&mut r.model),
+                deployment: r.deployment.take(),
+                provider_model: r.provider_model.take(),
+                ..r.clone()
+            });
         }
         cost
     }

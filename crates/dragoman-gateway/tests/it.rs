@@ -94,6 +94,20 @@ dragoman_settings:
     }
 }
 
+/// Serves `gw` on a free port until the test ends: its URL and its task.
+async fn serve_forever(
+    gw: std::sync::Arc<dragoman_gateway::Gateway>,
+) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(dragoman_gateway::serve(
+        gw,
+        listener,
+        std::future::pending(),
+    ));
+    (url, server)
+}
+
 async fn get_text(http: &reqwest::Client, url: &str) -> String {
     http.get(url).send().await.unwrap().text().await.unwrap()
 }
@@ -1159,13 +1173,7 @@ async fn an_unreachable_upstream_is_a_clear_502_in_each_dialect() {
     );
     let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
     let gw = dragoman_gateway::Gateway::new(config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(dragoman_gateway::serve(
-        gw,
-        listener,
-        std::future::pending(),
-    ));
+    let (url, server) = serve_forever(gw).await;
     let http = reqwest::Client::new();
     for client in Dialect::ALL {
         let r = http
@@ -1262,13 +1270,7 @@ async fn upstream_calls_use_the_forward_proxy_unless_excluded() {
             Some(std::sync::Arc::new(matcher)),
         )
         .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(dragoman_gateway::serve(
-            gw,
-            listener,
-            std::future::pending(),
-        ));
+        let (url, server) = serve_forever(gw).await;
         let r = reqwest::Client::new()
             .post(format!("{url}/v1/chat/completions"))
             .json(&body(Dialect::Chat, "m", false))

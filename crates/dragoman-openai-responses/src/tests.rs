@@ -1182,6 +1182,32 @@ mod props {
 /// `*.done` events repeat the whole text or arguments; what the deltas missed is emitted from
 /// them. The narrow (no-tree) reading and the general one must agree: the general path is
 /// forced by a repeated key, which the narrow parse refuses.
+/// The same events forced onto the decoder's general (tree) path: a repeated `type` key makes
+/// the narrow parse refuse them.
+fn general_path(events: &[Value]) -> Vec<Event> {
+    events
+        .iter()
+        .map(|v| {
+            let ty = v["type"].as_str().unwrap();
+            let text = v
+                .to_string()
+                .replacen('{', &format!("{{\"type\":\"{ty}\","), 1);
+            Event::named(ty, text)
+        })
+        .collect()
+}
+
+/// The text of the deltas `pick` selects, joined.
+fn joined(events: &[StreamEvent], pick: impl Fn(&Delta) -> Option<&str>) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::BlockDelta { delta, .. } => pick(delta),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn done_events_fill_in_what_deltas_missed_on_both_paths() {
     let events = [
@@ -1199,38 +1225,16 @@ fn done_events_fill_in_what_deltas_missed_on_both_paths() {
         json!({"type": "response.completed", "response": {"id": "resp_1", "status": "completed", "output": [], "usage": {"input_tokens": 5, "output_tokens": 3}}}),
     ];
     let narrow = decode_stream(&sse(&events));
-    let general: Vec<Event> = events
-        .iter()
-        .map(|v| {
-            let ty = v["type"].as_str().unwrap();
-            let text = v
-                .to_string()
-                .replacen('{', &format!("{{\"type\":\"{ty}\","), 1);
-            Event::named(ty, text)
-        })
-        .collect();
-    assert_eq!(decode_stream(&general), narrow);
-    let text: String = narrow
-        .iter()
-        .filter_map(|e| match e {
-            StreamEvent::BlockDelta {
-                delta: Delta::Text(t),
-                ..
-            } => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
+    assert_eq!(decode_stream(&general_path(&events)), narrow);
+    let text = joined(&narrow, |d| match d {
+        Delta::Text(t) => Some(t.as_str()),
+        _ => None,
+    });
     assert_eq!(text, "Hello \"world\"");
-    let args: String = narrow
-        .iter()
-        .filter_map(|e| match e {
-            StreamEvent::BlockDelta {
-                delta: Delta::Arguments(t),
-                ..
-            } => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
+    let args = joined(&narrow, |d| match d {
+        Delta::Arguments(t) => Some(t.as_str()),
+        _ => None,
+    });
     assert_eq!(args, "{\"a\":1}");
     assert!(matches!(
         &narrow[0],
@@ -1242,18 +1246,6 @@ fn done_events_fill_in_what_deltas_missed_on_both_paths() {
 /// agree: the stop reason, the usage, and the items of a stream that streamed none.
 #[test]
 fn end_events_agree_on_both_paths() {
-    let repeat_type = |events: &[Value]| -> Vec<Event> {
-        events
-            .iter()
-            .map(|v| {
-                let ty = v["type"].as_str().unwrap();
-                let text = v
-                    .to_string()
-                    .replacen('{', &format!("{{\"type\":\"{ty}\","), 1);
-                Event::named(ty, text)
-            })
-            .collect()
-    };
     let usage = json!({"input_tokens": 1234, "input_tokens_details": {"cached_tokens": 1024},
         "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 8}});
     let only_in_output = vec![
@@ -1275,17 +1267,11 @@ fn end_events_agree_on_both_paths() {
         (streamed, "streamed", StopReason::EndTurn),
     ] {
         let narrow = decode_stream(&sse(&events));
-        assert_eq!(decode_stream(&repeat_type(&events)), narrow);
-        let got: String = narrow
-            .iter()
-            .filter_map(|e| match e {
-                StreamEvent::BlockDelta {
-                    delta: Delta::Text(t),
-                    ..
-                } => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
+        assert_eq!(decode_stream(&general_path(&events)), narrow);
+        let got = joined(&narrow, |d| match d {
+            Delta::Text(t) => Some(t.as_str()),
+            _ => None,
+        });
         assert_eq!(got, text);
         let end = narrow.iter().find_map(|e| match e {
             StreamEvent::MessageDelta { stop, usage } => Some((stop.clone(), *usage)),
@@ -1320,27 +1306,11 @@ fn part_events_agree_on_both_paths() {
         json!({"type": "response.completed", "response": {"id": "resp_p", "status": "completed", "output": []}}),
     ];
     let narrow = decode_stream(&sse(&events));
-    let general: Vec<Event> = events
-        .iter()
-        .map(|v| {
-            let ty = v["type"].as_str().unwrap();
-            let text = v
-                .to_string()
-                .replacen('{', &format!("{{\"type\":\"{ty}\","), 1);
-            Event::named(ty, text)
-        })
-        .collect();
-    assert_eq!(decode_stream(&general), narrow);
-    let text: String = narrow
-        .iter()
-        .filter_map(|e| match e {
-            StreamEvent::BlockDelta {
-                delta: Delta::Text(t),
-                ..
-            } => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
+    assert_eq!(decode_stream(&general_path(&events)), narrow);
+    let text = joined(&narrow, |d| match d {
+        Delta::Text(t) => Some(t.as_str()),
+        _ => None,
+    });
     assert_eq!(text, "See this");
     assert!(narrow.iter().any(|e| matches!(e,
         StreamEvent::BlockDelta { delta: Delta::Citation { value, .. }, .. } if *value == cite)));

@@ -127,12 +127,7 @@ impl Decoder {
                     }
                     let result = if self.line.is_empty() {
                         // The whole line is in this chunk (the usual case): read it in place.
-                        if pos > self.max {
-                            return Err(SseError::TooLarge {
-                                limit: self.max,
-                                offset: self.offset,
-                            });
-                        }
+                        self.check_line(pos)?;
                         self.offset += consumed as u64;
                         self.process_line(&bytes[..pos], out)
                     } else {
@@ -169,13 +164,19 @@ impl Decoder {
         !self.line.is_empty() || self.has_data || self.event.is_some()
     }
 
-    fn extend_line(&mut self, bytes: &[u8]) -> Result<(), SseError> {
-        if self.line.len() + bytes.len() > self.max {
+    /// Refuses a line that `extra` more bytes would take past the bound.
+    fn check_line(&self, extra: usize) -> Result<(), SseError> {
+        if self.line.len() + extra > self.max {
             return Err(SseError::TooLarge {
                 limit: self.max,
                 offset: self.offset,
             });
         }
+        Ok(())
+    }
+
+    fn extend_line(&mut self, bytes: &[u8]) -> Result<(), SseError> {
+        self.check_line(bytes.len())?;
         self.line.extend_from_slice(bytes);
         Ok(())
     }

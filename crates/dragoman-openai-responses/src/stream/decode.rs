@@ -165,8 +165,21 @@ fn is_delta_event(ty: &str) -> bool {
     )
 }
 
-/// Lifecycle events that only start the stream (later ones repeat the whole response
-/// object): read narrowly, they cost no tree.
+/// Events `DeltaEvent` carries everything for, read without a tree.
+fn is_narrow_event(ty: &str) -> bool {
+    is_delta_event(ty) || is_start_event(ty) || is_end_event(ty) || is_part_event(ty)
+}
+
+/// A JSON array kept as text by the narrow parse, as values; `None` when it is not an array
+/// (what the tree path's `as_array` reads).
+fn raw_array(raw: &RawValue) -> Option<Vec<Value>> {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Array(items)) => Some(items),
+        _ => None,
+    }
+}
+
+/// Content part events: a part's type, its full text and its annotations.
 fn is_part_event(ty: &str) -> bool {
     matches!(
         ty,
@@ -174,10 +187,12 @@ fn is_part_event(ty: &str) -> bool {
     )
 }
 
+/// The end of a response, which repeats the whole response object (output included).
 fn is_end_event(ty: &str) -> bool {
     matches!(ty, "response.completed" | "response.incomplete")
 }
 
+/// Lifecycle events that only start the stream.
 fn is_start_event(ty: &str) -> bool {
     matches!(
         ty,
@@ -215,14 +230,11 @@ impl StreamDecoder {
         }
         // Only events named as deltas (or unnamed) try the narrow parse first, so the others are
         // not parsed twice. Only an object: serde would also fill the struct from an array.
-        let narrow = |ty: &str| {
-            is_delta_event(ty) || is_start_event(ty) || is_end_event(ty) || is_part_event(ty)
-        };
         if data.starts_with('{')
-            && ev.event.as_deref().is_none_or(narrow)
+            && ev.event.as_deref().is_none_or(is_narrow_event)
             && let Ok(d) = serde_json::from_str::<DeltaEvent>(data)
             && let Some(ty) = d.ty.as_ref().map(Text::as_str).or(ev.event.as_deref())
-            && narrow(ty)
+            && is_narrow_event(ty)
         {
             if !self.done {
                 self.push_delta(ty, &d, out);
@@ -405,19 +417,7 @@ impl StreamDecoder {
                     .unwrap_or_default(),
             };
             let output = head.and_then(|h| h.output);
-            self.end(
-                ty,
-                end,
-                || {
-                    output
-                        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-                        .and_then(|v| match v {
-                            Value::Array(items) => Some(items),
-                            _ => None,
-                        })
-                },
-                out,
-            );
+            self.end(ty, end, || output.and_then(raw_array), out);
             return;
         }
         if is_start_event(ty) {
@@ -455,11 +455,7 @@ impl StreamDecoder {
                     let annotations = p
                         .annotations
                         .filter(|raw| raw.get() != "[]")
-                        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-                        .and_then(|v| match v {
-                            Value::Array(a) => Some(a),
-                            _ => None,
-                        });
+                        .and_then(raw_array);
                     self.end_part(
                         idx,
                         d.content_index.unwrap_or(0),
