@@ -135,3 +135,26 @@ pub fn decode_response_usage(body: &[u8]) -> Option<dragoman_model::Usage> {
         .filter(|u| u.is_object())
         .map(|u| crate::usage::decode(Some(u)))
 }
+
+/// Whether a whole body with a success status is a message, and its usage: an error envelope
+/// (`"type": "error"`) keeps its meaning, anything else is malformed. One pass over the body,
+/// no tree.
+pub fn check_response(body: &[u8]) -> Result<dragoman_model::Usage, dragoman_model::ResponseFault> {
+    use dragoman_model::{Lenient, ResponseFault};
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "type", default)]
+        ty: Option<String>,
+        #[serde(default)]
+        usage: Lenient<crate::usage::Counts>,
+    }
+    let head: Head = dragoman_model::read_head(body)?;
+    match head.ty.as_deref() {
+        Some("message") => Ok(head.usage.0.map(|c| c.usage()).unwrap_or_default()),
+        Some("error") => Err(ResponseFault::Failed(crate::decode_error(None, body))),
+        other => Err(ResponseFault::Malformed(format!(
+            "not an Anthropic message (type {})",
+            other.unwrap_or("missing")
+        ))),
+    }
+}

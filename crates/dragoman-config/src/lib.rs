@@ -62,7 +62,11 @@ pub struct DatabaseSettings {
 /// Listener and request-handling limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerSettings {
+    /// Where to listen. Without a master key and without an explicit host the gateway listens
+    /// on 127.0.0.1 only (see `host_set`).
     pub host: String,
+    /// Whether `host` was set by the operator (config or `--host`), not defaulted.
+    pub host_set: bool,
     pub port: u16,
     /// Largest request body accepted (bytes); larger ones get a 413 in the client's dialect.
     pub max_body_bytes: usize,
@@ -70,16 +74,34 @@ pub struct ServerSettings {
     pub keepalive: Duration,
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// Largest whole upstream body read (bytes); past it the client gets a 502.
+    pub max_upstream_body_bytes: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body, once its headers are in.
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once; more wait in the listen queue (0: no cap beyond
+    /// the file-descriptor limit, from which the default is derived at start).
+    pub max_connections: usize,
+    /// `general_settings.public_metrics` (default true, as LiteLLM's `/metrics`): whether
+    /// `/metrics` answers without the master key.
+    pub public_metrics: bool,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             host: "0.0.0.0".into(),
+            host_set: false,
             port: 4000,
             max_body_bytes: 32 * 1024 * 1024,
             keepalive: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(30),
+            max_upstream_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 0,
+            public_metrics: true,
         }
     }
 }
@@ -178,9 +200,9 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                     let path = format!("general_settings.{k}");
                     match k.as_str() {
                         "master_key" => {
-                            master_key =
-                                string_value(v, &path, env, &mut warnings)?.map(Secret::new)
+                            master_key = Some(Secret::new(required_secret(v, &path, env)?))
                         }
+                        "public_metrics" => server.public_metrics = boolean(v, &path)?,
                         "database_url" => {
                             database.url =
                                 string_value(v, &path, env, &mut warnings)?.map(Secret::new)
@@ -201,7 +223,20 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                 for (k, v) in m {
                     let path = format!("{key}.{k}");
                     match k.as_str() {
-                        "host" => server.host = req_string(v, &path)?,
+                        "host" => {
+                            server.host = req_string(v, &path)?;
+                            server.host_set = true;
+                        }
+                        "max_upstream_body_bytes" => {
+                            server.max_upstream_body_bytes = uint(v, &path)? as usize
+                        }
+                        "header_read_timeout_seconds" => {
+                            server.header_read_timeout = seconds(v, &path)?
+                        }
+                        "body_read_timeout_seconds" => {
+                            server.body_read_timeout = seconds(v, &path)?
+                        }
+                        "max_connections" => server.max_connections = uint(v, &path)? as usize,
                         "port" => {
                             server.port = u16::try_from(uint(v, &path)?)
                                 .map_err(|_| err(&path, "port out of range"))?
@@ -290,6 +325,32 @@ fn string_value(
         },
         None => Ok(Some(s)),
     }
+}
+
+/// A secret that must have a value: empty text, or `os.environ/NAME` with NAME unset or empty,
+/// is a start error naming what is missing (a master key that silently became "none" would
+/// open the gateway).
+fn required_secret(v: &Value, path: &str, env: &dyn Env) -> Result<String, ConfigError> {
+    let s = req_string(v, path)?;
+    let value = match s.strip_prefix("os.environ/") {
+        Some(name) => match env.var(name) {
+            Some(val) if !val.trim().is_empty() => val,
+            _ => {
+                return Err(err(
+                    path,
+                    format!("environment variable {name} is not set or is empty"),
+                ));
+            }
+        },
+        None => s,
+    };
+    if value.trim().is_empty() {
+        return Err(err(
+            path,
+            "must not be empty (remove it to run without a key)",
+        ));
+    }
+    Ok(value)
 }
 
 fn uint(v: &Value, path: &str) -> Result<u64, ConfigError> {

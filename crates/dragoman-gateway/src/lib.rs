@@ -10,6 +10,7 @@ mod auth;
 mod dealer;
 mod envelope;
 mod errors;
+mod logsafe;
 mod metrics;
 mod proxy;
 mod pump;

@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses, StreamOptions, Usage};
+use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses, ResponseFault, StreamOptions, Usage};
 use dragoman_translate as hub;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -307,6 +307,22 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 );
             }
         };
+        let unresolvable = hub::unresolvable_items(client, dep.dialect, &req);
+        if !unresolvable.is_empty() {
+            let msg = format!(
+                "input: {} cannot be sent to this model (served by the {} API): the item lives in another server's conversation store, which dragoman cannot read; send the item itself instead of a reference",
+                unresolvable.join(", "),
+                dep.dialect
+            );
+            return refuse(
+                tracker,
+                client,
+                &error(ErrorKind::InvalidRequest, msg),
+                None,
+                &id,
+                false,
+            );
+        }
         req.model = upstream_model;
         custom_tools = hub::custom_tools_to_unwrap(&req, dep.dialect);
         if stream && dep.dialect != Dialect::Anthropic {
@@ -327,11 +343,15 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         tracing::debug!(request_id = %id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
     }
     let up_headers = upstream::headers(&gw.endpoints[idx], client, &headers);
+    // `timeout` bounds a whole answer from the call to its last byte; a stream's first byte
+    // must come within `stream_timeout`, and so must each later one (the pump's idle limit).
     let limit = if stream {
         dep.stream_timeout
     } else {
         dep.timeout
     };
+    let deadline = tokio::time::Instant::now() + limit;
+    let max_upstream = gw.config.server.max_upstream_body_bytes;
     let resp = match upstream::send(
         gw.client(idx),
         gw.endpoints[idx].get(Op::Generate),
@@ -357,10 +377,22 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     losses_header(&mut out_headers, &losses);
 
     if status >= 400 {
-        let bytes = read_upstream(resp, dep.timeout).await.unwrap_or_default();
+        let bytes = read_upstream(resp, deadline, max_upstream)
+            .await
+            .unwrap_or_default();
         tracing::info!(request_id = %id, model = %ctx.model, deployment = %dep.id, status, outcome = "upstream_error", "request done");
-        let err = hub::decode_error(dep.dialect, Some(status), &bytes);
-        if dep.dialect == client {
+        // The upstream's own error envelope keeps its bytes on the same dialect; anything else
+        // (a proxy's HTML page, an empty body) is rendered in the client's dialect.
+        let envelope = matches!(
+            hub::check_response(dep.dialect, &bytes),
+            Err(ResponseFault::Failed(_))
+        );
+        let err = if envelope {
+            hub::decode_error(dep.dialect, Some(status), &bytes)
+        } else {
+            not_an_error_envelope(status, &bytes)
+        };
+        if dep.dialect == client && envelope {
             out_headers.insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -384,12 +416,39 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     }
 
     if !stream {
-        let bytes = match read_upstream(resp, dep.timeout).await {
+        let bytes = match read_upstream(resp, deadline, max_upstream).await {
             Ok(b) => b,
-            Err(e) => return refuse(tracker, client, &e, Some(504), &id, true),
+            Err(e) => {
+                let status = if e.kind == ErrorKind::Timeout {
+                    504
+                } else {
+                    502
+                };
+                return refuse(tracker, client, &e, Some(status), &id, true);
+            }
+        };
+        // A 200 is not a success until the body says so: a cut or garbled body, a 200 that
+        // carries an error, a failed or empty Responses answer all end as errors.
+        let usage = match hub::check_response(dep.dialect, &bytes) {
+            Ok(u) => u,
+            Err(fault) => {
+                let (err, status) = match fault {
+                    ResponseFault::Malformed(m) => (
+                        error(
+                            ErrorKind::Server,
+                            format!("upstream sent a response dragoman cannot read: {m}"),
+                        ),
+                        Some(502),
+                    ),
+                    ResponseFault::Failed(e) => (e, None),
+                };
+                tracing::warn!(request_id = %id, deployment = %dep.id, error = %crate::logsafe::Escaped(&err.message), "upstream answer is not a success");
+                let mut r = refuse(tracker, client, &err, status, &id, true);
+                r.headers_mut().extend(out_headers);
+                return r;
+            }
         };
         let (out, usage) = if dep.dialect == client {
-            let usage = hub::decode_response_usage(dep.dialect, &bytes).unwrap_or_default();
             (bytes, usage)
         } else {
             let mut r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
@@ -466,22 +525,73 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         .into_response()
 }
 
+/// Reads a whole upstream body by `deadline` and within `max` bytes.
 async fn read_upstream(
     resp: upstream::UpstreamResponse,
-    limit: std::time::Duration,
+    deadline: tokio::time::Instant,
+    max: usize,
 ) -> Result<Bytes, ErrorBody> {
     use http_body_util::BodyExt;
-    match tokio::time::timeout(limit, resp.into_body().collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(e)) => Err(error(
-            ErrorKind::Server,
-            format!("upstream response failed: {}", upstream::describe(&e)),
-        )),
+    let read = async move {
+        let mut body = resp.into_body();
+        let mut first: Option<Bytes> = None;
+        let mut buf = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                error(
+                    ErrorKind::Server,
+                    format!("upstream response failed: {}", upstream::describe(&e)),
+                )
+            })?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            let so_far = first.as_ref().map_or(0, Bytes::len) + buf.len();
+            if so_far + chunk.len() > max {
+                return Err(error(
+                    ErrorKind::Server,
+                    format!(
+                        "upstream response exceeds the {max}-byte limit (max_upstream_body_bytes)"
+                    ),
+                ));
+            }
+            if first.is_none() && buf.is_empty() {
+                first = Some(chunk);
+            } else {
+                if let Some(f) = first.take() {
+                    buf.extend_from_slice(&f);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+        Ok(first.unwrap_or_else(|| buf.freeze()))
+    };
+    match tokio::time::timeout_at(deadline, read).await {
+        Ok(r) => r,
         Err(_) => Err(error(
             ErrorKind::Timeout,
             "upstream response did not complete in time",
         )),
     }
+}
+
+/// An error status whose body is not the dialect's error envelope (a proxy's HTML page, an
+/// empty body): its status and a printable start of what came.
+fn not_an_error_envelope(status: u16, bytes: &[u8]) -> ErrorBody {
+    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut e = ErrorBody::new(
+        ErrorKind::from_status(status),
+        if text.trim().is_empty() {
+            format!("upstream answered {status} with no error body")
+        } else {
+            format!("upstream answered {status}: {}", text.trim())
+        },
+    );
+    e.status = Some(status);
+    e
 }
 
 fn log_usage(ctx: &Context, u: &Usage) {
@@ -551,7 +661,10 @@ async fn count_tokens(call: Call<'_>) -> Response {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let bytes = read_upstream(resp, dep.timeout).await.unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + dep.timeout;
+        let bytes = read_upstream(resp, deadline, gw.config.server.max_upstream_body_bytes)
+            .await
+            .unwrap_or_default();
         if status.is_success() {
             tracker.answered(status.as_u16(), Usage::default());
         } else {

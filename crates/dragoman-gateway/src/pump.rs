@@ -164,10 +164,9 @@ where
                     }
                 }
             }
-            // A translated stream is complete at its terminal event. A passed-through one is
-            // complete at its success terminal (after which upstream bodies may hang half
-            // closed); after an upstream error event the upstream may still send its own
-            // closing events (Responses sends `response.failed`), so keep forwarding to EOF.
+            // Complete at the terminal event, either way, or when the pump ended the stream
+            // itself: nothing more goes to the client, and the connection is not held open
+            // for an upstream that has stopped talking.
             if self.finished() && !self.done {
                 self.done = true;
                 self.log_end();
@@ -181,7 +180,7 @@ where
     fn finished(&self) -> bool {
         match &self.mode {
             Mode::Translate(_) => self.observed().ended(),
-            Mode::Passthrough(_) => self.closed || self.observed().success == Some(true),
+            Mode::Passthrough(t) => self.closed || t.closed(),
         }
     }
 
@@ -213,8 +212,7 @@ where
     fn take(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         match &mut self.mode {
             Mode::Passthrough(t) => {
-                out.extend_from_slice(chunk);
-                if let Err(e) = t.push(chunk) {
+                if let Err(e) = t.push(chunk, out) {
                     tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
                     t.fail(
                         ErrorBody::new(

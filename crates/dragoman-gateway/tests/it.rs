@@ -11,6 +11,9 @@ use dragoman_testkit::MockUpstream;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+#[path = "it/faults.rs"]
+mod faults;
+
 struct Harness {
     mock: MockUpstream,
     url: String,
@@ -39,6 +42,13 @@ model_list:
     litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai, {prices}}}
   - model_name: "r/*"
     litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai, {prices}}}
+    model_info: {{mode: responses}}
+  - model_name: "fa/*"
+    litellm_params: {{model: "anthropic/*", api_base: "{base}", stream_timeout: 1, timeout: 3}}
+  - model_name: "fc/*"
+    litellm_params: {{model: "openai/*", api_base: "{v1}", stream_timeout: 1, timeout: 3}}
+  - model_name: "fr/*"
+    litellm_params: {{model: "openai/*", api_base: "{v1}", stream_timeout: 1, timeout: 3}}
     model_info: {{mode: responses}}
   - model_name: gpt-4o
     litellm_params: {{model: "openai/script/text", api_base: "{v1}"}}
@@ -350,6 +360,10 @@ async fn same_dialect_streams_pass_through_byte_for_byte() {
                 .join(format!("{name}.sse")),
         )
         .unwrap();
+        // A recording that ends without its last blank line reaches the client completed, so
+        // that every SSE parser dispatches the last event: that blank line is all that changes.
+        let mut want = want;
+        dragoman_sse::terminate(&mut want);
         let (_, got, _) = h.stream(d, &body(d, model, true)).await;
         assert_eq!(
             String::from_utf8_lossy(&got),
@@ -1285,4 +1299,37 @@ async fn upstream_calls_use_the_forward_proxy_unless_excluded() {
         );
         server.abort();
     }
+}
+
+#[tokio::test]
+async fn item_references_are_refused_where_they_cannot_be_resolved() {
+    let h = start("", true).await;
+    let input = json!([
+        {"type": "item_reference", "id": "msg_earlier_1"},
+        {"role": "user", "content": "And then?"}
+    ]);
+    for up in [Dialect::Anthropic, Dialect::Chat] {
+        let model = format!("{}/script/text", prefix(up));
+        let r = h
+            .post(
+                Dialect::Responses,
+                &json!({"model": model, "input": input.clone()}),
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{up}");
+        let v: Value = r.json().await.unwrap();
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("item_reference `msg_earlier_1`"), "{up}: {v}");
+    }
+    // A Responses upstream resolves its own references: the item passes through.
+    let r = h
+        .post(
+            Dialect::Responses,
+            &json!({"model": "r/script/text", "input": input}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let sent = h.mock.last_request().unwrap();
+    assert_eq!(sent.body["input"][0]["type"], "item_reference");
+    h.shutdown().await;
 }

@@ -6,6 +6,7 @@
 //! no async, no HTTP.
 
 mod error;
+mod fault;
 mod json;
 mod lenient;
 mod loss;
@@ -20,6 +21,7 @@ mod usage;
 mod tests;
 
 pub use error::{DecodeError, ErrorBody, ErrorKind};
+pub use fault::{ResponseFault, read_head};
 pub use json::write_json_str;
 pub use lenient::{Count, Lenient, read_usage_member};
 pub use loss::{Loss, LossKind, Losses};

@@ -152,6 +152,9 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
         "content".into(),
         if has_text { json!(texts) } else { Value::Null },
     );
+    if refusal.is_none() {
+        refusal = stop::explanation(&resp.stop).map(str::to_owned);
+    }
     msg.insert("refusal".into(), json!(refusal));
     if let Some(r) = reasoning {
         // Not in OpenAI's schema, but the field DeepSeek-style servers use and clients read.
@@ -231,4 +234,31 @@ pub fn decode_response_usage(body: &[u8]) -> Option<dragoman_model::Usage> {
         .as_ref()
         .filter(|u| u.is_object())
         .map(|u| crate::usage::decode(u).0)
+}
+
+/// Whether a whole body with a success status is a chat completion (it has `choices`), and
+/// its usage: an error envelope keeps its meaning, anything else is malformed. One pass over
+/// the body, no tree.
+pub fn check_response(body: &[u8]) -> Result<dragoman_model::Usage, dragoman_model::ResponseFault> {
+    use dragoman_model::{Lenient, ResponseFault};
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        choices: Option<Vec<IgnoredAny>>,
+        #[serde(default)]
+        error: Lenient<IgnoredAny>,
+        #[serde(default)]
+        usage: Lenient<crate::usage::Counts>,
+    }
+    let head: Head = dragoman_model::read_head(body)?;
+    if head.error.0.is_some() {
+        return Err(ResponseFault::Failed(crate::decode_error(None, body)));
+    }
+    match head.choices {
+        Some(_) => Ok(head.usage.0.map(|c| c.usage()).unwrap_or_default()),
+        None => Err(ResponseFault::Malformed(
+            "not a chat completion (no choices)".into(),
+        )),
+    }
 }

@@ -33,11 +33,19 @@ pub(crate) fn encode(stop: &StopReason, path: &str, losses: &mut Losses) -> &'st
             losses.approximated(path, "pause_turn has no Chat equivalent; sent as `stop`");
             "stop"
         }
+        // `content_filter` is what makes Chat clients' refusal handling fire (the AI SDK's
+        // `content-filter`); the explanation travels in `message.refusal` (see `explanation`).
         StopReason::Refusal { details } => {
-            if details.is_some() {
-                losses.dropped(path, "refusal details have no Chat equivalent");
+            if details
+                .as_ref()
+                .is_some_and(|d| d.get("category").is_some_and(|c| !c.is_null()))
+            {
+                losses.dropped(
+                    format!("{path}.details.category"),
+                    "a refusal's category has no Chat equivalent",
+                );
             }
-            "stop"
+            "content_filter"
         }
         StopReason::MaxTokens => "length",
         StopReason::ContextWindowExceeded => {
@@ -49,5 +57,14 @@ pub(crate) fn encode(stop: &StopReason, path: &str, losses: &mut Losses) -> &'st
         }
         StopReason::ToolUse => "tool_calls",
         StopReason::ContentFilter => "content_filter",
+    }
+}
+
+/// A refusal's explanation (Anthropic `stop_details.explanation`), which Chat carries as the
+/// message's `refusal`.
+pub(crate) fn explanation(stop: &StopReason) -> Option<&str> {
+    match stop {
+        StopReason::Refusal { details: Some(d) } => d.get("explanation")?.as_str(),
+        _ => None,
     }
 }

@@ -891,7 +891,7 @@ fn response_encoding_maps_stops_and_parts() {
     let mut losses = Losses::new();
     let v = encode_response(&resp, &mut losses);
     assert_eq!(v["object"], "chat.completion");
-    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
     assert_eq!(v["choices"][0]["message"]["refusal"], "no");
     assert_eq!(v["choices"][0]["message"]["content"], "a");
     assert_eq!(v["choices"][0]["message"]["reasoning_content"], "r");

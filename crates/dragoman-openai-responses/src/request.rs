@@ -1307,3 +1307,26 @@ pub(crate) fn part_name(p: &Part) -> &'static str {
         Part::Opaque { .. } => "opaque",
     }
 }
+
+/// The ids of the `item_reference` items in a decoded request: each stands for an item that
+/// only the Responses server that stored it can supply, so a request carrying one cannot be
+/// sent to an upstream of another dialect without changing the conversation.
+pub fn item_references(req: &Request) -> Vec<String> {
+    req.messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .filter_map(|p| match p {
+            Part::Opaque {
+                dialect: Dialect::Responses,
+                value,
+            } if value.get("type").and_then(Value::as_str) == Some("item_reference") => Some(
+                value
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no id)")
+                    .to_owned(),
+            ),
+            _ => None,
+        })
+        .collect()
+}

@@ -316,3 +316,51 @@ pub fn decode_response_usage(body: &[u8]) -> Option<dragoman_model::Usage> {
         .filter(|u| u.is_object())
         .map(|u| crate::usage::decode_usage(Some(u)))
 }
+
+/// Whether a whole body with a success status is a response that produced something, and its
+/// usage. `status: "failed"` and a bare error envelope are failures with the upstream's error;
+/// a completed response with no output at all, or anything that is not a response, is
+/// malformed (an empty success would be fabricated). One pass over the body, no tree.
+pub fn check_response(body: &[u8]) -> Result<dragoman_model::Usage, dragoman_model::ResponseFault> {
+    use dragoman_model::{ErrorBody, ErrorKind, Lenient, ResponseFault};
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        object: Option<String>,
+        #[serde(default)]
+        status: Option<String>,
+        #[serde(default)]
+        output: Option<Vec<IgnoredAny>>,
+        #[serde(default)]
+        error: Lenient<IgnoredAny>,
+        #[serde(default)]
+        usage: Lenient<crate::usage::Counts>,
+    }
+    let head: Head = dragoman_model::read_head(body)?;
+    let failed = || {
+        let mut e = crate::decode_error(None, body);
+        if head.error.0.is_none() {
+            e = ErrorBody::new(ErrorKind::Server, "the upstream response failed");
+        }
+        ResponseFault::Failed(e)
+    };
+    if head.status.as_deref() == Some("failed") {
+        return Err(failed());
+    }
+    let Some(output) = head.output else {
+        if head.error.0.is_some() {
+            return Err(failed());
+        }
+        return Err(ResponseFault::Malformed(format!(
+            "not a Responses response (object {}, no output)",
+            head.object.as_deref().unwrap_or("missing")
+        )));
+    };
+    if output.is_empty() && matches!(head.status.as_deref(), None | Some("completed")) {
+        return Err(ResponseFault::Malformed(
+            "the upstream response completed with no output".into(),
+        ));
+    }
+    Ok(head.usage.0.map(|c| c.usage()).unwrap_or_default())
+}

@@ -29,11 +29,13 @@ pub(crate) fn decode_stop(
 pub(crate) fn encode_stop(stop: &StopReason, losses: &mut Losses) -> (&'static str, Value) {
     match stop {
         StopReason::EndTurn | StopReason::ToolUse => ("completed", Value::Null),
+        // An incomplete response filtered for content is what Responses clients treat as a
+        // refusal (the AI SDK's `content-filter`); a plain `completed` would read as an answer.
         StopReason::Refusal { details } => {
             if details.is_some() {
                 losses.dropped("stop.details", "Responses has no refusal details");
             }
-            ("completed", Value::Null)
+            ("incomplete", json!({ "reason": "content_filter" }))
         }
         StopReason::StopSequence { .. } => {
             losses.approximated(

@@ -70,6 +70,9 @@ pub struct Decoder {
     seen_first_line: bool,
     /// Stream offset of the first byte of the line being accumulated, for error messages.
     line_start: u64,
+    /// Stream offset after the last line that left no event half read: a relay may insert
+    /// its own events there without splitting one of the peer's.
+    boundary: u64,
 }
 
 impl Default for Decoder {
@@ -96,11 +99,43 @@ impl Decoder {
             max,
             seen_first_line: false,
             line_start: 0,
+            boundary: 0,
         }
     }
 
     /// Feeds bytes; complete events are appended to `out`.
-    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
+        self.push_inner(bytes, out, None)
+    }
+
+    /// As [`Decoder::push`], and `ends` gets, for each event appended to `out`, the stream
+    /// offset just past the blank line that completed it, so a relay can forward exactly the
+    /// bytes of the events it accepted.
+    pub fn push_framed(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<Event>,
+        ends: &mut Vec<u64>,
+    ) -> Result<(), SseError> {
+        self.push_inner(bytes, out, Some(ends))
+    }
+
+    /// Bytes fed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The stream offset after the last line that left no event half read (see `boundary`).
+    pub fn boundary(&self) -> u64 {
+        self.boundary
+    }
+
+    fn push_inner(
+        &mut self,
+        mut bytes: &[u8],
+        out: &mut Vec<Event>,
+        mut ends: Option<&mut Vec<u64>>,
+    ) -> Result<(), SseError> {
         if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
             if bytes[0] == b'\n' {
@@ -125,6 +160,7 @@ impl Decoder {
                             None => self.after_cr = true,
                         }
                     }
+                    let before = out.len();
                     let result = if self.line.is_empty() {
                         // The whole line is in this chunk (the usual case): read it in place.
                         self.check_line(pos)?;
@@ -142,6 +178,14 @@ impl Decoder {
                     bytes = &bytes[consumed..];
                     self.line_start = self.offset;
                     result?;
+                    if let Some(ends) = ends.as_deref_mut()
+                        && out.len() > before
+                    {
+                        ends.push(self.offset);
+                    }
+                    if !self.has_data && self.event.is_none() {
+                        self.boundary = self.offset;
+                    }
                 }
             }
         }
@@ -156,6 +200,7 @@ impl Decoder {
         }
         self.dispatch(out);
         self.after_cr = false;
+        self.boundary = self.offset;
         Ok(())
     }
 
@@ -285,6 +330,18 @@ pub fn encode_all<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<u8> {
         encode(e, &mut out);
     }
     out
+}
+
+/// Completes the event whose bytes `out` ends with: adds the line end and blank line a peer
+/// left off before closing, so the client dispatches it.
+pub fn terminate(out: &mut Vec<u8>) {
+    if out.ends_with(b"\n\n") || out.ends_with(b"\r\n\r\n") || out.ends_with(b"\r\r") {
+        return;
+    }
+    if !(out.ends_with(b"\n") || out.ends_with(b"\r")) {
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 /// An SSE comment line, used as a keep-alive that every client ignores.

@@ -187,6 +187,12 @@ async fn serve(state: Arc<MockState>, dialect: Dialect, req: Request) -> Respons
     if let Some(name) = model.strip_prefix("fixture/") {
         return fixture(state, dialect, name, stream);
     }
+    if let Some(name) = model.strip_prefix("fault/") {
+        return match Fault::parse(name) {
+            Some(f) => fault(state, dialect, f, stream, &body),
+            None => (StatusCode::NOT_FOUND, format!("no fault {name}")).into_response(),
+        };
+    }
     let scenario = model.strip_prefix("script/").unwrap_or("text");
     scripted(state, dialect, scenario, stream, &body).await
 }
@@ -441,6 +447,313 @@ async fn scripted(
         Duration::ZERO
     };
     sse_response(state, chunks, delay, finish)
+}
+
+/// An upstream misbehaving: `fault/<name>` as the upstream model. Streams are the scripted
+/// text answer with the fault spliced in halfway; whole bodies are replaced by the fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A pause of 400 ms inside an event, between its two halves (stream); the answer is
+    /// otherwise complete.
+    PauseMidEvent,
+    /// A line that is not JSON (`data: this is not json`), then the rest of the answer.
+    Garbage,
+    /// JSON cut short (`data: {"type":"con`), then the rest of the answer.
+    CutJson,
+    /// Bytes that are not UTF-8, then the rest of the answer.
+    BadUtf8,
+    /// One event over the SSE size bound (stream), or a body of over 1 MiB (whole).
+    Oversized,
+    /// The dialect's own error event, then the rest of the answer including its success
+    /// terminal (stream); a 200 carrying the dialect's error envelope (whole).
+    ErrorThenMore,
+    /// Silence after half the answer, the connection held open (stream); no answer (whole).
+    Hang,
+    /// The body ends after half the answer, without its terminal event (or half a JSON body).
+    Cut,
+    /// The connection is reset after half the answer.
+    Reset,
+    /// An HTML error page from a proxy: status 502, `text/html`.
+    Html502,
+    /// Responses only: a response with `status: failed` and an error.
+    Failed,
+    /// Responses only: a completed response with no output at all.
+    NoOutput,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 12] = [
+        Fault::PauseMidEvent,
+        Fault::Garbage,
+        Fault::CutJson,
+        Fault::BadUtf8,
+        Fault::Oversized,
+        Fault::ErrorThenMore,
+        Fault::Hang,
+        Fault::Cut,
+        Fault::Reset,
+        Fault::Html502,
+        Fault::Failed,
+        Fault::NoOutput,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::PauseMidEvent => "pause-mid-event",
+            Fault::Garbage => "garbage",
+            Fault::CutJson => "cut-json",
+            Fault::BadUtf8 => "bad-utf8",
+            Fault::Oversized => "oversized",
+            Fault::ErrorThenMore => "error-then-more",
+            Fault::Hang => "hang",
+            Fault::Cut => "cut",
+            Fault::Reset => "reset",
+            Fault::Html502 => "html502",
+            Fault::Failed => "failed",
+            Fault::NoOutput => "no-output",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    /// Whether `upstream` can have this fault in this form (the last two are Responses
+    /// answers; a pause inside an event needs a stream).
+    pub fn applies(self, upstream: Dialect, stream: bool) -> bool {
+        match self {
+            Fault::Failed => upstream == Dialect::Responses,
+            // A completed stream with no output passes as the upstream said; only a whole
+            // body can be refused before anything was sent.
+            Fault::NoOutput => upstream == Dialect::Responses && !stream,
+            Fault::PauseMidEvent => stream,
+            _ => true,
+        }
+    }
+}
+
+/// One step of a faulty body.
+enum Step {
+    Bytes(Bytes),
+    Sleep(Duration),
+    Reset,
+    Hang,
+}
+
+fn whole_fault(dialect: Dialect, f: Fault, resp: &dragoman_model::Response) -> Vec<Step> {
+    let good = hub::encode_response(dialect, resp, &mut Losses::new());
+    let good_bytes = serde_json::to_vec(&good).unwrap_or_default();
+    let half = || Step::Bytes(Bytes::copy_from_slice(&good_bytes[..good_bytes.len() / 2]));
+    match f {
+        Fault::Garbage => vec![Step::Bytes(Bytes::from_static(b"this is not json"))],
+        Fault::CutJson | Fault::Cut => vec![half()],
+        Fault::BadUtf8 => {
+            // A byte that is never UTF-8, inside the answer's text.
+            let text = good_bytes;
+            let at = text
+                .windows(5)
+                .position(|w| w == b"Hello")
+                .unwrap_or(text.len() / 2);
+            let mut bad = text[..at].to_vec();
+            bad.push(0xff);
+            bad.extend_from_slice(&text[at..]);
+            vec![Step::Bytes(Bytes::from(bad))]
+        }
+        Fault::Oversized => {
+            let mut v = good;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("padding".into(), Value::String("x".repeat(1024 * 1024)));
+            }
+            vec![Step::Bytes(Bytes::from(
+                serde_json::to_vec(&v).unwrap_or_default(),
+            ))]
+        }
+        Fault::ErrorThenMore => {
+            let (_, body) = hub::encode_error(
+                dialect,
+                &ErrorBody::new(ErrorKind::Overloaded, "mock overloaded in a 200"),
+            );
+            vec![Step::Bytes(Bytes::from(
+                serde_json::to_vec(&body).unwrap_or_default(),
+            ))]
+        }
+        Fault::Hang => vec![Step::Hang],
+        Fault::Reset => vec![half(), Step::Reset],
+        Fault::Failed => {
+            let body = json!({"id": "resp_mock_1", "object": "response", "status": "failed",
+                "model": resp.model, "output": [],
+                "error": {"code": "server_error", "message": "mock: the model failed"},
+                "usage": {"input_tokens": 10, "output_tokens": 0, "total_tokens": 10}});
+            vec![Step::Bytes(Bytes::from(body.to_string()))]
+        }
+        Fault::NoOutput => {
+            let body = json!({"id": "resp_mock_1", "object": "response", "status": "completed",
+                "model": resp.model, "output": [],
+                "usage": {"input_tokens": 10, "output_tokens": 0, "total_tokens": 10}});
+            vec![Step::Bytes(Bytes::from(body.to_string()))]
+        }
+        Fault::PauseMidEvent | Fault::Html502 => vec![Step::Bytes(Bytes::from(good_bytes))],
+    }
+}
+
+fn stream_fault(dialect: Dialect, f: Fault, resp: &dragoman_model::Response) -> Vec<Step> {
+    let mut losses = Losses::new();
+    let mut events = dragoman_model::response_events(resp);
+    match f {
+        Fault::Failed => {
+            // The response fails after its text began: `response.failed` ends the stream.
+            events.truncate(events.len().saturating_sub(3));
+            events.push(StreamEvent::Error {
+                error: ErrorBody::new(ErrorKind::Server, "mock: the model failed"),
+            });
+        }
+        Fault::NoOutput => events.retain(|e| {
+            matches!(
+                e,
+                StreamEvent::MessageStart { .. }
+                    | StreamEvent::MessageDelta { .. }
+                    | StreamEvent::MessageStop
+            )
+        }),
+        _ => {}
+    }
+    let sse = hub::encode_stream(dialect, &events, StreamOptions::default(), &mut losses);
+    let chunks: Vec<Bytes> = sse
+        .iter()
+        .map(|e| {
+            let mut b = Vec::new();
+            dragoman_sse::encode(e, &mut b);
+            Bytes::from(b)
+        })
+        .collect();
+    let half = chunks.len() / 2;
+    let mut steps: Vec<Step> = chunks[..half].iter().cloned().map(Step::Bytes).collect();
+    let mut rest_from = half;
+    match f {
+        Fault::PauseMidEvent => {
+            let c = &chunks[half];
+            let mid = c.len() / 2;
+            steps.push(Step::Bytes(c.slice(..mid)));
+            steps.push(Step::Sleep(Duration::from_millis(400)));
+            steps.push(Step::Bytes(c.slice(mid..)));
+            rest_from = half + 1;
+        }
+        Fault::Garbage => steps.push(Step::Bytes(Bytes::from_static(
+            b"data: this is not json\n\n",
+        ))),
+        Fault::CutJson => steps.push(Step::Bytes(Bytes::from_static(
+            b"data: {\"type\":\"con\n\n",
+        ))),
+        Fault::BadUtf8 => steps.push(Step::Bytes(Bytes::from_static(
+            b"data: {\"x\": \"\xff\xfe\"}\n\n",
+        ))),
+        Fault::Oversized => {
+            let mut big = b"data: ".to_vec();
+            big.resize(dragoman_sse::DEFAULT_MAX_EVENT_BYTES + 1024, b'a');
+            big.extend_from_slice(b"\n\n");
+            steps.push(Step::Bytes(Bytes::from(big)));
+        }
+        Fault::ErrorThenMore => {
+            // The first half and the dialect's error through one encoder (so the error is
+            // numbered as that dialect numbers it), then the rest of the good answer.
+            let cut = events.len() / 2;
+            let mut head = events[..cut].to_vec();
+            head.push(StreamEvent::Error {
+                error: ErrorBody::new(ErrorKind::Overloaded, "mock overloaded mid-stream"),
+            });
+            let sse = hub::encode_stream(dialect, &head, StreamOptions::default(), &mut losses);
+            steps = vec![Step::Bytes(Bytes::from(dragoman_sse::encode_all(&sse)))];
+        }
+        Fault::Hang => {
+            steps.push(Step::Hang);
+            rest_from = chunks.len();
+        }
+        Fault::Cut => rest_from = chunks.len(),
+        Fault::Reset => {
+            steps.push(Step::Reset);
+            rest_from = chunks.len();
+        }
+        Fault::Failed | Fault::NoOutput | Fault::Html502 => {}
+    }
+    steps.extend(chunks[rest_from..].iter().cloned().map(Step::Bytes));
+    steps
+}
+
+fn fault(
+    state: Arc<MockState>,
+    dialect: Dialect,
+    f: Fault,
+    stream: bool,
+    request: &Value,
+) -> Response {
+    if f == Fault::Html502 {
+        return (
+            StatusCode::BAD_GATEWAY,
+            [(http_ct(), HeaderValue::from_static("text/html"))],
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>",
+        )
+            .into_response();
+    }
+    let resp = script(dialect, "text", request);
+    if stream {
+        stepped(state, stream_fault(dialect, f, &resp), "text/event-stream")
+    } else {
+        stepped(state, whole_fault(dialect, f, &resp), "application/json")
+    }
+}
+
+/// A body played step by step; counts whether the reader stayed to the end.
+fn stepped(state: Arc<MockState>, steps: Vec<Step>, content_type: &'static str) -> Response {
+    let guard = StreamGuard { state, done: false };
+    let stream = futures_util::stream::unfold(
+        (steps.into_iter(), guard),
+        move |(mut it, mut guard)| async move {
+            loop {
+                match it.next() {
+                    Some(Step::Bytes(b)) => {
+                        return Some((Ok::<Bytes, std::io::Error>(b), (it, guard)));
+                    }
+                    Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
+                    Some(Step::Reset) => {
+                        guard.finished();
+                        let e = std::io::Error::other("mock reset");
+                        return Some((Err(e), (Vec::new().into_iter(), guard)));
+                    }
+                    Some(Step::Hang) => tokio::time::sleep(Duration::from_secs(3600)).await,
+                    None => {
+                        guard.finished();
+                        return None;
+                    }
+                }
+            }
+        },
+    );
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut()
+        .insert(http_ct(), HeaderValue::from_static(content_type));
+    r
+}
+
+/// Counts, when a body is dropped, whether its reader stayed to the end.
+struct StreamGuard {
+    state: Arc<MockState>,
+    done: bool,
+}
+
+impl StreamGuard {
+    fn finished(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if self.done {
+            self.state.completed.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.state.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Streams `chunks` with `delay` before each; counts whether the reader stayed to the end.

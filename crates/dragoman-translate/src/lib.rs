@@ -29,6 +29,22 @@ pub fn decode_request(
     }
 }
 
+/// Items of a request decoded from `from` that stand for content only `from`'s own server
+/// holds (Responses `item_reference`), described for an error: an upstream of another dialect
+/// cannot be sent them, and dropping them would change the conversation.
+pub fn unresolvable_items(from: Dialect, to: Dialect, req: &Request) -> Vec<String> {
+    if from == to {
+        return Vec::new();
+    }
+    match from {
+        Dialect::Responses => dragoman_openai_responses::item_references(req)
+            .into_iter()
+            .map(|id| format!("item_reference `{id}`"))
+            .collect(),
+        Dialect::Anthropic | Dialect::Chat => Vec::new(),
+    }
+}
+
 /// Encodes a canonical request as dialect `d`.
 pub fn encode_request(d: Dialect, req: &Request, losses: &mut Losses) -> Value {
     match d {
@@ -52,6 +68,19 @@ pub fn decode_response(
 }
 
 /// The usage of a whole response of dialect `d`, without decoding the rest (the passthrough
+/// Whether a whole body that came with a success status is dialect `d`'s successful response,
+/// and its usage (see each dialect's `check_response`). Cheap: no tree is built.
+pub fn check_response(
+    d: Dialect,
+    body: &[u8],
+) -> Result<dragoman_model::Usage, dragoman_model::ResponseFault> {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::check_response(body),
+        Dialect::Chat => dragoman_openai_chat::check_response(body),
+        Dialect::Responses => dragoman_openai_responses::check_response(body),
+    }
+}
+
 /// tap's need).
 pub fn decode_response_usage(d: Dialect, body: &[u8]) -> Option<dragoman_model::Usage> {
     match d {
@@ -145,6 +174,16 @@ impl StreamDecoder {
             StreamDecoder::Anthropic(d) => d.finish(out),
             StreamDecoder::Chat(d) => d.finish(out),
             StreamDecoder::Responses(d) => d.finish(out),
+        }
+    }
+
+    /// Whether `ev`, arriving right after the upstream's own error event, is the closing event
+    /// its dialect sends after one (a relay forwards it; anything else after an error is cut).
+    pub fn is_error_trailer(&self, ev: &sse::Event) -> bool {
+        match self {
+            StreamDecoder::Anthropic(d) => d.is_error_trailer(ev),
+            StreamDecoder::Chat(d) => d.is_error_trailer(ev),
+            StreamDecoder::Responses(d) => d.is_error_trailer(ev),
         }
     }
 }
@@ -641,19 +680,40 @@ impl StreamTranslator {
     }
 }
 
-/// Watches a stream that passes through untouched (client and upstream speak the same
-/// dialect): decodes a copy for usage and for its end, and, when the upstream fails or ends
-/// without its terminal event, supplies the dialect's own error ending. A shadow encoder is
-/// fed what was seen so that the ending closes exactly the blocks the client saw open.
+/// Relays a stream that passes through untouched (client and upstream speak the same
+/// dialect): forwards the upstream's bytes event by event, decodes a copy for usage and for
+/// its end, and, when the upstream fails or ends without its terminal event, supplies the
+/// dialect's own error ending. A shadow encoder is fed what was seen so that the ending closes
+/// exactly the blocks the client saw open.
+///
+/// Only whole events that decoded are forwarded: the part of an event still arriving is held
+/// until its blank line (so a keep-alive or an error ending can never land inside it), and an
+/// event the decoder refuses is not sent at all. After the stream's end nothing more is
+/// forwarded, except the one trailer a dialect sends after its error event (see
+/// [`StreamDecoder::is_error_trailer`]).
 pub struct PassthroughTap {
     framing: sse::Decoder,
     decoder: StreamDecoder,
     shadow: StreamEncoder,
     sse_events: Vec<sse::Event>,
+    ends: Vec<u64>,
     canonical: Vec<StreamEvent>,
     scratch: Vec<sse::Event>,
     observed: Observed,
-    broken: bool,
+    /// Received bytes not yet forwarded: an event still arriving.
+    held: Vec<u8>,
+    /// Stream offset of `held[0]`: everything before it was forwarded or dropped.
+    held_at: u64,
+    state: TapState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TapState {
+    Open,
+    /// The upstream sent its error event; its dialect's trailer may follow.
+    AfterUpstreamError,
+    /// Nothing more goes to the client.
+    Closed,
 }
 
 impl PassthroughTap {
@@ -663,10 +723,13 @@ impl PassthroughTap {
             decoder: StreamDecoder::new(d),
             shadow: StreamEncoder::new(d, StreamOptions::default()),
             sse_events: Vec::new(),
+            ends: Vec::new(),
             canonical: Vec::new(),
             scratch: Vec::new(),
             observed: Observed::default(),
-            broken: false,
+            held: Vec::new(),
+            held_at: 0,
+            state: TapState::Open,
         }
     }
 
@@ -674,63 +737,144 @@ impl PassthroughTap {
         &self.observed
     }
 
-    /// Observes bytes that were forwarded. An error means the upstream broke its own grammar;
-    /// the caller should end the stream with [`PassthroughTap::fail`].
-    pub fn push(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
-        if self.broken || self.observed.ended() {
+    /// True once nothing more will be forwarded: the stream reached its end (and, after an
+    /// upstream error, its trailer), or the tap ended it.
+    pub fn closed(&self) -> bool {
+        self.state == TapState::Closed
+    }
+
+    /// Takes upstream bytes and appends to `out` the complete events among them that may go to
+    /// the client. An error means the upstream broke its own grammar: nothing of the bad event
+    /// was forwarded, and the caller should end the stream with [`PassthroughTap::fail`].
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
+        if self.state == TapState::Closed {
             return Ok(());
         }
         self.sse_events.clear();
-        if let Err(e) = self.framing.push(bytes, &mut self.sse_events) {
-            self.broken = true;
-            return Err(e.into());
+        self.ends.clear();
+        let framed = self
+            .framing
+            .push_framed(chunk, &mut self.sse_events, &mut self.ends);
+        let (accepted, decoded) = self.observe_pending();
+        let result = decoded.and(framed.map_err(StreamError::from));
+        let upto = if result.is_ok() && self.state == TapState::Open {
+            // Comments and blank lines after the last event go too; a partial event stays.
+            self.framing.boundary()
+        } else {
+            accepted
+        };
+        self.forward(upto, chunk, out);
+        if result.is_ok() && self.state != TapState::Closed && self.held.len() > MAX_HELD_BYTES {
+            return Err(sse::SseError::TooLarge {
+                limit: MAX_HELD_BYTES,
+                offset: self.held_at,
+            }
+            .into());
         }
-        self.observe_pending()
+        result
     }
 
-    fn observe_pending(&mut self) -> Result<(), StreamError> {
+    /// Decodes the framed events in order; returns the stream offset up to which they may be
+    /// forwarded, and the decoder's refusal if there was one.
+    fn observe_pending(&mut self) -> (u64, Result<(), StreamError>) {
         let events = std::mem::take(&mut self.sse_events);
+        let mut accepted = self.held_at;
         let mut result = Ok(());
-        for ev in &events {
+        for (ev, &end) in events.iter().zip(&self.ends) {
+            match self.state {
+                TapState::Closed => break,
+                TapState::AfterUpstreamError => {
+                    if self.decoder.is_error_trailer(ev) {
+                        accepted = end;
+                    }
+                    self.state = TapState::Closed;
+                    break;
+                }
+                TapState::Open => {}
+            }
             self.canonical.clear();
             let r = self.decoder.push(ev, &mut self.canonical);
             let mut losses = Losses::new();
             for c in &self.canonical {
+                if self.observed.ended() {
+                    break;
+                }
                 self.observed.see(c);
                 self.scratch.clear();
                 self.shadow.push(c, &mut self.scratch, &mut losses);
             }
             if let Err(e) = r {
-                self.broken = true;
                 result = Err(e.into());
                 break;
             }
+            accepted = end;
+            match self.observed.success {
+                Some(true) => self.state = TapState::Closed,
+                Some(false) => self.state = TapState::AfterUpstreamError,
+                None => {}
+            }
         }
         self.sse_events = events;
-        result
+        (accepted, result)
     }
 
-    /// End of upstream bytes: the ending the client still needs (nothing when the upstream
-    /// reached its terminal event; the dialect's error ending when it did not).
+    /// Appends the stream's bytes from `held_at` up to `upto` to `out` (they lie in `held`,
+    /// then in `chunk`) and keeps the rest of `chunk` held, unless nothing more will be sent.
+    fn forward(&mut self, upto: u64, chunk: &[u8], out: &mut Vec<u8>) {
+        let n = usize::try_from(upto.saturating_sub(self.held_at)).unwrap_or(usize::MAX);
+        if n <= self.held.len() {
+            out.extend_from_slice(&self.held[..n]);
+            self.held.drain(..n);
+            self.held.extend_from_slice(chunk);
+        } else {
+            let k = (n - self.held.len()).min(chunk.len());
+            out.extend_from_slice(&self.held);
+            out.extend_from_slice(&chunk[..k]);
+            self.held.clear();
+            self.held.extend_from_slice(&chunk[k..]);
+        }
+        self.held_at = upto;
+        if self.state == TapState::Closed {
+            self.held = Vec::new();
+        }
+    }
+
+    /// End of upstream bytes: a last event without its blank line is completed and forwarded,
+    /// then the ending the client still needs (nothing when the upstream reached its terminal
+    /// event; the dialect's error ending when it did not).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.observed.ended() {
+        if self.state == TapState::Closed {
             return;
         }
-        if !self.broken {
+        if self.state == TapState::Open {
             self.sse_events.clear();
-            if self.framing.finish(&mut self.sse_events).is_ok()
-                && self.observe_pending().is_ok()
-                && self.observed.ended()
-            {
-                return;
+            self.ends.clear();
+            if self.framing.finish(&mut self.sse_events).is_ok() {
+                // The last event ends at the end of the stream.
+                self.ends.push(self.framing.offset());
+                self.ends.truncate(self.sse_events.len());
+                let (accepted, decoded) = self.observe_pending();
+                let tail_is_event = accepted > self.held_at;
+                self.forward(accepted, &[], out);
+                if tail_is_event {
+                    sse::terminate(out);
+                }
+                if decoded.is_ok() && self.observed.ended() {
+                    self.state = TapState::Closed;
+                    return;
+                }
             }
         }
         self.fail(ErrorBody::truncated_stream(), out);
     }
 
-    /// Ends the client's stream with `error` in the dialect's own form.
+    /// Ends the client's stream with `error` in the dialect's own form (nothing when the
+    /// stream already ended), and forwards nothing after it.
     pub fn fail(&mut self, error: ErrorBody, out: &mut Vec<u8>) {
-        if self.observed.ended() {
+        let open = self.state == TapState::Open && !self.observed.ended();
+        self.state = TapState::Closed;
+        self.held = Vec::new();
+        if !open {
             return;
         }
         let ev = StreamEvent::Error { error };
@@ -743,7 +887,8 @@ impl PassthroughTap {
         }
     }
 
-    /// A keep-alive in the dialect's own form (see [`StreamTranslator::keepalive`]).
+    /// A keep-alive in the dialect's own form (see [`StreamTranslator::keepalive`]). Always
+    /// between events: a half-arrived event is held, not forwarded.
     pub fn keepalive(&mut self, out: &mut Vec<u8>) {
         if self.observed.started && !self.observed.ended() {
             self.scratch.clear();
@@ -759,6 +904,10 @@ impl PassthroughTap {
         sse::comment("keep-alive", out);
     }
 }
+
+/// The most a passed-through stream may hold of one event still arriving (the SSE decoder's
+/// own bound on a line or an event's data).
+const MAX_HELD_BYTES: usize = sse::DEFAULT_MAX_EVENT_BYTES;
 
 /// Decodes a whole stream of dialect `d` into canonical events.
 pub fn decode_stream(d: Dialect, bytes: &[u8]) -> Result<Vec<StreamEvent>, StreamError> {

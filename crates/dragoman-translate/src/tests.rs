@@ -440,3 +440,81 @@ fn garbled_tool_arguments_end_the_stream_with_an_error_not_a_tool_turn() {
         "max_tokens"
     );
 }
+
+/// An Anthropic refusal must read as a refusal in every client dialect: Chat's
+/// `content_filter` with the explanation as `message.refusal`, Responses' `incomplete` with
+/// `content_filter` (what the AI SDK and the OpenAI SDKs treat as filtered), whole and
+/// streamed.
+#[test]
+fn anthropic_refusals_stay_refusals_in_the_openai_dialects() {
+    let whole =
+        std::fs::read("../../test_data/anthropic/responses/vercel-ai__anthropic-refusal.json")
+            .unwrap();
+    let stream =
+        std::fs::read("../../test_data/anthropic/streams/vercel-ai__anthropic-refusal.sse")
+            .unwrap();
+    let r = translate_response(
+        Dialect::Anthropic,
+        Dialect::Chat,
+        &whole,
+        &mut Losses::new(),
+    )
+    .unwrap();
+    assert_eq!(r["choices"][0]["finish_reason"], "content_filter", "{r}");
+    let explanation =
+        serde_json::from_slice::<Value>(&whole).unwrap()["stop_details"]["explanation"].clone();
+    if explanation.is_string() {
+        assert_eq!(r["choices"][0]["message"]["refusal"], explanation, "{r}");
+    }
+    let r = translate_response(
+        Dialect::Anthropic,
+        Dialect::Responses,
+        &whole,
+        &mut Losses::new(),
+    )
+    .unwrap();
+    assert_eq!(r["status"], "incomplete", "{r}");
+    assert_eq!(r["incomplete_details"]["reason"], "content_filter", "{r}");
+
+    let out = translate_stream(
+        Dialect::Anthropic,
+        Dialect::Chat,
+        &stream,
+        StreamOptions::default(),
+        &mut Losses::new(),
+    )
+    .unwrap();
+    let events = dragoman_sse::decode_all(&out).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| json_of(e)["choices"][0]["finish_reason"] == "content_filter"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // This recording's `message_delta` explains the refusal: Chat clients read it as `refusal`.
+    assert!(
+        events
+            .iter()
+            .any(|e| json_of(e)["choices"][0]["delta"]["refusal"]
+                .as_str()
+                .is_some_and(|r| r.contains("Usage Policy"))),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let out = translate_stream(
+        Dialect::Anthropic,
+        Dialect::Responses,
+        &stream,
+        StreamOptions::default(),
+        &mut Losses::new(),
+    )
+    .unwrap();
+    let events = dragoman_sse::decode_all(&out).unwrap();
+    let end = find(&events, "response.incomplete");
+    assert_eq!(end.len(), 1, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(
+        end[0]["response"]["incomplete_details"]["reason"],
+        "content_filter"
+    );
+}

@@ -147,7 +147,8 @@ pub fn allowed_stops(target: Dialect, src: &StopReason) -> &'static [&'static st
         (_, EndTurn | StopSequence { .. } | PauseTurn) => &["end_turn"],
         (_, ToolUse) => &["tool_use"],
         (_, MaxTokens | ContextWindowExceeded) => &["max_tokens"],
-        (_, Refusal { .. }) => &["refusal", "end_turn"],
+        // A refusal must stay one: OpenAI clients read `content_filter` (or a refusal part).
+        (_, Refusal { .. }) => &["refusal", "content_filter"],
         (_, ContentFilter) => &["content_filter"],
     }
 }
@@ -186,7 +187,20 @@ pub fn check_usage(target: Dialect, src: &Usage, dst: &Usage) -> Result<(), Stri
 
 /// Everything the conformance matrix asserts about one response carried through a target.
 pub fn compare_responses(target: Dialect, src: &Response, dst: &Response) -> Result<(), String> {
-    if visible_text(&src.content) != visible_text(&dst.content) {
+    // Chat carries a refusal's explanation as the message's `refusal`, which reads back as
+    // refusal text after the answer's own.
+    let mut want = visible_text(&src.content);
+    if target == Dialect::Chat
+        && !src
+            .content
+            .iter()
+            .any(|p| matches!(p, Part::Refusal { .. }))
+        && let StopReason::Refusal { details: Some(d) } = &src.stop
+        && let Some(why) = d.get("explanation").and_then(|e| e.as_str())
+    {
+        want.push_str(why);
+    }
+    if want != visible_text(&dst.content) {
         return Err(format!(
             "text differs:\n  source: {:?}\n  target: {:?}",
             visible_text(&src.content),

@@ -187,6 +187,11 @@ impl StreamDecoder {
     }
 
     /// End of input: a stream without its terminal event is an error.
+    /// Anthropic's error event is its stream's last: nothing may follow it.
+    pub fn is_error_trailer(&self, _ev: &dragoman_sse::Event) -> bool {
+        false
+    }
+
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if !self.terminal {
             self.terminal = true;

@@ -152,6 +152,12 @@ impl StreamDecoder {
 
     /// End of input. Without `[DONE]` (or an error chunk) the stream was cut, even when a
     /// `finish_reason` arrived: the usage chunk may be what was lost.
+    /// A Chat error chunk is the stream's last word: not even `[DONE]` may follow it (a
+    /// `[DONE]` would tell SDKs the stream completed).
+    pub fn is_error_trailer(&self, _ev: &dragoman_sse::Event) -> bool {
+        false
+    }
+
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if !self.done {
             out.push(StreamEvent::Error {

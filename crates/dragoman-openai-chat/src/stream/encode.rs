@@ -195,6 +195,12 @@ impl StreamEncoder {
                 usage: u,
             } => {
                 self.ensure_started(out);
+                if let Some(why) = stop::explanation(reason) {
+                    let mut delta = String::from("{\"refusal\":");
+                    push_json_str(&mut delta, why);
+                    delta.push('}');
+                    out.push(self.chunk_raw(&delta, None));
+                }
                 let fr = stop::encode(reason, "stop", losses);
                 out.push(self.chunk_raw("{}", Some(fr)));
                 self.finished = true;

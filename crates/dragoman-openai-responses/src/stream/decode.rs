@@ -576,6 +576,21 @@ impl StreamDecoder {
         self.done = true;
     }
 
+    /// Responses follows its `error` event with `response.failed`, which closes the response
+    /// object the SDKs were building.
+    pub fn is_error_trailer(&self, ev: &Event) -> bool {
+        #[derive(Deserialize)]
+        struct Typed<'a> {
+            #[serde(rename = "type", borrow)]
+            ty: Option<Cow<'a, str>>,
+        }
+        let named = ev.event.as_deref();
+        let ty = serde_json::from_str::<Typed>(ev.data.trim())
+            .ok()
+            .and_then(|t| t.ty);
+        ty.as_deref().or(named) == Some("response.failed")
+    }
+
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if !self.done {
             self.done = true;
