@@ -17,6 +17,8 @@ pub enum Outcome {
     /// dragoman refused or failed the request itself (auth, bad input, no route, malformed
     /// upstream answer).
     GatewayError,
+    /// Cut off by shutdown: still running when the grace period ended.
+    Shutdown,
 }
 
 impl Outcome {
@@ -27,6 +29,7 @@ impl Outcome {
             Outcome::ClientCancelled => "client_cancelled",
             Outcome::Timeout => "timeout",
             Outcome::GatewayError => "gateway_error",
+            Outcome::Shutdown => "shutdown",
         }
     }
 
@@ -37,6 +40,7 @@ impl Outcome {
             "client_cancelled" => Outcome::ClientCancelled,
             "timeout" => Outcome::Timeout,
             "gateway_error" => Outcome::GatewayError,
+            "shutdown" => Outcome::Shutdown,
             _ => return None,
         })
     }

@@ -142,3 +142,33 @@ fn embedded_default_without_keys_serves_nothing_but_starts() {
     assert!(c.warnings[0].contains("no models"));
     assert_eq!(c.server.port, 4000);
 }
+
+/// A master key that is empty, or names an unset or empty variable, would silently open the
+/// gateway: each is a start error naming what is missing.
+#[test]
+fn master_key_states_are_unambiguous() {
+    let base = "model_list: []\ngeneral_settings:\n  master_key: ";
+    for (value, needle) in [
+        ("\"\"", "must not be empty"),
+        ("\"  \"", "must not be empty"),
+        ("os.environ/DRAGOMAN_TEST_UNSET", "DRAGOMAN_TEST_UNSET"),
+    ] {
+        let e = parse(&format!("{base}{value}\n"), &env).unwrap_err();
+        assert_eq!(e.path, "general_settings.master_key");
+        assert!(e.message.contains(needle), "{value}: {e}");
+    }
+    let c = parse(&format!("{base}os.environ/OPENAI_API_KEY\n"), &env).unwrap();
+    assert_eq!(c.master_key.as_ref().map(|k| k.expose()), Some("sk-openai"));
+    let c = parse("model_list: []\n", &env).unwrap();
+    assert!(c.master_key.is_none());
+    assert!(
+        !c.server.host_set,
+        "no host set: an open gateway stays on 127.0.0.1"
+    );
+    let c = parse(
+        "model_list: []\ndragoman_settings:\n  host: 0.0.0.0\n",
+        &env,
+    )
+    .unwrap();
+    assert!(c.server.host_set);
+}

@@ -119,7 +119,9 @@ impl Tracker {
             usage.input_uncached = Some(e);
             estimated = true;
         }
-        let outcome = if client_gone {
+        let outcome = if client_gone && self.gw.is_cut_off() {
+            Outcome::Shutdown
+        } else if client_gone {
             Outcome::ClientCancelled
         } else if observed.success == Some(true) {
             Outcome::Ok
@@ -185,7 +187,12 @@ impl Drop for Tracker {
                 ..Usage::default()
             };
             let estimated = self.input_estimate.is_some();
-            self.finish(Outcome::ClientCancelled, 499, usage, estimated);
+            let outcome = if self.gw.is_cut_off() {
+                Outcome::Shutdown
+            } else {
+                Outcome::ClientCancelled
+            };
+            self.finish(outcome, 499, usage, estimated);
         }
     }
 }

@@ -17,12 +17,19 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
         {
-            return Some(k.trim());
+            let k = k.trim();
+            if !k.is_empty() {
+                return Some(k);
+            }
         }
     }
+    // An empty header is no key at all: it must never match anything.
     for name in ["x-api-key", "api-key"] {
         if let Some(k) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            return Some(k.trim());
+            let k = k.trim();
+            if !k.is_empty() {
+                return Some(k);
+            }
         }
     }
     None

@@ -53,6 +53,11 @@ pub(crate) fn deal(threads: usize, local: SocketAddr) -> (Dealer, Vec<Dealt>) {
 }
 
 impl Dealer {
+    /// Connections open on all threads.
+    pub(crate) fn live_total(&self) -> usize {
+        self.live.iter().map(|l| l.load(Ordering::Relaxed)).sum()
+    }
+
     /// Hands `conn` to the thread with the fewest live connections.
     pub(crate) fn hand(&mut self, conn: std::net::TcpStream) {
         let n = self.to.len();

@@ -53,9 +53,17 @@ pub struct Gateway {
     store: Option<Store>,
     /// Models already warned about for having no price, so the warning comes once.
     unpriced: Mutex<HashSet<String>>,
+    /// Set when shutdown's grace period ends: requests still running are cut off, and their
+    /// records say so instead of blaming the client.
+    cut_off: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
+    /// Whether shutdown has cut off the requests still running.
+    pub(crate) fn is_cut_off(&self) -> bool {
+        self.cut_off.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A gateway without a usage store (records still reach the metrics).
     pub fn new(config: Config) -> Result<Arc<Gateway>, String> {
         Gateway::with_store(config, None, None)
@@ -132,6 +140,7 @@ impl Gateway {
             writer,
             store,
             unpriced: Mutex::new(HashSet::new()),
+            cut_off: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -163,7 +172,7 @@ impl Gateway {
                 if let Ok(mut seen) = self.unpriced.lock()
                     && seen.insert(model.to_owned())
                 {
-                    tracing::warn!(model, deployment = %self.config.deployments[idx].id, "no price known for this model: its cost is recorded as unknown (set input_cost_per_token / output_cost_per_token on the deployment)");
+                    tracing::warn!(model = %logsafe::Escaped(model), deployment = %self.config.deployments[idx].id, "no price known for this model: its cost is recorded as unknown (set input_cost_per_token / output_cost_per_token on the deployment)");
                 }
                 None
             }
@@ -274,6 +283,7 @@ pub fn serve_threads(
         handles.push(h);
     }
     let mut stop = stop;
+    let cap = gateway.config.server.max_connections;
     let acceptor = std::thread::Builder::new()
         .name("dragoman-accept".into())
         .spawn(move || {
@@ -283,7 +293,24 @@ pub fn serve_threads(
                 .build()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
+                let mut capped = false;
                 loop {
+                    // At the cap, new connections wait in the listen queue until one closes:
+                    // the gateway keeps serving those it has instead of running out of files.
+                    if cap > 0 && dealer.live_total() >= cap {
+                        if !capped {
+                            capped = true;
+                            tracing::warn!(max_connections = cap, "connection cap reached: new connections wait until one closes");
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(std::time::Duration::from_millis(10)) => continue,
+                            _ = stop.wait_for(|s| *s) => return Ok(()),
+                        }
+                    }
+                    if capped {
+                        capped = false;
+                        tracing::info!("below the connection cap again");
+                    }
                     tokio::select! {
                         r = listener.accept() => match r {
                             Ok((conn, _)) => {
@@ -319,38 +346,58 @@ pub fn log_draining(grace: std::time::Duration) {
     );
 }
 
-/// Serves until `shutdown`, then drains for up to the grace period.
+/// Serves until `shutdown`, then drains for up to the grace period. Each connection gets
+/// `header_read_timeout` to send a request's headers (hyper closes it otherwise), so a client
+/// that opens connections and stalls cannot hold them.
 async fn serve_until<L>(
     gateway: Arc<Gateway>,
-    listener: L,
+    mut listener: L,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let grace = gateway.config.server.shutdown_grace;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async {
-        let _ = rx.await;
-    });
-    let mut task = tokio::spawn(async move { server.await });
-    tokio::select! {
-        r = &mut task => {
-            return r.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(gateway.config.server.header_read_timeout);
+    let app = app(gateway.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (io, _) = listener.accept() => {
+                let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                conns.spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            () = &mut shutdown => break,
         }
-        () = shutdown => {}
     }
-    let _ = tx.send(());
-    match tokio::time::timeout(grace, &mut task).await {
-        Ok(r) => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-        Err(_) => {
-            tracing::warn!("shutdown grace period over; closing the remaining connections");
-            task.abort();
-            let _ = task.await;
-            Ok(())
-        }
+    drop(listener);
+    let drained = async {
+        graceful.shutdown().await;
+        while conns.join_next().await.is_some() {}
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing the remaining connections");
+        gateway
+            .cut_off
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        conns.shutdown().await;
     }
+    Ok(())
 }
 
 /// Flushes the usage writer at shutdown: every record of every accepted request is written

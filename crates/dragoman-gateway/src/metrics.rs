@@ -72,6 +72,7 @@ fn outcome_index(o: Outcome) -> usize {
         Outcome::ClientCancelled => 2,
         Outcome::Timeout => 3,
         Outcome::GatewayError => 4,
+        Outcome::Shutdown => 5,
     }
 }
 
@@ -82,7 +83,7 @@ fn outcome_index(o: Outcome) -> usize {
 pub struct GroupSeries {
     model: String,
     /// client dialect × upstream dialect (or none) × outcome.
-    requests: [[[OnceLock<Counter>; 5]; 4]; 3],
+    requests: [[[OnceLock<Counter>; 6]; 4]; 3],
     tokens: [OnceLock<Counter>; 5],
     cost: OnceLock<Counter>,
     unpriced: OnceLock<Counter>,

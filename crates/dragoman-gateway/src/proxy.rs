@@ -18,6 +18,7 @@ use crate::Gateway;
 use crate::accounting::Tracker;
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::errors::{error, render, set_request_id};
+use crate::logsafe::Escaped;
 use crate::pump::{Context, Mode, Pump};
 use crate::upstream::{self, Op};
 
@@ -121,9 +122,22 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         );
     }
     tracker.authenticated();
-    let body = match read_body(body, &headers, gw.config.server.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return refuse(tracker, client, &e, None, &id, false),
+    // A client that stops sending its body mid-way must not hold the connection forever.
+    let body_timeout = gw.config.server.body_read_timeout;
+    let read = read_body(body, &headers, gw.config.server.max_body_bytes);
+    let body = match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return refuse(tracker, client, &e, None, &id, false),
+        Err(_) => {
+            let e = error(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the request body did not arrive within {:.0} s",
+                    body_timeout.as_secs_f64()
+                ),
+            );
+            return refuse(tracker, client, &e, Some(408), &id, false);
+        }
     };
     let envelope = match Envelope::read(&body) {
         Ok(e) => e,
@@ -363,7 +377,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(request_id = %id, deployment = %dep.id, error = %e.body.message, "upstream call failed");
+            tracing::warn!(request_id = %id, deployment = %dep.id, error = %Escaped(&e.body.message), "upstream call failed");
             return refuse(tracker, client, &e.body, Some(e.status), &id, true);
         }
     };
@@ -380,7 +394,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         let bytes = read_upstream(resp, deadline, max_upstream)
             .await
             .unwrap_or_default();
-        tracing::info!(request_id = %id, model = %ctx.model, deployment = %dep.id, status, outcome = "upstream_error", "request done");
+        tracing::info!(request_id = %id, model = %Escaped(&ctx.model), deployment = %dep.id, status, outcome = "upstream_error", "request done");
         // The upstream's own error envelope keeps its bytes on the same dialect; anything else
         // (a proxy's HTML page, an empty body) is rendered in the client's dialect.
         let envelope = matches!(
@@ -442,7 +456,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                     ),
                     ResponseFault::Failed(e) => (e, None),
                 };
-                tracing::warn!(request_id = %id, deployment = %dep.id, error = %crate::logsafe::Escaped(&err.message), "upstream answer is not a success");
+                tracing::warn!(request_id = %id, deployment = %dep.id, error = %Escaped(&err.message), "upstream answer is not a success");
                 let mut r = refuse(tracker, client, &err, status, &id, true);
                 r.headers_mut().extend(out_headers);
                 return r;
@@ -597,7 +611,7 @@ fn not_an_error_envelope(status: u16, bytes: &[u8]) -> ErrorBody {
 fn log_usage(ctx: &Context, u: &Usage) {
     tracing::info!(
         request_id = %ctx.request_id,
-        model = %ctx.model,
+        model = %Escaped(&ctx.model),
         deployment = %ctx.deployment,
         client = %ctx.client,
         upstream = %ctx.upstream,

@@ -15,6 +15,8 @@ use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses};
 use dragoman_translate::{Observed, PassthroughTap, StreamTranslator};
 use futures_util::{FutureExt, Stream, StreamExt};
 
+use crate::logsafe::Escaped;
+
 /// Scheduler turns given to hyper's connection task to hand over a chunk it has already read
 /// (two are needed on a single-threaded runtime: measured); each is one non-blocking poll of
 /// the I/O driver when nothing else is waiting, so an idle stream pays microseconds.
@@ -213,7 +215,7 @@ where
         match &mut self.mode {
             Mode::Passthrough(t) => {
                 if let Err(e) = t.push(chunk, out) {
-                    tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
+                    tracing::warn!(request_id = %self.ctx.request_id, error = %Escaped(&e.to_string()), "upstream stream is malformed");
                     t.fail(
                         ErrorBody::new(
                             ErrorKind::Server,
@@ -225,7 +227,7 @@ where
             }
             Mode::Translate(t) => {
                 if let Err(e) = t.push(chunk, out, &mut self.losses) {
-                    tracing::warn!(request_id = %self.ctx.request_id, error = %e, "upstream stream is malformed");
+                    tracing::warn!(request_id = %self.ctx.request_id, error = %Escaped(&e.to_string()), "upstream stream is malformed");
                 }
             }
         }
@@ -255,13 +257,13 @@ where
         let losses: Vec<String> = self.losses.iter().map(|l| l.to_string()).collect();
         tracing::info!(
             request_id = %self.ctx.request_id,
-            model = %self.ctx.model,
+            model = %Escaped(&self.ctx.model),
             deployment = %self.ctx.deployment,
             client = %self.ctx.client,
             upstream = %self.ctx.upstream,
             stream = true,
             outcome = if o.success == Some(true) { "ok" } else { "error" },
-            error = o.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""),
+            error = %Escaped(o.error.as_ref().map(|e| e.message.as_str()).unwrap_or("")),
             latency_ms = self.ctx.started.elapsed().as_millis() as u64,
             ttfb_ms = self.first_byte.map(|d| d.as_millis() as u64),
             input_uncached = u.input_uncached,
@@ -290,7 +292,7 @@ impl<S> Drop for Pump<S> {
         if !self.done {
             tracing::info!(
                 request_id = %self.ctx.request_id,
-                model = %self.ctx.model,
+                model = %Escaped(&self.ctx.model),
                 outcome = "client_cancelled",
                 latency_ms = self.ctx.started.elapsed().as_millis() as u64,
                 "client went away; upstream call cancelled"

@@ -223,7 +223,15 @@ pub async fn summary(
     }
 }
 
-pub async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+/// `/metrics`: open by default, as LiteLLM's (scrapers rarely carry keys, and the series hold
+/// counts, never prompts or keys); `general_settings.public_metrics: false` puts it behind the
+/// master key.
+pub async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !gw.config.server.public_metrics
+        && let Err(m) = gw.authorize(&headers)
+    {
+        return refuse(ErrorKind::Authentication, m);
+    }
     let stats = gw.writer.as_ref().map(|w| w.stats());
     let body = gw.metrics.render(stats.as_ref());
     let mut r = (StatusCode::OK, body).into_response();

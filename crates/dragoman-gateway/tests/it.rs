@@ -1333,3 +1333,65 @@ async fn item_references_are_refused_where_they_cannot_be_resolved() {
     assert_eq!(sent.body["input"][0]["type"], "item_reference");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_empty_key_header_never_authenticates() {
+    let h = start("", true).await;
+    for (name, value) in [
+        ("x-api-key", ""),
+        ("authorization", "Bearer "),
+        ("api-key", " "),
+    ] {
+        let r = h
+            .http
+            .post(format!("{}/v1/messages", h.url))
+            .header(name, value)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body(Dialect::Anthropic, "a/script/text", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{name}: {value:?}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn stalled_clients_are_cut_off_by_the_read_timeouts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = start(
+        "  header_read_timeout_seconds: 0.3\n  body_read_timeout_seconds: 0.3\n",
+        true,
+    )
+    .await;
+    let addr = h.url.trim_start_matches("http://").to_owned();
+    // Headers that never finish: the connection is closed.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .expect("a stalled header must not hold the connection")
+        .unwrap_or(0);
+    assert!(
+        n == 0 || String::from_utf8_lossy(&buf).contains(" 408"),
+        "{buf:?}"
+    );
+    // A body that stops half-way: a 408 in the client's dialect.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"model\":"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("a stalled body must not hold the request")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"error\""), "{text}");
+    h.shutdown().await;
+}

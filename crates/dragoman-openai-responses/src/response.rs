@@ -129,7 +129,11 @@ pub(crate) fn decode_output_item(
 
 pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
     let id = response_id(&resp.id);
-    let (status, incomplete) = encode_stop(&resp.stop, losses);
+    let has_refusal = resp
+        .content
+        .iter()
+        .any(|p| matches!(p, Part::Refusal { .. }));
+    let (status, incomplete) = encode_stop(&resp.stop, has_refusal, losses);
     let mut out = Map::new();
     out.insert("id".into(), json!(id));
     out.insert("object".into(), json!("response"));

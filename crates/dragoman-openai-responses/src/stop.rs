@@ -25,17 +25,27 @@ pub(crate) fn decode_stop(
     stop.reconcile(has_tool_calls)
 }
 
-/// `(status, incomplete_details)` for a stop reason.
-pub(crate) fn encode_stop(stop: &StopReason, losses: &mut Losses) -> (&'static str, Value) {
+/// `(status, incomplete_details)` for a stop reason. `has_refusal`: the output carries a
+/// refusal content part, which is how Responses itself says "refused" (with `completed`).
+pub(crate) fn encode_stop(
+    stop: &StopReason,
+    has_refusal: bool,
+    losses: &mut Losses,
+) -> (&'static str, Value) {
     match stop {
         StopReason::EndTurn | StopReason::ToolUse => ("completed", Value::Null),
-        // An incomplete response filtered for content is what Responses clients treat as a
-        // refusal (the AI SDK's `content-filter`); a plain `completed` would read as an answer.
+        // Without a refusal part, an incomplete response filtered for content is what Responses
+        // clients treat as a refusal (the AI SDK's `content-filter`); a plain `completed` with
+        // only text would read as an answer.
         StopReason::Refusal { details } => {
             if details.is_some() {
                 losses.dropped("stop.details", "Responses has no refusal details");
             }
-            ("incomplete", json!({ "reason": "content_filter" }))
+            if has_refusal {
+                ("completed", Value::Null)
+            } else {
+                ("incomplete", json!({ "reason": "content_filter" }))
+            }
         }
         StopReason::StopSequence { .. } => {
             losses.approximated(

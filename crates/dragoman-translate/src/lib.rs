@@ -218,6 +218,16 @@ impl StreamEncoder {
         }
     }
 
+    /// Continues the running counts of a relayed stream after `last`, the last event
+    /// forwarded, so an ending added to it is numbered as the upstream would have.
+    pub fn continue_after(&mut self, last: &sse::Event) {
+        match self {
+            StreamEncoder::Anthropic(e) => e.continue_after(last),
+            StreamEncoder::Chat(e) => e.continue_after(last),
+            StreamEncoder::Responses(e) => e.continue_after(last),
+        }
+    }
+
     pub fn finish(&mut self, out: &mut Vec<sse::Event>, losses: &mut Losses) {
         match self {
             StreamEncoder::Anthropic(e) => e.finish(out, losses),
@@ -704,6 +714,8 @@ pub struct PassthroughTap {
     held: Vec<u8>,
     /// Stream offset of `held[0]`: everything before it was forwarded or dropped.
     held_at: u64,
+    /// The last event forwarded, for numbering an ending the tap adds.
+    last_forwarded: Option<sse::Event>,
     state: TapState,
 }
 
@@ -729,6 +741,7 @@ impl PassthroughTap {
             observed: Observed::default(),
             held: Vec::new(),
             held_at: 0,
+            last_forwarded: None,
             state: TapState::Open,
         }
     }
@@ -777,10 +790,11 @@ impl PassthroughTap {
     /// Decodes the framed events in order; returns the stream offset up to which they may be
     /// forwarded, and the decoder's refusal if there was one.
     fn observe_pending(&mut self) -> (u64, Result<(), StreamError>) {
-        let events = std::mem::take(&mut self.sse_events);
+        let mut events = std::mem::take(&mut self.sse_events);
         let mut accepted = self.held_at;
         let mut result = Ok(());
-        for (ev, &end) in events.iter().zip(&self.ends) {
+        let mut last = None;
+        for (i, (ev, &end)) in events.iter().zip(&self.ends).enumerate() {
             match self.state {
                 TapState::Closed => break,
                 TapState::AfterUpstreamError => {
@@ -808,11 +822,16 @@ impl PassthroughTap {
                 break;
             }
             accepted = end;
+            last = Some(i);
             match self.observed.success {
                 Some(true) => self.state = TapState::Closed,
                 Some(false) => self.state = TapState::AfterUpstreamError,
                 None => {}
             }
+        }
+        if let Some(i) = last {
+            // Taken, not cloned: the list is cleared before the next chunk anyway.
+            self.last_forwarded = Some(std::mem::take(&mut events[i]));
         }
         self.sse_events = events;
         (accepted, result)
@@ -881,6 +900,9 @@ impl PassthroughTap {
         self.observed.see(&ev);
         self.scratch.clear();
         let mut losses = Losses::new();
+        if let Some(last) = &self.last_forwarded {
+            self.shadow.continue_after(last);
+        }
         self.shadow.push(&ev, &mut self.scratch, &mut losses);
         for e in &self.scratch {
             sse::encode(e, out);

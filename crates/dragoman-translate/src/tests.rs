@@ -518,3 +518,41 @@ fn anthropic_refusals_stay_refusals_in_the_openai_dialects() {
         "content_filter"
     );
 }
+
+/// A relayed Responses stream that breaks off gets its error ending numbered after the last
+/// event forwarded, even when the upstream sent events the tap's decoder has no use for.
+#[test]
+fn passthrough_error_ending_continues_the_upstreams_numbering() {
+    let events = [
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "model": "m", "status": "in_progress", "output": []}}),
+        json!({"type": "response.in_progress", "sequence_number": 1, "response": {"id": "resp_1", "model": "m", "status": "in_progress", "output": []}}),
+        json!({"type": "response.vendor_progress", "sequence_number": 2}),
+        json!({"type": "response.vendor_progress", "sequence_number": 3}),
+    ];
+    let bytes = sse_named(&events);
+    let mut tap = PassthroughTap::new(Dialect::Responses);
+    let mut out = Vec::new();
+    tap.push(&bytes, &mut out).unwrap();
+    assert_eq!(out, bytes, "whole events pass untouched");
+    tap.push(
+        b"event: response.output_text.delta\ndata: {\"type\":",
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, bytes, "half an event is held, not forwarded");
+    tap.finish(&mut out);
+    let all = dragoman_sse::decode_all(&out).unwrap();
+    let seqs: Vec<u64> = all
+        .iter()
+        .map(|e| json_of(e)["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        [0, 1, 2, 3, 4, 5],
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(all[4].event.as_deref(), Some("error"));
+    assert_eq!(all[5].event.as_deref(), Some("response.failed"));
+    assert!(tap.closed());
+}

@@ -12,7 +12,8 @@ pub struct Args {
     /// ANTHROPIC_API_KEY if set.
     #[arg(long, short = 'c', env = "DRAGOMAN_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on (default 0.0.0.0, or the config's).
+    /// Address to listen on (default 0.0.0.0 with a master key, 127.0.0.1 without one; or
+    /// the config's).
     #[arg(long)]
     host: Option<String>,
     /// Port to listen on (default 4000, or the config's).
@@ -25,7 +26,12 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Logs go to standard error, coloured only on a terminal: colour codes in a file or a
+    // collector are noise, and client-supplied values are escaped where they are logged.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DRAGOMAN_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -42,13 +48,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => dragoman_config::embedded(&env_var),
     };
     if config.master_key.is_none()
-        && let Some(k) = env_var("DRAGOMAN_MASTER_KEY").filter(|k| !k.is_empty())
+        && let Some(k) = env_var("DRAGOMAN_MASTER_KEY")
     {
+        if k.trim().is_empty() {
+            anyhow::bail!(
+                "DRAGOMAN_MASTER_KEY is set but empty: set a key, or unset it to run without one"
+            );
+        }
         config.master_key = Some(dragoman_config::Secret::new(k));
     }
     if let Some(h) = args.host {
         config.server.host = h;
+        config.server.host_set = true;
     }
+    // An open gateway spends the operator's provider keys for whoever reaches it: without a
+    // master key it listens on this machine only, unless a host was chosen explicitly.
+    if config.master_key.is_none() && !config.server.host_set {
+        config.server.host = "127.0.0.1".into();
+    }
+    raise_file_limit(&mut config.server);
     if let Some(p) = args.port {
         config.server.port = p;
     }
@@ -65,9 +83,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!(model = %d.model_name, provider = d.provider.name(), dialect = %d.dialect, upstream_model = %d.upstream_model, api_base = %d.api_base, "serving");
     }
     if config.master_key.is_none() {
-        tracing::warn!(
-            "NO MASTER KEY IS SET: the gateway is open to anyone who can reach it (set general_settings.master_key or DRAGOMAN_MASTER_KEY)"
-        );
+        if config.server.host_set {
+            tracing::warn!(
+                host = %config.server.host,
+                "NO MASTER KEY IS SET: the gateway is open to anyone who can reach {}:{} (set general_settings.master_key or DRAGOMAN_MASTER_KEY)",
+                config.server.host,
+                config.server.port
+            );
+        } else {
+            tracing::warn!(
+                "NO MASTER KEY IS SET: listening on 127.0.0.1 only, open to anyone on this machine (set a master key, or a host to listen elsewhere)"
+            );
+        }
     }
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let workers = env_var("DRAGOMAN_WORKERS")
@@ -163,6 +190,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Raises the soft limit on open files to the hard limit (a gateway holds two descriptors per
+/// stream: the client's and the upstream's), and derives the connection cap from it when the
+/// config sets none, leaving room for upstream connections and the store.
+fn raise_file_limit(server: &mut dragoman_config::ServerSettings) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
+        }
+    };
+    if server.max_connections == 0 {
+        server.max_connections = usize::try_from(limit.saturating_sub(64) / 2)
+            .unwrap_or(usize::MAX)
+            .max(16);
+    }
+    tracing::info!(
+        open_files = limit,
+        max_connections = server.max_connections,
+        "file and connection limits"
+    );
 }
 
 async fn shutdown_signal() {

@@ -202,6 +202,9 @@ impl StreamEncoder {
     }
 
     /// End of input; a stream that never reached its terminal event ends with an error.
+    /// Nothing to continue: this dialect's events carry no running count.
+    pub fn continue_after(&mut self, _last: &dragoman_sse::Event) {}
+
     pub fn finish(&mut self, out: &mut Vec<Event>, losses: &mut Losses) {
         if !self.terminal {
             self.fail(&ErrorBody::truncated_stream(), out, losses);

@@ -235,6 +235,9 @@ impl StreamEncoder {
     }
 
     /// End of input: a stream that never reached a terminal event ends with an error chunk.
+    /// Nothing to continue: this dialect's events carry no running count.
+    pub fn continue_after(&mut self, _last: &dragoman_sse::Event) {}
+
     pub fn finish(&mut self, out: &mut Vec<Event>, losses: &mut Losses) {
         if !self.done {
             self.push(

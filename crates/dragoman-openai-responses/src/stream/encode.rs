@@ -158,6 +158,22 @@ impl StreamEncoder {
         }
     }
 
+    /// Continues the numbering of a stream relayed untouched: the ending this encoder adds
+    /// after `last` (the last event forwarded) takes the next `sequence_number`, not its own
+    /// count, which misses the upstream events it never saw.
+    pub fn continue_after(&mut self, last: &Event) {
+        #[derive(serde::Deserialize)]
+        struct Seq {
+            sequence_number: Option<u64>,
+        }
+        if let Ok(Seq {
+            sequence_number: Some(n),
+        }) = serde_json::from_str::<Seq>(&last.data)
+        {
+            self.seq = self.seq.max(n + 1);
+        }
+    }
+
     pub fn finish(&mut self, out: &mut Vec<Event>, _losses: &mut Losses) {
         if !self.finished {
             self.start(out);
@@ -622,7 +638,13 @@ impl StreamEncoder {
             .clone()
             .unwrap_or(StopReason::EndTurn)
             .reconcile(has_calls);
-        let (status, incomplete) = encode_stop(&stop, losses);
+        let has_refusal = self.done_items.iter().any(|i| {
+            i.get("content").and_then(Value::as_array).is_some_and(|c| {
+                c.iter()
+                    .any(|p| p.get("type").and_then(Value::as_str) == Some("refusal"))
+            })
+        });
+        let (status, incomplete) = encode_stop(&stop, has_refusal, losses);
         let r = self.response_object(
             status,
             &self.done_items,
