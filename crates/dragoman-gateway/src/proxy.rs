@@ -213,9 +213,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         return Err(too_large());
     }
     let mut stream = body.into_data_stream();
-    // A body that arrives in one piece (the usual case) is kept as it came, not copied.
-    let mut first: Option<Bytes> = None;
-    let mut buf = BytesMut::new();
+    let mut body = Gathered::default();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             error(
@@ -223,20 +221,42 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
                 format!("could not read the request body: {e}"),
             )
         })?;
-        let so_far = first.as_ref().map_or(0, Bytes::len) + buf.len();
-        if so_far + chunk.len() > limit {
+        if !body.add(chunk, limit) {
             return Err(too_large());
         }
-        if first.is_none() && buf.is_empty() {
-            first = Some(chunk);
-        } else {
-            if let Some(f) = first.take() {
-                buf.extend_from_slice(&f);
-            }
-            buf.extend_from_slice(&chunk);
-        }
     }
-    Ok(first.unwrap_or_else(|| buf.freeze()))
+    Ok(body.finish())
+}
+
+/// A body gathered from its chunks: one that arrives in one piece (the usual case) is kept as
+/// it came, not copied.
+#[derive(Default)]
+struct Gathered {
+    first: Option<Bytes>,
+    buf: BytesMut,
+}
+
+impl Gathered {
+    /// Adds a chunk; false when it would take the body past `limit` bytes.
+    fn add(&mut self, chunk: Bytes, limit: usize) -> bool {
+        let so_far = self.first.as_ref().map_or(0, Bytes::len) + self.buf.len();
+        if so_far + chunk.len() > limit {
+            return false;
+        }
+        if self.first.is_none() && self.buf.is_empty() {
+            self.first = Some(chunk);
+        } else {
+            if let Some(f) = self.first.take() {
+                self.buf.extend_from_slice(&f);
+            }
+            self.buf.extend_from_slice(&chunk);
+        }
+        true
+    }
+
+    fn finish(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.buf.freeze())
+    }
 }
 
 fn losses_header(headers: &mut HeaderMap, losses: &Losses) {
@@ -548,8 +568,7 @@ async fn read_upstream(
     use http_body_util::BodyExt;
     let read = async move {
         let mut body = resp.into_body();
-        let mut first: Option<Bytes> = None;
-        let mut buf = BytesMut::new();
+        let mut gathered = Gathered::default();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 error(
@@ -560,8 +579,7 @@ async fn read_upstream(
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
-            let so_far = first.as_ref().map_or(0, Bytes::len) + buf.len();
-            if so_far + chunk.len() > max {
+            if !gathered.add(chunk, max) {
                 return Err(error(
                     ErrorKind::Server,
                     format!(
@@ -569,16 +587,8 @@ async fn read_upstream(
                     ),
                 ));
             }
-            if first.is_none() && buf.is_empty() {
-                first = Some(chunk);
-            } else {
-                if let Some(f) = first.take() {
-                    buf.extend_from_slice(&f);
-                }
-                buf.extend_from_slice(&chunk);
-            }
         }
-        Ok(first.unwrap_or_else(|| buf.freeze()))
+        Ok(gathered.finish())
     };
     match tokio::time::timeout_at(deadline, read).await {
         Ok(r) => r,

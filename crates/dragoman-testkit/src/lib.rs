@@ -763,25 +763,7 @@ fn sse_response(
     delay: Duration,
     _complete: bool,
 ) -> Response {
-    struct Guard {
-        state: Arc<MockState>,
-        done: bool,
-    }
-    impl Guard {
-        fn mark_done(&mut self) {
-            self.done = true;
-        }
-    }
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            if self.done {
-                self.state.completed.fetch_add(1, Ordering::SeqCst);
-            } else {
-                self.state.cancelled.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    }
-    let guard = Guard { state, done: false };
+    let guard = StreamGuard { state, done: false };
     let stream = futures_util::stream::unfold(
         (chunks.into_iter(), guard),
         move |(mut it, mut guard)| async move {
@@ -793,7 +775,7 @@ fn sse_response(
                     Some((Ok::<Bytes, std::convert::Infallible>(c), (it, guard)))
                 }
                 None => {
-                    guard.mark_done();
+                    guard.finished();
                     None
                 }
             }
