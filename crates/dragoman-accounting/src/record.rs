@@ -73,4 +73,9 @@ pub struct UsageRecord {
     pub usage_estimated: bool,
     /// Cost in nano-dollars (1e-9 USD); `None` when the model's price is unknown.
     pub cost_nanos: Option<i64>,
+    /// Upstream attempts made (0: refused before any).
+    pub attempts: u32,
+    /// Each attempt as `deployment:outcome`, in order, comma-separated; the last answered
+    /// or failed last.
+    pub attempted: Option<String>,
 }

@@ -6,6 +6,7 @@
 //! in, so this crate does no I/O of its own besides what the caller hands it.
 
 mod provider;
+mod router;
 mod secret;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ use dragoman_model::Dialect;
 use serde_json::{Map, Value};
 
 pub use provider::Provider;
+pub use router::{FailClass, Fallbacks, RouterSettings, Strategy};
 pub use secret::Secret;
 
 /// A configuration error, naming the path of the offending value.
@@ -41,8 +43,17 @@ pub struct Config {
     pub master_key: Option<Secret>,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub router: RouterSettings,
     /// One line per unsupported key or suspicious value, to log at start.
     pub warnings: Vec<String>,
+}
+
+/// How strictly a config is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Refuse a model entry dragoman cannot serve (an unsupported provider or mode) instead of
+    /// skipping it with a warning (`--strict`).
+    pub strict: bool,
 }
 
 /// Where usage records go.
@@ -129,6 +140,17 @@ pub struct Deployment {
     pub extra_headers: Vec<(String, String)>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    /// `max_parallel_requests`: most requests in flight at once on this instance.
+    pub max_parallel: Option<u32>,
+    /// `weight` for simple-shuffle (relative; default: rpm, else tpm, else 1).
+    pub weight: Option<f64>,
+    /// `order`: priority tier, lowest first; deployments without one come after all tiers.
+    pub order: Option<u32>,
+    /// `max_retries`: overrides the router's retries when this deployment fails.
+    pub max_retries: Option<u32>,
+    /// `model_info.base_model`: the model whose price applies (an Azure deployment name
+    /// says nothing about the model behind it).
+    pub base_model: Option<String>,
     /// Price overrides in LiteLLM's keys (dollars per token), kept for the accounting issue.
     pub prices: Map<String, Value>,
 }
@@ -165,6 +187,11 @@ impl<F: Fn(&str) -> Option<String>> Env for F {
 
 /// Parses YAML text into a validated configuration.
 pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+    parse_with(yaml, env, ParseOptions::default())
+}
+
+/// Parses YAML text into a validated configuration, as `opts` says.
+pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Config, ConfigError> {
     let root: Value = if yaml.trim().is_empty() {
         Value::Object(Map::new())
     } else {
@@ -178,6 +205,10 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
     let mut master_key = None;
     let mut server = ServerSettings::default();
     let mut database = DatabaseSettings::default();
+    let mut routing = RouterSettings::default();
+    let mut litellm_settings = None;
+    let mut health_interval = None;
+    let mut router_settings = None;
     for (key, value) in &root {
         match key.as_str() {
             "model_list" => {
@@ -185,13 +216,14 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                     return Err(err("model_list", "expected a list"));
                 };
                 for (i, entry) in list.iter().enumerate() {
-                    deployments.push(deployment(
-                        &format!("model_list[{i}]"),
-                        i,
-                        entry,
-                        env,
-                        &mut warnings,
-                    )?);
+                    let path = format!("model_list[{i}]");
+                    match deployment(&path, i, entry, env, &mut warnings)? {
+                        Entry::Served(d) => deployments.push(*d),
+                        Entry::Skipped(why) if opts.strict => return Err(err(path, why)),
+                        Entry::Skipped(why) => {
+                            warnings.push(format!("{path}: skipped: {why}; the other models are served (--strict refuses to start instead)"))
+                        }
+                    }
                 }
             }
             "general_settings" => {
@@ -203,6 +235,18 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                             master_key = Some(Secret::new(required_secret(v, &path, env)?))
                         }
                         "public_metrics" => server.public_metrics = boolean(v, &path)?,
+                        "background_health_checks" => {
+                            if boolean(v, &path)? {
+                                routing
+                                    .health_check_interval
+                                    .get_or_insert(Duration::from_secs(300));
+                            } else {
+                                routing.health_check_interval = None;
+                            }
+                        }
+                        "health_check_interval" => {
+                            health_interval = Some(seconds(v, &path)?);
+                        }
                         "database_url" => {
                             database.url =
                                 string_value(v, &path, env, &mut warnings)?.map(Secret::new)
@@ -252,13 +296,15 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
                             database.path = string_value(v, &path, env, &mut warnings)?
                         }
                         "usage_buffer" => database.buffer = Some(uint(v, &path)? as usize),
+                        "sticky_sessions" => routing.sticky = boolean(v, &path)?,
+                        "max_retry_wait_seconds" => routing.max_retry_wait = seconds(v, &path)?,
                         _ => warnings.push(format!("{path} is not a known setting and is ignored")),
                     }
                 }
             }
+            "litellm_settings" => litellm_settings = Some(object(value, key)?),
+            "router_settings" => router_settings = Some(object(value, key)?),
             "environment_variables"
-            | "litellm_settings"
-            | "router_settings"
             | "guardrails"
             | "callback_settings"
             | "credential_list"
@@ -269,13 +315,77 @@ pub fn parse(yaml: &str, env: &dyn Env) -> Result<Config, ConfigError> {
             _ => warnings.push(format!("{key} is not a known section and is ignored")),
         }
     }
+    // LiteLLM reads the routing keys from both sections; router_settings has the last word.
+    for (section, m) in [
+        ("litellm_settings", litellm_settings),
+        ("router_settings", router_settings),
+    ] {
+        for (k, v) in m.into_iter().flatten() {
+            let path = format!("{section}.{k}");
+            if !router::key(&mut routing, k, v, &path, &mut warnings)? {
+                warnings.push(format!("{path} is not supported yet and is ignored"));
+            }
+        }
+    }
+    if let Some(i) = health_interval {
+        if routing.health_check_interval.is_some() {
+            routing.health_check_interval = Some(i);
+        } else {
+            warnings.push("general_settings.health_check_interval is ignored without background_health_checks: true".into());
+        }
+    }
+    check_groups(&deployments, &routing, &mut warnings);
     Ok(Config {
         deployments,
         master_key,
         server,
         database,
+        router: routing,
         warnings,
     })
+}
+
+/// Fallbacks and aliases that name no group are warned about (they may be served by a
+/// wildcard, so they are kept).
+fn check_groups(deps: &[Deployment], r: &RouterSettings, warnings: &mut Vec<String>) {
+    let served = |name: &str| deps.iter().any(|d| d.resolve(name).is_some());
+    let lists = [
+        ("fallbacks", &r.fallbacks),
+        ("context_window_fallbacks", &r.context_window_fallbacks),
+        ("content_policy_fallbacks", &r.content_policy_fallbacks),
+    ];
+    for (what, list) in lists {
+        for (from, to) in list {
+            for name in std::iter::once(from).chain(to) {
+                if !served(name) {
+                    warnings.push(format!(
+                        "router_settings.{what}: `{name}` is not a model of this config"
+                    ));
+                }
+            }
+        }
+    }
+    for name in &r.default_fallbacks {
+        if !served(name) {
+            warnings.push(format!(
+                "router_settings.default_fallbacks: `{name}` is not a model of this config"
+            ));
+        }
+    }
+    for (alias, group, _) in &r.aliases {
+        if !served(group) {
+            warnings.push(format!(
+                "router_settings.model_group_alias.{alias}: `{group}` is not a model of this config"
+            ));
+        }
+    }
+}
+
+/// What one `model_list` entry became.
+enum Entry {
+    Served(Box<Deployment>),
+    /// Valid LiteLLM, but not servable by dragoman yet: why.
+    Skipped(String),
 }
 
 fn boolean(v: &Value, path: &str) -> Result<bool, ConfigError> {
@@ -384,7 +494,7 @@ fn deployment(
     v: &Value,
     env: &dyn Env,
     warnings: &mut Vec<String>,
-) -> Result<Deployment, ConfigError> {
+) -> Result<Entry, ConfigError> {
     let m = object(v, path)?;
     let model_name = match m.get("model_name") {
         Some(v) => req_string(v, &format!("{path}.model_name"))?,
@@ -403,6 +513,11 @@ fn deployment(
     let mut prices = Map::new();
     let mut rpm = None;
     let mut tpm = None;
+    let mut base_model = None;
+    let mut max_parallel = None;
+    let mut weight = None;
+    let mut order = None;
+    let mut max_retries = None;
     for (k, v) in m {
         let p = format!("{path}.{k}");
         match k.as_str() {
@@ -416,8 +531,11 @@ fn deployment(
                         k if is_price_key(k) => {
                             prices.insert(k.to_owned(), iv.clone());
                         }
-                        "base_model" | "description" | "max_tokens" | "max_input_tokens"
-                        | "max_output_tokens" => {}
+                        "base_model" => base_model = Some(req_string(iv, &ip)?),
+                        "description" => {}
+                        "max_tokens" | "max_input_tokens" | "max_output_tokens" => {
+                            warnings.push(format!("{ip} is informational and not enforced (the provider's own limit applies; context_window_fallbacks act on its error)"))
+                        }
                         _ => warnings.push(format!("{ip} is not supported yet and is ignored")),
                     }
                 }
@@ -437,7 +555,10 @@ fn deployment(
             ));
         }
     };
-    let (provider, upstream_model) = Provider::split(&model).map_err(|m| err(&model_path, m))?;
+    let (provider, upstream_model) = match Provider::split(&model) {
+        Ok(p) => p,
+        Err(why) => return Ok(Entry::Skipped(format!("`{model}`: {why}"))),
+    };
     let mut api_base = None;
     let mut api_key = None;
     let mut api_version = None;
@@ -457,6 +578,24 @@ fn deployment(
             "connect_timeout" => connect_timeout = seconds(v, &p)?,
             "rpm" => rpm = Some(uint(v, &p)?),
             "tpm" => tpm = Some(uint(v, &p)?),
+            "max_parallel_requests" => {
+                max_parallel = Some(u32::try_from(uint(v, &p)?).map_err(|_| err(&p, "too large"))?)
+            }
+            "max_retries" => {
+                max_retries = Some(u32::try_from(uint(v, &p)?).map_err(|_| err(&p, "too large"))?)
+            }
+            "order" => order = Some(u32::try_from(uint(v, &p)?).map_err(|_| err(&p, "too large"))?),
+            "weight" => {
+                let w = match v {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                };
+                match w {
+                    Some(w) if w.is_finite() && w >= 0.0 => weight = Some(w),
+                    _ => return Err(err(&p, "expected a non-negative number")),
+                }
+            }
             "extra_headers" | "headers" => {
                 for (hk, hv) in object(v, &p)? {
                     let hp = format!("{p}.{hk}");
@@ -471,20 +610,26 @@ fn deployment(
             _ => warnings.push(format!("{p} is not supported yet and is ignored")),
         }
     }
-    let dialect = match (provider.native_dialect(), mode.as_deref()) {
-        (Dialect::Anthropic, None | Some("chat") | Some("messages")) => Dialect::Anthropic,
-        (Dialect::Anthropic, Some(other)) => {
+    let anthropic = provider.native_dialect() == Dialect::Anthropic;
+    let dialect = match mode.as_deref() {
+        None | Some("chat") | Some("messages") if anthropic => Dialect::Anthropic,
+        Some(other @ ("responses" | "completion")) if anthropic => {
             return Err(err(
                 format!("{path}.model_info.mode"),
                 format!("`{other}` is not served by anthropic deployments"),
             ));
         }
-        (_, None | Some("chat") | Some("completion")) => Dialect::Chat,
-        (_, Some("responses")) => Dialect::Responses,
-        (_, Some(other)) => {
+        None | Some("chat") | Some("completion") => Dialect::Chat,
+        Some("responses") => Dialect::Responses,
+        Some(other) if KNOWN_MODES.contains(&other) => {
+            return Ok(Entry::Skipped(format!(
+                "model_info.mode `{other}` is not served yet (chat and responses are)"
+            )));
+        }
+        Some(other) => {
             return Err(err(
                 format!("{path}.model_info.mode"),
-                format!("`{other}` is not supported (chat and responses are)"),
+                format!("`{other}` is not a LiteLLM mode"),
             ));
         }
     };
@@ -512,7 +657,7 @@ fn deployment(
         ));
         api_version = Some("2024-10-21".into());
     }
-    Ok(Deployment {
+    Ok(Entry::Served(Box::new(Deployment {
         id: id.unwrap_or_else(|| format!("{model_name}#{position}")),
         model_name,
         provider,
@@ -527,9 +672,35 @@ fn deployment(
         extra_headers,
         rpm,
         tpm,
+        max_parallel,
+        weight,
+        order,
+        max_retries,
+        base_model,
         prices,
-    })
+    })))
 }
+
+/// LiteLLM's `model_info.mode` values: a known one dragoman does not serve yet skips the
+/// entry; anything else is a typo and stops the start.
+const KNOWN_MODES: &[&str] = &[
+    "chat",
+    "completion",
+    "responses",
+    "messages",
+    "embedding",
+    "image_generation",
+    "image_edit",
+    "audio_transcription",
+    "audio_speech",
+    "moderation",
+    "rerank",
+    "search",
+    "batch",
+    "realtime",
+    "video_generation",
+    "ocr",
+];
 
 fn is_price_key(k: &str) -> bool {
     k.ends_with("_cost_per_token")
@@ -562,6 +733,11 @@ pub fn embedded(env: &dyn Env) -> Config {
             extra_headers: Vec::new(),
             rpm: None,
             tpm: None,
+            max_parallel: None,
+            weight: None,
+            order: None,
+            max_retries: None,
+            base_model: None,
             prices: Map::new(),
         });
     };
@@ -585,6 +761,7 @@ pub fn embedded(env: &dyn Env) -> Config {
         master_key,
         server: ServerSettings::default(),
         database: DatabaseSettings::default(),
+        router: RouterSettings::default(),
         warnings,
     }
 }

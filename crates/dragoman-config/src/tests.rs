@@ -71,13 +71,13 @@ fn a_litellm_config_parses() {
     assert_eq!(c.master_key.as_ref().unwrap().expose(), "sk-1234");
     let w = c.warnings.join("\n");
     assert!(w.contains("ANTHROPIC_API_KEY is not set"), "{w}");
-    assert!(w.contains("litellm_settings is not supported yet"), "{w}");
-    assert!(!w.contains("general_settings.database_url"), "{w}");
-    assert_eq!(c.database.url.as_ref().unwrap().expose(), "postgres://x");
     assert!(
-        w.contains("model_list[4].litellm_params.max_retries"),
+        w.contains("litellm_settings.drop_params is not supported yet"),
         "{w}"
     );
+    assert!(!w.contains("general_settings.database_url"), "{w}");
+    assert_eq!(c.database.url.as_ref().unwrap().expose(), "postgres://x");
+    assert_eq!(d[4].max_retries, Some(3));
     assert!(!format!("{c:?}").contains("sk-1234"), "secrets never print");
 }
 
@@ -90,10 +90,6 @@ fn invalid_values_name_their_path() {
             "model_list[0].litellm_params",
         ),
         (
-            "model_list:\n  - model_name: x\n    litellm_params: {model: bedrock/x}\n",
-            "model_list[0].litellm_params.model",
-        ),
-        (
             "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, timeout: -1}\n",
             "model_list[0].litellm_params.timeout",
         ),
@@ -102,8 +98,16 @@ fn invalid_values_name_their_path() {
             "model_list[0].litellm_params.api_base",
         ),
         (
-            "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x}\n    model_info: {mode: embedding}\n",
+            "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x}\n    model_info: {mode: embeddings}\n",
             "model_list[0].model_info.mode",
+        ),
+        (
+            "router_settings: {routing_strategy: fastest}\n",
+            "router_settings.routing_strategy",
+        ),
+        (
+            "router_settings: {fallbacks: [{a: 3.5}]}\n",
+            "router_settings.fallbacks[0].a",
         ),
         ("model_list: [\n", "(document)"),
     ];
@@ -171,4 +175,101 @@ fn master_key_states_are_unambiguous() {
     )
     .unwrap();
     assert!(c.server.host_set);
+}
+
+/// A realistic LiteLLM config with a router section and entries dragoman does not serve yet:
+/// it starts, serves the rest, and names every key it ignores.
+const ROUTED: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: sk-a, weight: 3, order: 1, max_parallel_requests: 8}
+    model_info: {base_model: azure/gpt-4o, max_input_tokens: 128000}
+  - model_name: gpt-4o
+    litellm_params: {model: azure/gpt-4o-eu, api_base: "https://eu.example", api_key: sk-b, api_version: "2024-10-21", rpm: 100}
+  - model_name: gemini
+    litellm_params: {model: gemini/gemini-2.5-pro, api_key: g}
+  - model_name: embed
+    litellm_params: {model: openai/text-embedding-3-small}
+    model_info: {mode: embedding}
+  - model_name: small
+    litellm_params: {model: openai/gpt-4o-mini}
+litellm_settings:
+  num_retries: 5
+  fallbacks: [{gpt-4o: [small]}]
+  success_callback: [langfuse]
+router_settings:
+  routing_strategy: latency-based-routing
+  num_retries: 1
+  allowed_fails: 2
+  cooldown_time: 30
+  allowed_fails_policy: {RateLimitErrorAllowedFails: 0, BadRequestErrorAllowedFails: 9}
+  retry_policy: {TimeoutErrorRetries: 4}
+  context_window_fallbacks: [{small: [gpt-4o]}]
+  default_fallbacks: [small]
+  model_group_alias: {gpt4: gpt-4o, hidden-one: {model: small, hidden: true}}
+  redis_host: localhost
+general_settings:
+  background_health_checks: true
+  health_check_interval: 60
+"#;
+
+#[test]
+fn a_router_section_is_honoured_and_every_ignored_key_named() {
+    let c = parse(ROUTED, &env).unwrap();
+    let names: Vec<&str> = c
+        .deployments
+        .iter()
+        .map(|d| d.model_name.as_str())
+        .collect();
+    assert_eq!(names, ["gpt-4o", "gpt-4o", "small"]);
+    let d = &c.deployments[0];
+    assert_eq!(
+        (d.weight, d.order, d.max_parallel),
+        (Some(3.0), Some(1), Some(8))
+    );
+    assert_eq!(d.base_model.as_deref(), Some("azure/gpt-4o"));
+    let r = &c.router;
+    assert_eq!(r.strategy, Strategy::LatencyBased);
+    assert_eq!(
+        r.num_retries, 1,
+        "router_settings wins over litellm_settings"
+    );
+    assert_eq!(r.retries_for(FailClass::Timeout), 4);
+    assert_eq!(r.retries_for(FailClass::Server), 1);
+    assert_eq!(r.allowed_fails_for(FailClass::RateLimit), 0);
+    assert_eq!(r.allowed_fails_for(FailClass::Server), 2);
+    assert_eq!(r.cooldown_time, Duration::from_secs(30));
+    assert_eq!(r.fallbacks, vec![("gpt-4o".into(), vec!["small".into()])]);
+    assert_eq!(r.context_window_fallbacks.len(), 1);
+    assert_eq!(r.default_fallbacks, ["small"]);
+    assert_eq!(
+        r.aliases,
+        vec![
+            ("gpt4".into(), "gpt-4o".into(), false),
+            ("hidden-one".into(), "small".into(), true)
+        ]
+    );
+    assert_eq!(r.health_check_interval, Some(Duration::from_secs(60)));
+    let w = c.warnings.join("\n");
+    for named in [
+        "model_list[2]: skipped: `gemini/gemini-2.5-pro`",
+        "model_list[3]: skipped: model_info.mode `embedding`",
+        "litellm_settings.success_callback is not supported yet",
+        "router_settings.redis_host is not supported yet",
+        "router_settings.allowed_fails_policy.BadRequestErrorAllowedFails is ignored",
+        "model_list[0].model_info.max_input_tokens is informational",
+    ] {
+        assert!(w.contains(named), "{named} missing from:\n{w}");
+    }
+    assert!(
+        !w.contains("num_retries") && !w.contains("routing_strategy"),
+        "{w}"
+    );
+}
+
+#[test]
+fn strict_refuses_what_it_would_skip() {
+    let e = parse_with(ROUTED, &env, ParseOptions { strict: true }).unwrap_err();
+    assert_eq!(e.path, "model_list[2]");
+    assert!(e.message.contains("gemini"), "{e}");
 }

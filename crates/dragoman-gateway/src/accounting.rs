@@ -22,6 +22,11 @@ pub struct Tracker {
     /// A local prompt count, used when the upstream never reported input usage.
     pub input_estimate: Option<u64>,
     done: bool,
+    /// The deployment this request holds in flight on the router: begun by `attempt`, ended
+    /// by the next attempt or by the finish, whichever comes first.
+    leased: Option<usize>,
+    /// `deployment:outcome` of each attempt that failed, comma-separated.
+    attempted: String,
 }
 
 impl Tracker {
@@ -54,11 +59,15 @@ impl Tracker {
                 usage: Usage::default(),
                 usage_estimated: false,
                 cost_nanos: None,
+                attempts: 0,
+                attempted: None,
             },
             started: Instant::now(),
             deployment: None,
             input_estimate: None,
             done: false,
+            leased: None,
+            attempted: String::new(),
         }
     }
 
@@ -66,10 +75,8 @@ impl Tracker {
         self.started
     }
 
-    pub fn authenticated(&mut self) {
-        if self.gw.config.master_key.is_some() {
-            self.rec.principal = "master".into();
-        }
+    pub fn authenticated(&mut self, principal: &crate::principal::Principal) {
+        self.rec.principal = principal.label().to_owned();
     }
 
     pub fn requested(&mut self, model: &str, stream: bool) {
@@ -77,12 +84,41 @@ impl Tracker {
         self.rec.stream = stream;
     }
 
-    pub fn routed(&mut self, idx: usize, upstream_model: &str) {
+    /// An attempt on deployment `idx` begins: it is counted in flight there until it fails
+    /// or the request ends.
+    pub fn attempt(&mut self, idx: usize, upstream_model: &str) {
+        self.release();
+        self.gw.router.begin(idx);
+        self.leased = Some(idx);
+        self.rec.attempts += 1;
         let d = &self.gw.config.deployments[idx];
         self.rec.upstream_dialect = Some(d.dialect);
         self.rec.deployment = Some(d.id.clone());
         self.rec.provider_model = Some(upstream_model.to_owned());
         self.deployment = Some(idx);
+    }
+
+    /// The current attempt failed with `outcome` (a status, `timeout`, `connect`, …).
+    pub fn attempt_failed(&mut self, outcome: &str) {
+        if let Some(idx) = self.leased {
+            self.note(idx, outcome);
+        }
+        self.release();
+    }
+
+    fn note(&mut self, idx: usize, outcome: &str) {
+        if !self.attempted.is_empty() {
+            self.attempted.push(',');
+        }
+        self.attempted.push_str(&self.gw.config.deployments[idx].id);
+        self.attempted.push(':');
+        self.attempted.push_str(outcome);
+    }
+
+    fn release(&mut self) {
+        if let Some(idx) = self.leased.take() {
+            self.gw.router.end(idx);
+        }
     }
 
     /// Ends a request that failed before any answer body was sent.
@@ -149,6 +185,15 @@ impl Tracker {
             return self.rec.cost_nanos;
         }
         self.done = true;
+        if let Some(idx) = self.leased {
+            self.note(idx, outcome.as_str());
+            let tokens = usage.input_total().unwrap_or(0) + usage.output.unwrap_or(0);
+            self.gw.router.settle(idx, tokens);
+        }
+        self.release();
+        if !self.attempted.is_empty() {
+            self.rec.attempted = Some(std::mem::take(&mut self.attempted));
+        }
         self.rec.outcome = outcome;
         self.rec.status = status;
         self.rec.latency_ms = self.started.elapsed().as_millis() as u64;
@@ -171,6 +216,7 @@ impl Tracker {
                 model: std::mem::take(&mut r.model),
                 deployment: r.deployment.take(),
                 provider_model: r.provider_model.take(),
+                attempted: r.attempted.take(),
                 ..r.clone()
             });
         }

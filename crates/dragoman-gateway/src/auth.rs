@@ -4,6 +4,7 @@ use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::Gateway;
+use crate::principal::Principal;
 
 /// The key a client presented: `Authorization: Bearer …`, or `x-api-key` (Anthropic SDKs), or
 /// `api-key` (Azure SDKs).
@@ -36,16 +37,23 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Gateway {
-    /// `Ok` when no master key is configured (open mode, warned about at start) or the presented
-    /// key equals it.
-    pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+    /// Who is calling: `Open` when no master key is configured (warned about at start),
+    /// `Master` when the presented key equals it.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, &'static str> {
         let Some(master) = &self.config.master_key else {
-            return Ok(());
+            return Ok(Principal::Open);
         };
         match presented_key(headers) {
             None => Err("missing api key: send Authorization: Bearer <key> or x-api-key"),
-            Some(k) if bool::from(k.as_bytes().ct_eq(master.expose().as_bytes())) => Ok(()),
+            Some(k) if bool::from(k.as_bytes().ct_eq(master.expose().as_bytes())) => {
+                Ok(Principal::Master)
+            }
             Some(_) => Err("invalid api key"),
         }
+    }
+
+    /// For the management endpoints: only the master key (or an open gateway) passes.
+    pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+        self.authenticate(headers).map(|_| ())
     }
 }

@@ -21,6 +21,12 @@ struct Fields<'a> {
     stream_options: Option<&'a RawValue>,
     #[serde(borrow, default)]
     previous_response_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    prompt_cache_key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user: Option<&'a RawValue>,
 }
 
 /// What the gateway reads from a request body before routing it.
@@ -37,6 +43,10 @@ pub struct Envelope {
     pub include_usage: bool,
     /// `previous_response_id` is present and not null.
     pub previous_response_id: bool,
+    /// A hash of what the client says identifies its conversation or user: OpenAI's
+    /// `prompt_cache_key`, else Anthropic's `metadata` (Claude Code puts its session there),
+    /// else OpenAI's `user`. Sticky routing keys on it.
+    pub conversation: Option<u64>,
 }
 
 /// Why a body is not a request at all.
@@ -84,6 +94,11 @@ impl Envelope {
             has_stream_options: f.stream_options.is_some(),
             include_usage,
             previous_response_id: f.previous_response_id.is_some(),
+            conversation: [f.prompt_cache_key, f.metadata, f.user]
+                .into_iter()
+                .flatten()
+                .find(|raw| raw.get() != "null")
+                .map(|raw| hash_bytes(raw.get().as_bytes())),
         })
     }
 
@@ -120,6 +135,15 @@ impl Envelope {
         out.extend_from_slice(&body[span.end..]);
         Bytes::from(out)
     }
+}
+
+/// A stable 64-bit hash of at most the first 1 KiB of `b` (enough to tell conversations
+/// apart; no client value is hashed in full on the request path).
+pub fn hash_bytes(b: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    b[..b.len().min(1024)].hash(&mut h);
+    h.finish()
 }
 
 /// The slow path for edits the byte splice does not cover.

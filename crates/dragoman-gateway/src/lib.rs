@@ -6,14 +6,19 @@
 //! by event. Nothing on that path blocks or buffers a whole stream.
 
 mod accounting;
+mod attempt;
 mod auth;
 mod dealer;
 mod envelope;
 mod errors;
 mod logsafe;
 mod metrics;
+mod policy;
+mod principal;
+mod provider;
 mod proxy;
 mod pump;
+mod router;
 mod routes;
 mod spend;
 mod tokens;
@@ -23,7 +28,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dragoman_accounting::pricing::{self, ModelPrice};
-use dragoman_config::{Config, Deployment};
+use dragoman_config::Config;
 use dragoman_model::Usage;
 use dragoman_store::{Store, Writer};
 
@@ -38,8 +43,10 @@ pub struct Gateway {
     /// connect timeouts are per deployment, and a pooled upstream connection is driven by the
     /// thread that opened it, so each thread keeps its own pool (see [`serve_threads`]).
     clients: Vec<Vec<upstream::HttpClient>>,
-    /// Each deployment's upstream addresses, parsed once.
-    endpoints: Vec<upstream::Endpoints>,
+    /// Each deployment's provider adapter: builds every attempt's request.
+    adapters: Vec<Box<dyn provider::Adapter>>,
+    /// Picks and ranks deployments, and learns from every attempt.
+    router: router::Router,
     /// Per-deployment price overrides from the config (LiteLLM's keys).
     overrides: Vec<Option<ModelPrice>>,
     metrics: Metrics,
@@ -116,10 +123,12 @@ impl Gateway {
                     .collect(),
             );
         }
-        let mut endpoints = Vec::with_capacity(config.deployments.len());
+        let mut adapters: Vec<Box<dyn provider::Adapter>> =
+            Vec::with_capacity(config.deployments.len());
         for d in &config.deployments {
-            endpoints.push(upstream::Endpoints::new(d)?);
+            adapters.push(Box::new(provider::Static(upstream::Endpoints::new(d)?)));
         }
+        let router = router::Router::new(&config);
         let metrics = Metrics::new();
         let series = config
             .deployments
@@ -134,7 +143,8 @@ impl Gateway {
             prices,
             config,
             clients,
-            endpoints,
+            adapters,
+            router,
             overrides,
             metrics,
             writer,
@@ -157,6 +167,12 @@ impl Gateway {
     /// The cost of `usage` on deployment `idx` serving `model`, in nano-dollars; `None` (and a
     /// warning, once per model) when no price is known: unknown is never recorded as zero.
     fn cost(&self, idx: usize, model: &str, usage: &Usage) -> Option<i64> {
+        // `base_model` names the model behind a deployment whose own name says nothing of it
+        // (an Azure deployment); its provider prefix is not part of the price table's names.
+        let model = match self.config.deployments[idx].base_model.as_deref() {
+            Some(b) => b.split_once('/').map_or(b, |(_, m)| m),
+            None => model,
+        };
         let price_of = || pricing::merged(self.overrides[idx].clone(), pricing::builtin(model));
         let cached = self.prices[idx].get_or_init(|| (model.to_owned(), price_of()));
         let fresh;
@@ -187,37 +203,6 @@ impl Gateway {
 
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// Picks a deployment for a requested model name: exact names first, then wildcard
-    /// patterns (longest prefix first). Several deployments of one group are chosen among at
-    /// random; weighted and health-aware routing comes with the routing work.
-    fn route(&self, requested: &str) -> Option<(usize, &Deployment, String)> {
-        let exact: Vec<usize> = (0..self.config.deployments.len())
-            .filter(|&i| self.config.deployments[i].model_name == requested)
-            .collect();
-        let pick = |cands: &[usize]| -> Option<(usize, &Deployment, String)> {
-            if cands.is_empty() {
-                return None;
-            }
-            let i = cands[fastrand::usize(..cands.len())];
-            let d = &self.config.deployments[i];
-            d.resolve(requested).map(|m| (i, d, m))
-        };
-        if let Some(hit) = pick(&exact) {
-            return Some(hit);
-        }
-        let mut wild: Vec<(usize, usize)> = (0..self.config.deployments.len())
-            .filter_map(|i| {
-                let d = &self.config.deployments[i];
-                let prefix = d.model_name.strip_suffix('*')?;
-                requested.starts_with(prefix).then_some((i, prefix.len()))
-            })
-            .collect();
-        let best = wild.iter().map(|(_, l)| *l).max()?;
-        wild.retain(|(_, l)| *l == best);
-        let cands: Vec<usize> = wild.into_iter().map(|(i, _)| i).collect();
-        pick(&cands)
     }
 }
 

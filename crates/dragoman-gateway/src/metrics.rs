@@ -44,6 +44,17 @@ pub struct LatencyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub deployment: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    pub deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub model: String,
     pub kind: &'static str,
@@ -101,6 +112,10 @@ pub struct Metrics {
     latency: Family<LatencyLabels, Histogram>,
     ttft: Family<LatencyLabels, Histogram>,
     upstream_errors: Family<ErrorLabels, Counter>,
+    attempts: Family<AttemptLabels, Counter>,
+    cooling: Family<DeploymentLabels, Gauge>,
+    deployment_latency: Family<DeploymentLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    deployment_in_flight: Family<DeploymentLabels, Gauge>,
     pub in_flight_requests: Gauge,
     pub in_flight_streams: Gauge,
     writer_backlog: Gauge,
@@ -131,6 +146,31 @@ impl Metrics {
         let in_flight_streams = Gauge::default();
         let writer_backlog = Gauge::default();
         let writer_dropped = Counter::default();
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        let cooling = Family::<DeploymentLabels, Gauge>::default();
+        let deployment_latency =
+            Family::<DeploymentLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let deployment_in_flight = Family::<DeploymentLabels, Gauge>::default();
+        registry.register(
+            "dragoman_upstream_attempts",
+            "Upstream attempts by deployment and outcome (ok, an HTTP status, timeout)",
+            attempts.clone(),
+        );
+        registry.register(
+            "dragoman_deployment_cooling",
+            "1 while the deployment is cooling down after failures",
+            cooling.clone(),
+        );
+        registry.register(
+            "dragoman_deployment_latency_estimate_seconds",
+            "The router's peak-EWMA estimate of the deployment's time to first byte",
+            deployment_latency.clone(),
+        );
+        registry.register(
+            "dragoman_deployment_in_flight",
+            "Requests in flight on the deployment (this instance)",
+            deployment_in_flight.clone(),
+        );
         registry.register(
             "dragoman_requests",
             "Requests by client dialect, upstream dialect, model group and outcome",
@@ -195,6 +235,10 @@ impl Metrics {
             latency,
             ttft,
             upstream_errors,
+            attempts,
+            cooling,
+            deployment_latency,
+            deployment_in_flight,
             in_flight_requests,
             in_flight_streams,
             writer_backlog,
@@ -309,6 +353,35 @@ impl Metrics {
                     kind,
                 })
                 .inc();
+        }
+    }
+
+    /// Counts one upstream attempt. Labels are bounded: configured deployment ids, and
+    /// statuses or `ok`/`timeout`/`error`.
+    pub fn attempt(&self, deployment: &str, outcome: &str) {
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                deployment: deployment.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Samples the router's view of each deployment into its gauges.
+    pub fn sample_router(&self, router: &crate::router::Router) {
+        for i in 0..router.len() {
+            let l = DeploymentLabels {
+                deployment: router.id(i).to_owned(),
+            };
+            self.cooling
+                .get_or_create(&l)
+                .set(i64::from(router.is_cooling(i)));
+            self.deployment_latency
+                .get_or_create(&l)
+                .set(router.latency_estimate(i));
+            self.deployment_in_flight
+                .get_or_create(&l)
+                .set(i64::from(router.in_flight(i)));
         }
     }
 

@@ -9,14 +9,16 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses, ResponseFault, StreamOptions, Usage};
+use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses, StreamOptions, Usage};
 use dragoman_translate as hub;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::Gateway;
 use crate::accounting::Tracker;
+use crate::attempt::{Answer, Exchange, Success};
 use crate::envelope::{Envelope, EnvelopeError};
+use crate::errors::{GatewayError, Source};
 use crate::errors::{error, render, set_request_id};
 use crate::logsafe::Escaped;
 use crate::pump::{Context, Mode, Pump};
@@ -88,16 +90,89 @@ fn refuse(
     resp
 }
 
-/// What one request carries from the router to the upstream call.
+/// What one admitted request carries to the attempt loop.
 struct Call<'a> {
     gw: &'a Gateway,
-    idx: usize,
+    group: crate::router::Group,
     envelope: Envelope,
     body: Bytes,
-    upstream_model: String,
     headers: HeaderMap,
-    ctx: Context,
+    /// The model name as the client sent it.
+    model: String,
+    request_id: String,
+    client: Dialect,
+    started: std::time::Instant,
     tracker: Tracker,
+}
+
+/// Session headers coding agents send on every turn of one conversation: Claude Code's, and
+/// Codex's (both spellings seen).
+const SESSION_HEADERS: [&str; 4] = [
+    "x-claude-code-session-id",
+    "session_id",
+    "session-id",
+    "x-session-id",
+];
+
+/// What keeps one conversation on one deployment (so the provider's prompt cache keeps
+/// hitting): a session header, else the body's conversation fields.
+fn sticky_key(headers: &HeaderMap, envelope: &Envelope) -> Option<u64> {
+    SESSION_HEADERS
+        .iter()
+        .find_map(|n| headers.get(*n))
+        .map(|v| crate::envelope::hash_bytes(v.as_bytes()))
+        .or(envelope.conversation)
+}
+
+const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-dragoman-attempts");
+const LITELLM_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+const LITELLM_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
+const LITELLM_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+
+fn routing_headers(h: &mut HeaderMap, r: &crate::attempt::Report) {
+    h.insert(ATTEMPTS_HEADER, HeaderValue::from(r.attempts));
+    h.insert(LITELLM_RETRIES, HeaderValue::from(r.retries));
+    h.insert(LITELLM_FALLBACKS, HeaderValue::from(r.fallbacks));
+    if let Ok(v) = HeaderValue::from_str(&r.group) {
+        h.insert(LITELLM_GROUP, v);
+    }
+}
+
+/// Answers a gateway error before the first byte, in the client's dialect (the upstream's
+/// own envelope, byte for byte, when the client speaks its dialect), and records it.
+fn answer_error(
+    tracker: Tracker,
+    client: Dialect,
+    e: GatewayError,
+    id: &str,
+    mut headers: HeaderMap,
+) -> Response {
+    let upstream = e.source == Source::Upstream;
+    headers.extend(*e.headers);
+    if let (Some((d, raw)), Some(status)) = (e.raw, e.status)
+        && d == client
+    {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        tracker.failed(e.body.kind, status, upstream);
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            headers,
+            raw,
+        )
+            .into_response();
+    }
+    let status = if e.answered {
+        client.upstream_error_status(e.body.kind, e.status)
+    } else {
+        e.status
+    };
+    let mut r = render(client, &e.body, status, id);
+    tracker.failed(e.body.kind, r.status().as_u16(), upstream);
+    r.headers_mut().extend(headers);
+    r
 }
 
 pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
@@ -111,17 +186,20 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let started = tracker.started();
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    if let Err(m) = gw.authorize(&headers) {
-        return refuse(
-            tracker,
-            client,
-            &error(ErrorKind::Authentication, m),
-            None,
-            &id,
-            false,
-        );
-    }
-    tracker.authenticated();
+    let principal = match gw.authenticate(&headers) {
+        Ok(p) => p,
+        Err(m) => {
+            return refuse(
+                tracker,
+                client,
+                &error(ErrorKind::Authentication, m),
+                None,
+                &id,
+                false,
+            );
+        }
+    };
+    tracker.authenticated(&principal);
     // A client that stops sending its body mid-way must not hold the connection forever.
     let body_timeout = gw.config.server.body_read_timeout;
     let read = read_body(body, &headers, gw.config.server.max_body_bytes);
@@ -162,7 +240,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     };
     let stream = matches!(ep, Endpoint::Generate(_)) && envelope.stream;
     tracker.requested(&model, stream);
-    let Some((idx, dep, upstream_model)) = gw.route(&model) else {
+    let Some(group) = gw.router.group(&model) else {
         let msg = format!("model `{model}` is not served by this gateway (see GET /v1/models)");
         return refuse(
             tracker,
@@ -173,23 +251,21 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
             false,
         );
     };
-    tracker.routed(idx, &upstream_model);
-    let ctx = Context {
-        request_id: id,
-        model,
-        deployment: dep.id.clone(),
-        client,
-        upstream: dep.dialect,
-        started,
-    };
+    if let Err(e) = crate::policy::admit(&principal, &crate::policy::Ask { group: &group.name }) {
+        let mut h = HeaderMap::new();
+        set_request_id(&mut h, &id);
+        return answer_error(tracker, client, e, &id, h);
+    }
     let call = Call {
         gw: &gw,
-        idx,
+        group,
         envelope,
         body,
-        upstream_model,
         headers,
-        ctx,
+        model,
+        request_id: id,
+        client,
+        started,
         tracker,
     };
     match ep {
@@ -297,244 +373,110 @@ fn losses_header(headers: &mut HeaderMap, losses: &Losses) {
 async fn generate(call: Call<'_>, stream: bool) -> Response {
     let Call {
         gw,
-        idx,
+        group,
         envelope,
         body,
-        upstream_model,
         headers,
-        ctx,
+        model,
+        request_id: id,
+        client,
+        started,
         mut tracker,
     } = call;
-    let dep = &gw.config.deployments[idx];
-    let client = ctx.client;
-    let id = ctx.request_id.clone();
-    let mut losses = Losses::new();
-    let mut estimate = None;
-    let mut custom_tools = Vec::new();
-    if client == Dialect::Responses
-        && dep.dialect != Dialect::Responses
-        && envelope.previous_response_id
-    {
-        let msg = "previous_response_id cannot be honoured: this model is not served by the Responses API and dragoman keeps no response store; send the full conversation in `input`";
-        return refuse(
-            tracker,
-            client,
-            &error(ErrorKind::InvalidRequest, msg),
-            None,
-            &id,
-            false,
-        );
-    }
-    let upstream_body = if dep.dialect == client {
-        envelope.passthrough_body(&body, &upstream_model, client == Dialect::Chat && stream)
-    } else {
-        let mut req = match hub::decode_request(client, &body, &mut losses) {
-            Ok(r) => r,
-            Err(e) => {
-                return refuse(
-                    tracker,
-                    client,
-                    &error(ErrorKind::InvalidRequest, e.to_string()),
-                    None,
-                    &id,
-                    false,
-                );
-            }
-        };
-        let unresolvable = hub::unresolvable_items(client, dep.dialect, &req);
-        if !unresolvable.is_empty() {
-            let msg = format!(
-                "input: {} cannot be sent to this model (served by the {} API): the item lives in another server's conversation store, which dragoman cannot read; send the item itself instead of a reference",
-                unresolvable.join(", "),
-                dep.dialect
-            );
-            return refuse(
-                tracker,
-                client,
-                &error(ErrorKind::InvalidRequest, msg),
-                None,
-                &id,
-                false,
-            );
-        }
-        req.model = upstream_model;
-        custom_tools = hub::custom_tools_to_unwrap(&req, dep.dialect);
-        if stream && dep.dialect != Dialect::Anthropic {
-            // OpenAI upstreams report usage only at the end: count the prompt now, for the
-            // client's `message_start` and for the record if the stream never finishes.
-            let n = crate::tokens::estimate_prompt(&req);
-            tracker.input_estimate = Some(n);
-            if client == Dialect::Anthropic {
-                estimate = Some(n);
-            }
-        }
-        Bytes::from(
-            serde_json::to_vec(&hub::encode_request(dep.dialect, &req, &mut losses))
-                .unwrap_or_default(),
-        )
-    };
-    if !losses.is_empty() {
-        tracing::debug!(request_id = %id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
-    }
-    let up_headers = upstream::headers(&gw.endpoints[idx], client, &headers);
-    // `timeout` bounds a whole answer from the call to its last byte; a stream's first byte
-    // must come within `stream_timeout`, and so must each later one (the pump's idle limit).
-    let limit = if stream {
-        dep.stream_timeout
-    } else {
-        dep.timeout
-    };
-    let deadline = tokio::time::Instant::now() + limit;
-    let max_upstream = gw.config.server.max_upstream_body_bytes;
-    let resp = match upstream::send(
-        gw.client(idx),
-        gw.endpoints[idx].get(Op::Generate),
-        up_headers,
-        upstream_body,
-        limit,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(request_id = %id, deployment = %dep.id, error = %Escaped(&e.body.message), "upstream call failed");
-            return refuse(tracker, client, &e.body, Some(e.status), &id, true);
-        }
-    };
-    let status = resp.status().as_u16();
+    let sticky = sticky_key(&headers, &envelope);
+    let mut ex = Exchange::new(gw, client, stream, &envelope, &body, &headers, &id);
+    let (result, report) = crate::attempt::run(&mut ex, &mut tracker, group, sticky).await;
     let mut out_headers = HeaderMap::new();
-    upstream::forwardable(resp.headers(), &mut out_headers);
     set_request_id(&mut out_headers, &id);
+    routing_headers(&mut out_headers, &report);
+    let Success {
+        idx,
+        prepared,
+        headers: upstream_headers,
+        answer,
+    } = match result {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(request_id = %id, model = %Escaped(&model), status = e.status, attempts = report.attempts, error = %Escaped(&e.body.message), outcome = "error", "request done");
+            return answer_error(tracker, client, e, &id, out_headers);
+        }
+    };
+    let dep = &gw.config.deployments[idx];
+    out_headers.extend(upstream_headers);
     if let Ok(v) = HeaderValue::from_str(&dep.id) {
         out_headers.insert(DEPLOYMENT_HEADER, v);
     }
-    losses_header(&mut out_headers, &losses);
-
-    if status >= 400 {
-        let bytes = read_upstream(resp, deadline, max_upstream)
-            .await
-            .unwrap_or_default();
-        tracing::info!(request_id = %id, model = %Escaped(&ctx.model), deployment = %dep.id, status, outcome = "upstream_error", "request done");
-        // The upstream's own error envelope keeps its bytes on the same dialect; anything else
-        // (a proxy's HTML page, an empty body) is rendered in the client's dialect.
-        let envelope = matches!(
-            hub::check_response(dep.dialect, &bytes),
-            Err(ResponseFault::Failed(_))
-        );
-        let err = if envelope {
-            hub::decode_error(dep.dialect, Some(status), &bytes)
-        } else {
-            not_an_error_envelope(status, &bytes)
-        };
-        if dep.dialect == client && envelope {
+    let mut losses = prepared.losses;
+    let ctx = Context {
+        request_id: id,
+        model,
+        deployment: dep.id.clone(),
+        client,
+        upstream: dep.dialect,
+        started,
+    };
+    let (first, rest) = match answer {
+        Answer::Whole { bytes, usage } => {
+            let (out, usage) = if dep.dialect == client {
+                (bytes, usage)
+            } else {
+                let mut r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let msg = format!("upstream sent a response dragoman cannot read: {e}");
+                        let mut r = refuse(
+                            tracker,
+                            client,
+                            &error(ErrorKind::Server, msg),
+                            Some(502),
+                            &ctx.request_id,
+                            true,
+                        );
+                        r.headers_mut().extend(out_headers);
+                        return r;
+                    }
+                };
+                hub::unwrap_custom_calls(&mut r, &prepared.custom_tools);
+                let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses))
+                    .unwrap_or_default();
+                (Bytes::from(body), r.usage)
+            };
+            log_usage(&ctx, &usage);
+            let cost = tracker.answered(200, usage);
+            if let Some(c) = cost
+                && let Ok(v) = HeaderValue::from_str(&crate::accounting::usd(c))
+            {
+                out_headers.insert(COST_HEADER, v.clone());
+                out_headers.insert(LITELLM_COST_HEADER, v);
+            }
+            losses_header(&mut out_headers, &losses);
             out_headers.insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            tracker.failed(err.kind, status, true);
-            return (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                out_headers,
-                bytes,
-            )
-                .into_response();
+            return (StatusCode::OK, out_headers, out).into_response();
         }
-        let out_status = if client == Dialect::Anthropic {
-            err.kind.status()
-        } else {
-            status
-        };
-        let mut r = refuse(tracker, client, &err, Some(out_status), &id, true);
-        r.headers_mut().extend(out_headers);
-        return r;
-    }
-
-    if !stream {
-        let bytes = match read_upstream(resp, deadline, max_upstream).await {
-            Ok(b) => b,
-            Err(e) => {
-                let status = if e.kind == ErrorKind::Timeout {
-                    504
-                } else {
-                    502
-                };
-                return refuse(tracker, client, &e, Some(status), &id, true);
-            }
-        };
-        // A 200 is not a success until the body says so: a cut or garbled body, a 200 that
-        // carries an error, a failed or empty Responses answer all end as errors.
-        let usage = match hub::check_response(dep.dialect, &bytes) {
-            Ok(u) => u,
-            Err(fault) => {
-                let (err, status) = match fault {
-                    ResponseFault::Malformed(m) => (
-                        error(
-                            ErrorKind::Server,
-                            format!("upstream sent a response dragoman cannot read: {m}"),
-                        ),
-                        Some(502),
-                    ),
-                    ResponseFault::Failed(e) => (e, None),
-                };
-                tracing::warn!(request_id = %id, deployment = %dep.id, error = %Escaped(&err.message), "upstream answer is not a success");
-                let mut r = refuse(tracker, client, &err, status, &id, true);
-                r.headers_mut().extend(out_headers);
-                return r;
-            }
-        };
-        let (out, usage) = if dep.dialect == client {
-            (bytes, usage)
-        } else {
-            let mut r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
-                Ok(r) => r,
-                Err(e) => {
-                    let msg = format!("upstream sent a response dragoman cannot read: {e}");
-                    return refuse(
-                        tracker,
-                        client,
-                        &error(ErrorKind::Server, msg),
-                        Some(502),
-                        &id,
-                        true,
-                    );
-                }
-            };
-            hub::unwrap_custom_calls(&mut r, &custom_tools);
-            let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses))
-                .unwrap_or_default();
-            (Bytes::from(body), r.usage)
-        };
-        log_usage(&ctx, &usage);
-        let cost = tracker.answered(200, usage);
-        if let Some(c) = cost
-            && let Ok(v) = HeaderValue::from_str(&crate::accounting::usd(c))
-        {
-            out_headers.insert(COST_HEADER, v.clone());
-            out_headers.insert(LITELLM_COST_HEADER, v);
-        }
-        losses_header(&mut out_headers, &losses);
-        out_headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return (StatusCode::OK, out_headers, out).into_response();
-    }
-
+        Answer::Stream { first, rest } => (first, rest),
+    };
+    losses_header(&mut out_headers, &losses);
     let mode = if dep.dialect == client {
         Mode::Passthrough(Box::new(hub::PassthroughTap::new(client)))
     } else {
         let include_usage = client != Dialect::Chat || envelope.include_usage;
         let opts = StreamOptions {
-            input_estimate: estimate,
+            input_estimate: prepared.estimate.filter(|_| client == Dialect::Anthropic),
             include_usage,
         };
         Mode::Translate(Box::new(
-            hub::StreamTranslator::new(dep.dialect, client, opts).unwrap_custom_tools(custom_tools),
+            hub::StreamTranslator::new(dep.dialect, client, opts)
+                .unwrap_custom_tools(prepared.custom_tools),
         ))
     };
     let gauge = InFlight::new(&gw.metrics.in_flight_streams);
+    // The first read was taken to be sure the stream is a success; it goes out first.
+    let upstream = futures_util::stream::once(std::future::ready(Ok(first))).chain(rest);
     let pump = Pump::new(
-        http_body_util::BodyDataStream::new(resp.into_body()),
+        upstream,
         mode,
         gw.config.server.keepalive,
         dep.stream_timeout,
@@ -560,7 +502,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
 }
 
 /// Reads a whole upstream body by `deadline` and within `max` bytes.
-async fn read_upstream(
+pub(crate) async fn read_upstream(
     resp: upstream::UpstreamResponse,
     deadline: tokio::time::Instant,
     max: usize,
@@ -601,7 +543,7 @@ async fn read_upstream(
 
 /// An error status whose body is not the dialect's error envelope (a proxy's HTML page, an
 /// empty body): its status and a printable start of what came.
-fn not_an_error_envelope(status: u16, bytes: &[u8]) -> ErrorBody {
+pub(crate) fn not_an_error_envelope(status: u16, bytes: &[u8]) -> ErrorBody {
     let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -643,24 +585,43 @@ fn log_usage(ctx: &Context, u: &Usage) {
 async fn count_tokens(call: Call<'_>) -> Response {
     let Call {
         gw,
-        idx,
+        group,
         body,
-        upstream_model,
         headers,
-        ctx,
-        tracker,
+        request_id: id,
+        mut tracker,
         ..
     } = call;
+    // Counting is cheap and idempotent, but not worth a retry plan: the best-ranked
+    // deployment counts.
+    let idx = match gw.router.rank(&group, None) {
+        Ok(r) => r.order[0],
+        Err(at) => {
+            let e = error(
+                ErrorKind::RateLimited,
+                format!(
+                    "every deployment of `{}` is at its limit; retry in {} s",
+                    group.name,
+                    at.retry_after.as_secs()
+                ),
+            );
+            return refuse(tracker, Dialect::Anthropic, &e, Some(429), &id, false);
+        }
+    };
+    let dep = &gw.config.deployments[idx];
+    let upstream_model = dep.resolve(&group.name).unwrap_or_default();
+    tracker.attempt(idx, &upstream_model);
     // Not on the hot path: the counting endpoint edits the body as a tree.
     let mut envelope: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let dep = &gw.config.deployments[idx];
-    let id = ctx.request_id.clone();
     if dep.dialect == Dialect::Anthropic {
         envelope["model"] = Value::String(upstream_model);
-        let up_headers = upstream::headers(&gw.endpoints[idx], Dialect::Anthropic, &headers);
         let body = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
-        let url = gw.endpoints[idx].get(Op::CountTokens);
-        let resp = match upstream::send(gw.client(idx), url, up_headers, body, dep.timeout).await {
+        let req = match gw.adapters[idx].build(Op::CountTokens, Dialect::Anthropic, &headers, body)
+        {
+            Ok(r) => r,
+            Err(e) => return refuse(tracker, Dialect::Anthropic, &e, Some(500), &id, false),
+        };
+        let resp = match upstream::send(gw.client(idx), req, dep.timeout).await {
             Ok(r) => r,
             Err(e) => {
                 return refuse(

@@ -104,6 +104,12 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
         .map(|d| d.model_name.as_str())
         .filter(|n| !n.ends_with('*'))
         .collect();
+    // Aliases are model names too, unless marked hidden.
+    for (alias, _, hidden) in &gw.config().router.aliases {
+        if !hidden {
+            names.push(alias.as_str());
+        }
+    }
     names.dedup();
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(*n));

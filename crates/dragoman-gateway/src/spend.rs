@@ -82,6 +82,8 @@ fn record_json(r: &UsageRecord) -> Value {
         "principal": r.principal,
         "model": r.model,
         "deployment": r.deployment,
+        "attempts": r.attempts,
+        "attempted": r.attempted.as_deref().map(|a| a.split(',').collect::<Vec<_>>()).unwrap_or_default(),
         "provider_model": r.provider_model,
         "client_dialect": r.client_dialect.as_str(),
         "upstream_dialect": r.upstream_dialect.map(|d| d.as_str()),
@@ -233,6 +235,7 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
         return refuse(ErrorKind::Authentication, m);
     }
     let stats = gw.writer.as_ref().map(|w| w.stats());
+    gw.metrics.sample_router(&gw.router);
     let body = gw.metrics.render(stats.as_ref());
     let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut().insert(

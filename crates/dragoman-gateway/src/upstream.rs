@@ -277,15 +277,9 @@ pub struct CallError {
 /// Sends the request; `limit` bounds the wait for the response head.
 pub async fn send(
     client: &HttpClient,
-    uri: http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    req: crate::provider::UpstreamRequest,
     limit: Duration,
 ) -> Result<UpstreamResponse, CallError> {
-    let mut req = http::Request::new(http_body_util::Full::new(body));
-    *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = uri;
-    *req.headers_mut() = headers;
     match tokio::time::timeout(limit, client.request(req)).await {
         Err(_) => Err(CallError {
             status: 504,

@@ -123,6 +123,39 @@ impl ErrorBody {
         }
     }
 
+    /// The provider says the prompt does not fit the model's context window: OpenAI's
+    /// `context_length_exceeded` code, Anthropic's "prompt is too long", and the wordings
+    /// OpenAI-compatible servers use. Routers fall back to a larger model on it.
+    pub fn is_context_window(&self) -> bool {
+        if self.code.as_deref() == Some("context_length_exceeded") {
+            return true;
+        }
+        let m = self.message.to_ascii_lowercase();
+        [
+            "prompt is too long",
+            "context length",
+            "context window",
+            "maximum context",
+            "too many tokens",
+            "input is too long",
+        ]
+        .iter()
+        .any(|p| m.contains(p))
+    }
+
+    /// The provider refused the content under its usage policy (OpenAI's
+    /// `content_policy_violation` / `content_filter`, Azure's content management policy).
+    pub fn is_content_policy(&self) -> bool {
+        if matches!(
+            self.code.as_deref(),
+            Some("content_policy_violation" | "content_filter")
+        ) {
+            return true;
+        }
+        let m = self.message.to_ascii_lowercase();
+        m.contains("content management policy") || m.contains("content policy")
+    }
+
     /// The error a stream that ended without its terminal event turns into.
     pub fn truncated_stream() -> Self {
         ErrorBody::new(

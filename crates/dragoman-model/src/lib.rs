@@ -50,6 +50,16 @@ pub enum Dialect {
 impl Dialect {
     pub const ALL: [Dialect; 3] = [Dialect::Anthropic, Dialect::Chat, Dialect::Responses];
 
+    /// The status to answer an upstream's error with: Anthropic clients get the kind's own
+    /// status (their SDKs decide retries by it, 529 for overload); OpenAI clients keep the
+    /// upstream's.
+    pub fn upstream_error_status(self, kind: ErrorKind, upstream: Option<u16>) -> Option<u16> {
+        match self {
+            Dialect::Anthropic => Some(kind.status()),
+            Dialect::Chat | Dialect::Responses => upstream,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::Anthropic => "anthropic",

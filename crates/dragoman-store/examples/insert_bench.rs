@@ -55,6 +55,8 @@ fn record(i: usize, rng: &mut fastrand::Rng, sequential: bool) -> UsageRecord {
             ..Usage::default()
         },
         usage_estimated: false,
+        attempts: 1,
+        attempted: None,
         cost_nanos: Some(4_200_000),
     }
 }

@@ -26,13 +26,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
 
-/// Every migration in `migrations/sqlite`, in order; the version is the file's number. Each
-/// must be safe to apply to a database that already has it (`IF NOT EXISTS`): a database the
-/// sqlx-based store made records its migrations elsewhere.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../migrations/sqlite/0001_usage_records.sql"),
-)];
+/// Every migration in `migrations/sqlite`, in order; the version is the file's number. The
+/// first must be safe to apply to a database that already has it (`IF NOT EXISTS`): a
+/// database the sqlx-based store made records its migrations elsewhere. Later ones run once,
+/// by `user_version`.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/sqlite/0001_usage_records.sql"),
+    ),
+    (2, include_str!("../migrations/sqlite/0002_attempts.sql")),
+];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -398,6 +402,8 @@ fn insert_batch(conn: &mut Connection, sql: &str, records: &[UsageRecord]) -> ru
                 p.web_fetch_requests,
                 p.usage_estimated,
                 p.cost_nanos,
+                p.attempts,
+                p.attempted,
             ])?;
         }
     }
@@ -456,6 +462,8 @@ fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         web_fetch_requests: row.get(21)?,
         usage_estimated: row.get(22)?,
         cost_nanos: row.get(23)?,
+        attempts: row.get(24)?,
+        attempted: row.get(25)?,
     })
 }
 

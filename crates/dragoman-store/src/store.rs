@@ -23,12 +23,12 @@ const POSTGRES: &str = "PostgreSQL";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u32 = 5;
 
-/// PostgreSQL only (SQLite pays no round trip per statement). 24 columns a row: 40 rows keep a
-/// statement at 960 parameters, far under PostgreSQL's 65535, while still cutting round trips
+/// PostgreSQL only (SQLite pays no round trip per statement). 26 columns a row: 40 rows keep a
+/// statement at 1040 parameters, far under PostgreSQL's 65535, while still cutting round trips
 /// 40-fold.
 const ROWS_PER_STATEMENT: usize = 40;
 
-const COLUMNS: [&str; 24] = [
+const COLUMNS: [&str; 26] = [
     "request_id",
     "started_at_ms",
     "principal",
@@ -53,6 +53,8 @@ const COLUMNS: [&str; 24] = [
     "web_fetch_requests",
     "usage_estimated",
     "cost_nanos",
+    "attempts",
+    "attempted",
 ];
 
 /// A connected, migrated usage store. Cloning is cheap (the pool, or the SQLite thread's
@@ -197,7 +199,9 @@ impl Store {
                     .bind(p.web_search_requests)
                     .bind(p.web_fetch_requests)
                     .bind(p.usage_estimated)
-                    .bind(p.cost_nanos);
+                    .bind(p.cost_nanos)
+                    .bind(p.attempts)
+                    .bind(p.attempted);
             }
             query.execute(&mut *tx).await.map_err(fail)?;
         }
@@ -447,6 +451,8 @@ pub(crate) struct Params<'a> {
     pub(crate) web_fetch_requests: Option<i64>,
     pub(crate) usage_estimated: bool,
     pub(crate) cost_nanos: Option<i64>,
+    pub(crate) attempts: i32,
+    pub(crate) attempted: Option<&'a str>,
 }
 
 /// Counts past `i64::MAX` cannot happen in practice; clamping keeps one absurd record from
@@ -483,6 +489,8 @@ impl<'a> Params<'a> {
             web_fetch_requests: u.web_fetch_requests.map(to_i64),
             usage_estimated: r.usage_estimated,
             cost_nanos: r.cost_nanos,
+            attempts: i32::try_from(r.attempts).unwrap_or(i32::MAX),
+            attempted: r.attempted.as_deref(),
         }
     }
 }
@@ -514,6 +522,8 @@ pub(crate) struct RawRecord {
     pub(crate) web_fetch_requests: Option<i64>,
     pub(crate) usage_estimated: bool,
     pub(crate) cost_nanos: Option<i64>,
+    pub(crate) attempts: i32,
+    pub(crate) attempted: Option<String>,
 }
 
 impl RawRecord {
@@ -577,6 +587,8 @@ impl RawRecord {
             usage,
             usage_estimated: self.usage_estimated,
             cost_nanos: self.cost_nanos,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            attempted: self.attempted,
         })
     }
 }

@@ -220,6 +220,8 @@ fn rec(id: &str, started_at_ms: i64, model: &str, principal: &str) -> UsageRecor
             ..Usage::default()
         },
         usage_estimated: false,
+        attempts: 1,
+        attempted: None,
         cost_nanos: Some(1),
     }
 }
@@ -282,6 +284,8 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
             web_fetch_requests: Some(19),
         },
         usage_estimated: true,
+        attempts: 3,
+        attempted: Some("eu#0:429,eu#0:timeout,us#1:ok".to_owned()),
         cost_nanos: Some(123_456_789_012),
     };
     let unknown = UsageRecord {
@@ -300,6 +304,8 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
         ttft_ms: None,
         usage: Usage::default(),
         usage_estimated: false,
+        attempts: 1,
+        attempted: None,
         cost_nanos: None,
     };
     let zeros = UsageRecord {

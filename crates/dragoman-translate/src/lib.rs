@@ -140,6 +140,30 @@ pub fn translate_response(
     Ok(encode_response(to, &resp, losses))
 }
 
+/// The upstream's error when a stream opens with one before any content (Anthropic's
+/// `overloaded_error` after a 200, say): nothing has reached the client yet, so the caller may
+/// still try elsewhere. `chunk` is the first read of the body; events it cuts short are not
+/// looked at.
+pub fn stream_opening_error(d: Dialect, chunk: &[u8]) -> Option<ErrorBody> {
+    let mut framing = sse::Decoder::new();
+    let mut events = Vec::new();
+    // A first read that does not even frame is the relay's problem to report, not a retry.
+    framing.push(chunk, &mut events).ok()?;
+    let mut dec = StreamDecoder::new(d);
+    let mut out = Vec::new();
+    for ev in &events {
+        dec.push(ev, &mut out).ok()?;
+        for e in out.drain(..) {
+            match e {
+                StreamEvent::Error { error } => return Some(error),
+                StreamEvent::MessageStart { .. } | StreamEvent::Ping => {}
+                _ => return None,
+            }
+        }
+    }
+    None
+}
+
 /// A dialect's stream decoder, chosen at run time.
 #[allow(clippy::large_enum_variant)]
 pub enum StreamDecoder {

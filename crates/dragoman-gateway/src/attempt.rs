@@ -1,0 +1,573 @@
+//! The attempt loop: walks the router's plan (the group's ranked deployments, then its
+//! fallback groups) until one deployment answers. Each attempt is built for its deployment
+//! (translated when it speaks another dialect, addressed by its provider adapter), so a
+//! fallback may be a model of any dialect.
+//!
+//! The loop owns the rule that makes retrying safe: it returns as soon as an upstream has
+//! produced the first byte of a success, before anything is sent to the client, and never
+//! runs again for that request. A stream is therefore never retried once the client can have
+//! read from it; what goes wrong later is the pump's to report.
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use dragoman_config::FailClass;
+use dragoman_model::{Dialect, ErrorKind, Losses, Request, ResponseFault, Usage};
+use dragoman_translate as hub;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::Gateway;
+use crate::accounting::Tracker;
+use crate::envelope::Envelope;
+use crate::errors::{GatewayError, Retry, error};
+use crate::logsafe::Escaped;
+use crate::router::{FallbackKind, Group};
+use crate::upstream::{self, Op};
+
+/// What the loop needs to know about the client's request.
+pub struct Exchange<'a> {
+    pub gw: &'a Gateway,
+    pub client: Dialect,
+    pub stream: bool,
+    pub envelope: &'a Envelope,
+    pub body: &'a Bytes,
+    pub headers: &'a HeaderMap,
+    pub request_id: &'a str,
+    /// The client's request in canonical form, decoded on the first attempt that needs it,
+    /// with what decoding lost.
+    decoded: Option<(Request, Losses)>,
+}
+
+impl<'a> Exchange<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gw: &'a Gateway,
+        client: Dialect,
+        stream: bool,
+        envelope: &'a Envelope,
+        body: &'a Bytes,
+        headers: &'a HeaderMap,
+        request_id: &'a str,
+    ) -> Exchange<'a> {
+        Exchange {
+            gw,
+            client,
+            stream,
+            envelope,
+            body,
+            headers,
+            request_id,
+            decoded: None,
+        }
+    }
+}
+
+/// One attempt's request body, in its deployment's dialect.
+pub struct Prepared {
+    pub upstream_model: String,
+    pub body: Bytes,
+    pub losses: Losses,
+    pub custom_tools: Vec<String>,
+    /// The prompt counted locally, for an Anthropic client's `message_start` when the
+    /// upstream reports input only at the end.
+    pub estimate: Option<u64>,
+}
+
+pub enum Answer {
+    Whole {
+        bytes: Bytes,
+        usage: Usage,
+    },
+    /// The stream's first read, and the rest of it.
+    Stream {
+        first: Bytes,
+        rest: http_body_util::BodyDataStream<hyper::body::Incoming>,
+    },
+}
+
+/// The deployment that answered, and how.
+pub struct Success {
+    pub idx: usize,
+    pub prepared: Prepared,
+    /// Upstream headers worth passing on.
+    pub headers: HeaderMap,
+    pub answer: Answer,
+}
+
+/// How the plan was walked, for the response headers.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub group: String,
+    pub attempts: u32,
+    pub retries: u32,
+    pub fallbacks: u32,
+}
+
+/// Walks the plan for `group`. `sticky` keeps a conversation on its deployment.
+pub async fn run(
+    ex: &mut Exchange<'_>,
+    tracker: &mut Tracker,
+    group: Group,
+    sticky: Option<u64>,
+) -> (Result<Success, GatewayError>, Report) {
+    let gw = ex.gw;
+    let settings = gw.router.settings();
+    let mut report = Report {
+        group: group.name.clone(),
+        ..Report::default()
+    };
+    let first = &gw.config.deployments[group.members[0]];
+    let budget = settings.timeout.unwrap_or(if ex.stream {
+        first.stream_timeout
+    } else {
+        first.timeout
+    });
+    let deadline = Instant::now() + budget;
+    let mut last: Option<GatewayError> = None;
+    let mut tiers = std::collections::VecDeque::from([(group, false)]);
+    while let Some((group, is_fallback)) = tiers.pop_front() {
+        if Instant::now() >= deadline {
+            break;
+        }
+        if is_fallback {
+            report.fallbacks += 1;
+            tracing::info!(request_id = %ex.request_id, group = %Escaped(&group.name), "falling back");
+        }
+        let ranked = match gw.router.rank(&group, sticky) {
+            Ok(r) => r,
+            Err(at) => {
+                let mut e = GatewayError::gateway(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "every deployment of `{}` is at its rpm, tpm or max_parallel_requests limit",
+                        group.name
+                    ),
+                )
+                .with_status(429);
+                e.retry = Retry::Later {
+                    after: Some(at.retry_after),
+                };
+                if let Ok(v) = http::HeaderValue::from_str(&at.retry_after.as_secs().to_string()) {
+                    e.headers.insert(http::header::RETRY_AFTER, v);
+                }
+                if !is_fallback {
+                    extend_fallbacks(gw, &mut tiers, &group.name, FallbackKind::Generic);
+                }
+                last = Some(e);
+                continue;
+            }
+        };
+        let mut banned: Vec<usize> = Vec::new();
+        let mut tried: Vec<usize> = Vec::new();
+        let mut retries_used = 0u32;
+        let mut again = 0u32;
+        loop {
+            let open: Vec<usize> = ranked
+                .order
+                .iter()
+                .copied()
+                .filter(|i| !banned.contains(i))
+                .collect();
+            let Some(&idx) = open
+                .iter()
+                .find(|i| !tried.contains(i))
+                .or_else(|| open.get(again as usize % open.len().max(1)))
+            else {
+                break;
+            };
+            if tried.contains(&idx) {
+                // Every deployment has been tried: the same one again, after a backoff.
+                let Some(wait) = backoff(last.as_ref(), again, settings) else {
+                    break;
+                };
+                if Instant::now() + wait >= deadline {
+                    break;
+                }
+                again += 1;
+                tokio::time::sleep(wait).await;
+            }
+            if !tried.is_empty() {
+                report.retries += 1;
+            }
+            let prepared = match prepare(ex, idx, &ranked.group) {
+                Ok(p) => p,
+                Err(e) if e.retry == Retry::Elsewhere => {
+                    banned.push(idx);
+                    last.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return (Err(e), report),
+            };
+            if ex.stream && gw.config.deployments[idx].dialect != Dialect::Anthropic {
+                tracker.input_estimate = prepared.estimate;
+            }
+            tracker.attempt(idx, &prepared.upstream_model);
+            tried.push(idx);
+            report.attempts += 1;
+            let started = Instant::now();
+            match try_once(ex, idx, &prepared, deadline).await {
+                Ok((headers, answer)) => {
+                    gw.router.succeeded(idx, started.elapsed());
+                    gw.metrics.attempt(gw.router.id(idx), "ok");
+                    return (
+                        Ok(Success {
+                            idx,
+                            prepared,
+                            headers,
+                            answer,
+                        }),
+                        report,
+                    );
+                }
+                Err(e) => {
+                    let label = outcome_label(&e);
+                    tracker.attempt_failed(&label);
+                    gw.metrics.attempt(gw.router.id(idx), &label);
+                    let after = match e.retry {
+                        Retry::Later { after } => after,
+                        _ => None,
+                    };
+                    if let Some(class) = e.blame {
+                        gw.router.failed(idx, class, after, started.elapsed());
+                    }
+                    tracing::warn!(request_id = %ex.request_id, deployment = %gw.router.id(idx), outcome = %label, error = %Escaped(&e.body.message), "upstream attempt failed");
+                    let allowed = gw.config.deployments[idx].max_retries.unwrap_or_else(|| {
+                        settings.retries_for(e.blame.unwrap_or(FailClass::Server))
+                    });
+                    let retry = e.retry;
+                    last = Some(e);
+                    match retry {
+                        Retry::Never => break,
+                        Retry::Elsewhere => banned.push(idx),
+                        Retry::Later { .. } => {}
+                    }
+                    if retries_used >= allowed {
+                        break;
+                    }
+                    retries_used += 1;
+                }
+            }
+        }
+        if !is_fallback && let Some(e) = &last {
+            extend_fallbacks(gw, &mut tiers, &group.name, e.fallback());
+        }
+    }
+    let err = last.unwrap_or_else(|| {
+        GatewayError::gateway(
+            ErrorKind::Timeout,
+            "no deployment could be tried within the request's timeout",
+        )
+        .with_status(504)
+    });
+    (Err(err), report)
+}
+
+fn extend_fallbacks(
+    gw: &Gateway,
+    tiers: &mut std::collections::VecDeque<(Group, bool)>,
+    group: &str,
+    kind: FallbackKind,
+) {
+    for name in gw.router.fallbacks(group, kind) {
+        match gw.router.group(&name) {
+            Some(g) => tiers.push_back((g, true)),
+            None => {
+                tracing::warn!(group = %Escaped(&name), "fallback names a model this gateway does not serve")
+            }
+        }
+    }
+}
+
+/// How long to wait before trying a deployment that already failed this request: the
+/// upstream's `retry-after` when it gave one and it is within `max_retry_wait` (past it,
+/// `None`: waiting that long is not a retry but a stall), else exponential backoff with full
+/// jitter from 250 ms, at least `retry_after` from the config.
+pub fn backoff(
+    last: Option<&GatewayError>,
+    again: u32,
+    settings: &dragoman_config::RouterSettings,
+) -> Option<Duration> {
+    let told = match last.map(|e| e.retry) {
+        Some(Retry::Later { after }) => after,
+        Some(Retry::Never | Retry::Elsewhere) => return None,
+        None => None,
+    };
+    if let Some(t) = told {
+        if t > settings.max_retry_wait {
+            return None;
+        }
+        return Some(t.max(settings.retry_after));
+    }
+    let cap = Duration::from_millis(250u64.saturating_mul(1 << again.min(5)));
+    Some(cap.mul_f64(fastrand::f64()).max(settings.retry_after))
+}
+
+/// The attempt's outcome as the usage record and metrics name it.
+fn outcome_label(e: &GatewayError) -> String {
+    if e.body.kind == ErrorKind::Timeout {
+        return "timeout".into();
+    }
+    match e.status {
+        Some(s) => s.to_string(),
+        None => "error".into(),
+    }
+}
+
+/// Builds deployment `idx`'s request body. An error with `Retry::Elsewhere` means this
+/// deployment cannot take this request (another of the group may); others end the request.
+fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, GatewayError> {
+    let dep = &ex.gw.config.deployments[idx];
+    let client = ex.client;
+    let Some(upstream_model) = dep.resolve(group) else {
+        let mut e = GatewayError::gateway(
+            ErrorKind::NotFound,
+            format!("deployment {} does not serve `{group}`", dep.id),
+        );
+        e.retry = Retry::Elsewhere;
+        return Err(e);
+    };
+    if dep.dialect == client {
+        return Ok(Prepared {
+            body: ex.envelope.passthrough_body(
+                ex.body,
+                &upstream_model,
+                client == Dialect::Chat && ex.stream,
+            ),
+            upstream_model,
+            losses: Losses::new(),
+            custom_tools: Vec::new(),
+            estimate: None,
+        });
+    }
+    let elsewhere = |msg: String| {
+        let mut e = GatewayError::client(ErrorKind::InvalidRequest, msg);
+        e.retry = Retry::Elsewhere;
+        e
+    };
+    if client == Dialect::Responses && ex.envelope.previous_response_id {
+        return Err(elsewhere("previous_response_id cannot be honoured: this model is not served by the Responses API and dragoman keeps no response store; send the full conversation in `input`".into()));
+    }
+    if ex.decoded.is_none() {
+        let mut losses = Losses::new();
+        let req = hub::decode_request(client, ex.body, &mut losses)
+            .map_err(|e| GatewayError::client(ErrorKind::InvalidRequest, e.to_string()))?;
+        ex.decoded = Some((req, losses));
+    }
+    let Some((req, decode_losses)) = ex.decoded.as_mut() else {
+        return Err(GatewayError::gateway(
+            ErrorKind::Server,
+            "request not decoded",
+        ));
+    };
+    let unresolvable = hub::unresolvable_items(client, dep.dialect, req);
+    if !unresolvable.is_empty() {
+        return Err(elsewhere(format!(
+            "input: {} cannot be sent to this model (served by the {} API): the item lives in another server's conversation store, which dragoman cannot read; send the item itself instead of a reference",
+            unresolvable.join(", "),
+            dep.dialect
+        )));
+    }
+    req.model = upstream_model.clone();
+    let mut losses = decode_losses.clone();
+    let custom_tools = hub::custom_tools_to_unwrap(req, dep.dialect);
+    let estimate = (ex.stream && dep.dialect != Dialect::Anthropic)
+        .then(|| crate::tokens::estimate_prompt(req));
+    let body = Bytes::from(
+        serde_json::to_vec(&hub::encode_request(dep.dialect, req, &mut losses)).unwrap_or_default(),
+    );
+    if !losses.is_empty() {
+        tracing::debug!(request_id = %ex.request_id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
+    }
+    Ok(Prepared {
+        upstream_model,
+        body,
+        losses,
+        custom_tools,
+        estimate,
+    })
+}
+
+/// One attempt: send, and read until success is certain (a whole body checked, or a
+/// stream's first read that is not an error) or a failure is known.
+async fn try_once(
+    ex: &Exchange<'_>,
+    idx: usize,
+    prepared: &Prepared,
+    deadline: Instant,
+) -> Result<(HeaderMap, Answer), GatewayError> {
+    let gw = ex.gw;
+    let dep = &gw.config.deployments[idx];
+    let req = gw.adapters[idx]
+        .build(Op::Generate, ex.client, ex.headers, prepared.body.clone())
+        .map_err(|b| GatewayError::gateway(b.kind, b.message))?;
+    let now = Instant::now();
+    // `timeout` bounds a whole answer from the call to its last byte; a stream's first byte
+    // must come within `stream_timeout` (later ones: the pump's idle limit).
+    let own = if ex.stream {
+        dep.stream_timeout
+    } else {
+        dep.timeout
+    };
+    let until = deadline.min(now + own);
+    let resp = upstream::send(gw.client(idx), req, until.saturating_duration_since(now))
+        .await
+        .map_err(|e| GatewayError::upstream(e.body, e.status, HeaderMap::new()))?;
+    let status = resp.status().as_u16();
+    let mut fwd = HeaderMap::new();
+    upstream::forwardable(resp.headers(), &mut fwd);
+    let max = gw.config.server.max_upstream_body_bytes;
+    if status >= 400 {
+        let bytes = crate::proxy::read_upstream(resp, until, max)
+            .await
+            .unwrap_or_default();
+        // The upstream's own error envelope is kept for a client of its dialect; anything
+        // else (a proxy's HTML page, an empty body) is described with its status.
+        let envelope = matches!(
+            hub::check_response(dep.dialect, &bytes),
+            Err(ResponseFault::Failed(_))
+        );
+        let body = if envelope {
+            hub::decode_error(dep.dialect, Some(status), &bytes)
+        } else {
+            crate::proxy::not_an_error_envelope(status, &bytes)
+        };
+        let mut e = GatewayError::upstream(body, status, fwd);
+        e.answered = true;
+        if envelope {
+            e.raw = Some((dep.dialect, bytes));
+        }
+        return Err(e);
+    }
+    if !ex.stream {
+        let bytes = crate::proxy::read_upstream(resp, until, max)
+            .await
+            .map_err(|e| {
+                let s = if e.kind == ErrorKind::Timeout {
+                    504
+                } else {
+                    502
+                };
+                GatewayError::upstream(e, s, fwd.clone())
+            })?;
+        // A 200 is not a success until the body says so.
+        return match hub::check_response(dep.dialect, &bytes) {
+            Ok(usage) => Ok((fwd, Answer::Whole { bytes, usage })),
+            Err(ResponseFault::Malformed(m)) => Err(GatewayError::upstream(
+                error(
+                    ErrorKind::Server,
+                    format!("upstream sent a response dragoman cannot read: {m}"),
+                ),
+                502,
+                fwd,
+            )),
+            Err(ResponseFault::Failed(e)) => {
+                let s = e.status.unwrap_or(e.kind.status());
+                Err(GatewayError::upstream(e, s, fwd))
+            }
+        };
+    }
+    let mut rest = http_body_util::BodyDataStream::new(resp.into_body());
+    let first = match tokio::time::timeout_at(until, rest.next()).await {
+        Err(_) => {
+            return Err(GatewayError::upstream(
+                error(
+                    ErrorKind::Timeout,
+                    format!(
+                        "upstream sent no stream data within {:.0} s",
+                        own.as_secs_f64()
+                    ),
+                ),
+                504,
+                fwd,
+            ));
+        }
+        Ok(None) => {
+            return Err(GatewayError::upstream(
+                error(
+                    ErrorKind::Server,
+                    "upstream ended the stream before sending anything",
+                ),
+                502,
+                fwd,
+            ));
+        }
+        Ok(Some(Err(e))) => {
+            return Err(GatewayError::upstream(
+                error(
+                    ErrorKind::Server,
+                    format!(
+                        "upstream stream failed before its first byte: {}",
+                        upstream::describe(&e)
+                    ),
+                ),
+                502,
+                fwd,
+            ));
+        }
+        Ok(Some(Ok(chunk))) => chunk,
+    };
+    if let Some(e) = hub::stream_opening_error(dep.dialect, &first) {
+        let s = e.status.unwrap_or(e.kind.status());
+        return Err(GatewayError::upstream(e, s, fwd));
+    }
+    Ok((fwd, Answer::Stream { first, rest }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn failure(status: u16, after_ms: Option<u64>) -> GatewayError {
+        let mut h = HeaderMap::new();
+        if let Some(ms) = after_ms {
+            h.insert("retry-after-ms", ms.to_string().parse().unwrap());
+        }
+        GatewayError::upstream(
+            dragoman_model::ErrorBody::new(ErrorKind::from_status(status), "x"),
+            status,
+            h,
+        )
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried_in_place() {
+        for s in [408, 429, 500, 502, 503, 504, 529] {
+            assert!(matches!(failure(s, None).retry, Retry::Later { .. }), "{s}");
+        }
+        for s in [401, 403, 404] {
+            assert_eq!(failure(s, None).retry, Retry::Elsewhere, "{s}");
+        }
+        for s in [400, 413, 422] {
+            assert_eq!(failure(s, None).retry, Retry::Never, "{s}");
+        }
+    }
+
+    proptest! {
+        /// Retry waits honour the upstream's hint up to the cap, never wait on a failure that
+        /// will not change, and stay under the backoff cap otherwise.
+        #[test]
+        fn backoff_is_bounded(status in prop::sample::select(vec![400u16, 401, 429, 500, 529]), after in prop::option::of(0u64..30_000), again in 0u32..10) {
+            let s = dragoman_config::RouterSettings::default();
+            let e = failure(status, after);
+            match backoff(Some(&e), again, &s) {
+                None => {
+                    let later = matches!(e.retry, Retry::Later { .. });
+                    prop_assert!(
+                        !later || after.is_some_and(|a| Duration::from_millis(a) > s.max_retry_wait)
+                    );
+                }
+                Some(w) => {
+                    let later = matches!(e.retry, Retry::Later { .. });
+                    prop_assert!(later);
+                    match after {
+                        Some(a) => prop_assert_eq!(w, Duration::from_millis(a)),
+                        None => prop_assert!(w <= Duration::from_secs(8)),
+                    }
+                }
+            }
+        }
+    }
+}

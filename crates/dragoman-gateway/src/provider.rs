@@ -1,0 +1,45 @@
+//! Provider adapters: how a request to one deployment is addressed and authenticated. The
+//! attempt loop asks the deployment's adapter for each attempt's request, so a provider that
+//! signs every request (SigV4, short-lived OAuth tokens) is one more adapter, not a change to
+//! the loop.
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use dragoman_model::{Dialect, ErrorBody};
+
+use crate::upstream::{self, Op};
+
+/// The request one attempt sends.
+pub type UpstreamRequest = http::Request<http_body_util::Full<Bytes>>;
+
+pub trait Adapter: Send + Sync {
+    /// Builds the request for `op` carrying `body` (already in the deployment's dialect),
+    /// from the client's headers where the provider reads any (Anthropic's beta flags).
+    fn build(
+        &self,
+        op: Op,
+        client: Dialect,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamRequest, ErrorBody>;
+}
+
+/// OpenAI, Azure, Anthropic and OpenAI-compatible servers: a fixed URL per operation and a
+/// static credential header.
+pub struct Static(pub upstream::Endpoints);
+
+impl Adapter for Static {
+    fn build(
+        &self,
+        op: Op,
+        client: Dialect,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamRequest, ErrorBody> {
+        let mut req = http::Request::new(http_body_util::Full::new(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.0.get(op);
+        *req.headers_mut() = upstream::headers(&self.0, client, client_headers);
+        Ok(req)
+    }
+}
