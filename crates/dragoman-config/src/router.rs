@@ -93,7 +93,7 @@ impl Default for RouterSettings {
             num_retries: 2,
             retry_policy: Vec::new(),
             retry_after: Duration::ZERO,
-            max_retry_wait: Duration::from_secs(10),
+            max_retry_wait: Duration::from_secs(5),
             allowed_fails: 3,
             allowed_fails_policy: Vec::new(),
             cooldown_time: Duration::from_secs(5),

@@ -118,11 +118,23 @@ pub async fn run(
         group: group.name.clone(),
         ..Report::default()
     };
-    let first = &gw.config.deployments[group.members[0]];
-    let budget = settings.timeout.unwrap_or(if ex.stream {
-        first.stream_timeout
-    } else {
-        first.timeout
+    // The whole request, every attempt and wait included, stays within `router_settings
+    // .timeout`, or else within the longest timeout of the group's deployments (each attempt
+    // also within its own deployment's).
+    let budget = settings.timeout.unwrap_or_else(|| {
+        group
+            .members
+            .iter()
+            .map(|&i| {
+                let d = &gw.config.deployments[i];
+                if ex.stream {
+                    d.stream_timeout
+                } else {
+                    d.timeout
+                }
+            })
+            .max()
+            .unwrap_or(Duration::from_secs(600))
     });
     let deadline = Instant::now() + budget;
     let mut last: Option<GatewayError> = None;

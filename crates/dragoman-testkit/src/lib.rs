@@ -46,6 +46,9 @@ pub struct MockState {
     pub cancelled: AtomicUsize,
     /// Streams sent to the end.
     pub completed: AtomicUsize,
+    /// `script/cache-*`: the prompt prefixes each scenario (one per deployment) has seen, as
+    /// a provider's prompt cache remembers them.
+    cached: Mutex<std::collections::HashSet<String>>,
 }
 
 pub struct MockUpstream {
@@ -397,6 +400,24 @@ async fn scripted(
     };
     match scenario {
         "http429" => return error_answer(ErrorKind::RateLimited, 429, Some("7")),
+        "http429-now" => {
+            let mut r = error_answer(ErrorKind::RateLimited, 429, None);
+            r.headers_mut()
+                .insert("retry-after-ms", HeaderValue::from_static("0"));
+            return r;
+        }
+        "http500" => return error_answer(ErrorKind::Server, 500, None),
+        "http401" => return error_answer(ErrorKind::Authentication, 401, None),
+        "http400-context" => {
+            let mut e = ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                "This model's maximum context length is 8192 tokens",
+            );
+            e.code = Some("context_length_exceeded".into());
+            let (_, body) = hub::encode_error(dialect, &e);
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+        "slowstart" => tokio::time::sleep(Duration::from_millis(150)).await,
         "http529" => return error_answer(ErrorKind::Overloaded, 529, None),
         "http400" => return error_answer(ErrorKind::InvalidRequest, 400, None),
         "hang" => {
@@ -404,7 +425,35 @@ async fn scripted(
         }
         _ => {}
     }
-    let resp = script(dialect, scenario, request);
+    let mut resp = script(dialect, scenario, request);
+    if scenario.starts_with("cache") {
+        // The prefix is the conversation's first message: every later turn repeats it.
+        let first = request["messages"]
+            .get(0)
+            .or_else(|| request["input"].get(0))
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        let hit = state
+            .cached
+            .lock()
+            .map(|mut c| !c.insert(format!("{scenario}|{first}")))
+            .unwrap_or(false);
+        resp.usage = if hit {
+            Usage {
+                input_uncached: Some(10),
+                cache_read: Some(1000),
+                output: Some(5),
+                ..Usage::default()
+            }
+        } else {
+            Usage {
+                input_uncached: Some(10),
+                cache_write: Some(1000),
+                output: Some(5),
+                ..Usage::default()
+            }
+        };
+    }
     if !stream {
         let body = hub::encode_response(dialect, &resp, &mut Losses::new());
         return axum::Json(body).into_response();

@@ -12,6 +12,10 @@ pub struct Args {
     /// ANTHROPIC_API_KEY if set.
     #[arg(long, short = 'c', env = "DRAGOMAN_CONFIG")]
     config: Option<PathBuf>,
+    /// Refuse to start when a model entry names a provider or mode dragoman does not serve
+    /// yet (by default such entries are skipped with a warning and the rest are served).
+    #[arg(long)]
+    strict: bool,
     /// Address to listen on (default 0.0.0.0 with a master key, 127.0.0.1 without one; or
     /// the config's).
     #[arg(long)]
@@ -42,8 +46,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config {}", path.display()))?;
-            dragoman_config::parse(&text, &env_var)
-                .map_err(|e| anyhow::anyhow!("{e} (in {})", path.display()))?
+            dragoman_config::parse_with(
+                &text,
+                &env_var,
+                dragoman_config::ParseOptions {
+                    strict: args.strict,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e} (in {})", path.display()))?
         }
         None => dragoman_config::embedded(&env_var),
     };
