@@ -18,7 +18,7 @@ mod principal;
 mod provider;
 mod proxy;
 mod pump;
-mod router;
+pub mod router;
 mod routes;
 mod spend;
 mod tokens;

@@ -493,8 +493,13 @@ impl Router {
         self.state[i].in_flight.load(Ordering::Relaxed)
     }
 
+    /// Number of deployments.
     pub fn len(&self) -> usize {
         self.state.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
     }
 
     pub fn id(&self, i: usize) -> &str {

@@ -46,7 +46,7 @@ pub struct MockState {
     pub cancelled: AtomicUsize,
     /// Streams sent to the end.
     pub completed: AtomicUsize,
-    /// `script/cache-*`: the prompt prefixes each scenario (one per deployment) has seen, as
+    /// `script/cache-<n>`: the prompt prefixes each scenario (one per deployment) has seen, as
     /// a provider's prompt cache remembers them.
     cached: Mutex<std::collections::HashSet<String>>,
 }
@@ -426,7 +426,7 @@ async fn scripted(
         _ => {}
     }
     let mut resp = script(dialect, scenario, request);
-    if scenario.starts_with("cache") {
+    if scenario.starts_with("cache-") {
         // The prefix is the conversation's first message: every later turn repeats it.
         let first = request["messages"]
             .get(0)
