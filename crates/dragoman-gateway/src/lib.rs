@@ -11,6 +11,7 @@ mod auth;
 mod dealer;
 mod envelope;
 mod errors;
+mod health;
 mod logsafe;
 mod metrics;
 mod policy;
@@ -47,6 +48,8 @@ pub struct Gateway {
     adapters: Vec<Box<dyn provider::Adapter>>,
     /// Picks and ranks deployments, and learns from every attempt.
     router: router::Router,
+    /// The last background health round, when background checks run.
+    health: Mutex<Option<serde_json::Value>>,
     /// Per-deployment price overrides from the config (LiteLLM's keys).
     overrides: Vec<Option<ModelPrice>>,
     metrics: Metrics,
@@ -66,6 +69,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Starts the background health checks when the config asks for them
+    /// (`general_settings.background_health_checks`); call from inside a runtime that lives
+    /// as long as the gateway.
+    pub fn start_background_tasks(self: &Arc<Gateway>) {
+        if let Some(every) = self.config.router.health_check_interval {
+            tracing::info!(
+                interval_seconds = every.as_secs_f64(),
+                "background health checks on"
+            );
+            health::spawn_background(self.clone(), every);
+        }
+    }
+
     /// Whether shutdown has cut off the requests still running.
     pub(crate) fn is_cut_off(&self) -> bool {
         self.cut_off.load(std::sync::atomic::Ordering::Relaxed)
@@ -145,6 +161,7 @@ impl Gateway {
             clients,
             adapters,
             router,
+            health: Mutex::new(None),
             overrides,
             metrics,
             writer,

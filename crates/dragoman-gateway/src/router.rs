@@ -470,6 +470,18 @@ impl Router {
         trip
     }
 
+    /// Cools deployment `i` down for `d` at once (a health check found it failing: it stays
+    /// out until the next check finds it well).
+    pub fn cool_for(&self, i: usize, d: Duration) {
+        let now = self.now_ms();
+        let s = &self.state[i];
+        s.last_failed.store(now, Ordering::Relaxed);
+        if !self.settings.disable_cooldowns {
+            s.cooling_until
+                .fetch_max(now + d.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Ends deployment `i`'s cooldown (a health check found it well).
     pub fn recovered(&self, i: usize) {
         self.state[i].cooling_until.store(0, Ordering::Relaxed);

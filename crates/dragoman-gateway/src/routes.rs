@@ -39,7 +39,7 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .route("/health/liveliness", get(live))
         .route("/health/liveness", get(live))
         .route("/health/readiness", get(ready))
-        .route("/health", get(ready))
+        .route("/health", get(health))
         .fallback(not_found)
         .with_state(gw)
 }
@@ -138,6 +138,26 @@ async fn live() -> &'static str {
 async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     axum::Json(json!({"status": "healthy", "models": gw.config().deployments.len()}))
         .into_response()
+}
+
+/// LiteLLM's `/health`: master key required; probes every deployment now, or answers the
+/// last background round when background checks run.
+async fn health(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let id = proxy::new_request_id();
+    if let Err(m) = gw.authorize(&headers) {
+        return render(
+            Dialect::Chat,
+            &dragoman_model::ErrorBody::new(dragoman_model::ErrorKind::Authentication, m),
+            None,
+            &id,
+        );
+    }
+    let last = gw.health.lock().ok().and_then(|h| h.clone());
+    let body = match last {
+        Some(b) => b,
+        None => crate::health::check_all(&gw).await,
+    };
+    axum::Json(body).into_response()
 }
 
 async fn not_found(req: Request<Body>) -> Response {

@@ -43,6 +43,7 @@ async fn gateway(yaml: &str) -> Gw {
         .replace("{drop}", &drop_url);
     let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
     let gw = dragoman_gateway::Gateway::new(config).unwrap();
+    gw.start_background_tasks();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(dragoman_gateway::serve(
@@ -504,4 +505,58 @@ router_settings:
         .filter_map(|m| m["id"].as_str())
         .collect();
     assert_eq!(ids, ["g", "fast"]);
+}
+
+/// `/health` probes each deployment in its own dialect, as LiteLLM's does; with background
+/// checks the dead one cools down before any request meets it.
+#[tokio::test]
+async fn health_probes_every_deployment_and_feeds_cooldowns() {
+    let yaml = "model_list:
+  - model_name: g
+    litellm_params: {model: openai/script/text, api_base: \"{dead}\"}
+    model_info: {id: dead}
+  - model_name: g
+    litellm_params: {model: anthropic/script/text, api_base: \"{base}\"}
+    model_info: {id: live}
+  - model_name: \"w-*\"
+    litellm_params: {model: \"openai/*\", api_base: \"{v1}\"}
+";
+    let g = gateway(yaml).await;
+    let h: Value = g
+        .http
+        .get(format!("{}/health", g.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["unhealthy_count"], 1, "{h}");
+    assert_eq!(h["unhealthy_endpoints"][0]["deployment"], "dead");
+    assert_eq!(h["healthy_count"], 2, "{h}");
+    assert!(
+        g.mock
+            .requests()
+            .iter()
+            .any(|r| r.path == "/v1/messages" && r.body["max_tokens"] == 1)
+    );
+    let g = gateway(&format!(
+        "{yaml}general_settings: {{background_health_checks: true, health_check_interval: 60}}\n"
+    ))
+    .await;
+    let mut cooled = false;
+    for _ in 0..50 {
+        if g.metrics()
+            .await
+            .contains("dragoman_deployment_cooling{deployment=\"dead\"} 1")
+        {
+            cooled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cooled, "the background round cooled the dead deployment");
+    let r = g.chat("g", false).await;
+    assert_eq!(header(&r, "x-dragoman-attempts"), "1");
+    assert_eq!(header(&r, "x-dragoman-deployment"), "live");
 }

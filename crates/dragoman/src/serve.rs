@@ -162,6 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let grace = config.server.shutdown_grace;
         let gateway = dragoman_gateway::Gateway::with_workers(config, store, writer, workers)
             .map_err(anyhow::Error::msg)?;
+        gateway.start_background_tasks();
         let listener = std::net::TcpListener::bind(&addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
