@@ -53,6 +53,8 @@ def gateway():
     assert "listening" in line, line
     _MOCK_URL["url"] = f"http://127.0.0.1:{mock_port}"
     port = free_port()
+    # Nothing listens there: the `routed` group's dead deployment.
+    dead_port = free_port()
     config = f"""
 model_list:
   - model_name: "a/*"
@@ -62,6 +64,12 @@ model_list:
   - model_name: "r/*"
     litellm_params: {{model: "openai/*", api_base: "http://127.0.0.1:{mock_port}/v1", api_key: sk-up}}
     model_info: {{mode: responses}}
+  - model_name: routed
+    litellm_params: {{model: "openai/script/text", api_base: "http://127.0.0.1:{dead_port}/v1", api_key: sk-up}}
+    model_info: {{id: dead}}
+  - model_name: routed
+    litellm_params: {{model: "anthropic/script/text", api_base: "http://127.0.0.1:{mock_port}", api_key: sk-up}}
+    model_info: {{id: live}}
 general_settings:
   master_key: {MASTER_KEY}
 """

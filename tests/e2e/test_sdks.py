@@ -194,3 +194,29 @@ def test_spend_logs_record_the_exact_buckets(gateway):
     assert rows[0]["usage"]["cache_read"] == 1024
     assert rows[0]["upstream_dialect"] == "responses"
     assert rows[0]["client_dialect"] == "anthropic"
+
+
+def test_a_group_with_a_dead_deployment_serves_every_call(gateway):
+    """The routing issue's acceptance: one dead and one live deployment (another dialect), 50
+    calls from the official SDKs with their own retries off: every one is served."""
+    oa = openai.OpenAI(base_url=f"{gateway}/v1", api_key=MASTER_KEY, max_retries=0)
+    an = anthropic.Anthropic(base_url=gateway, api_key=MASTER_KEY, max_retries=0)
+    served = 0
+    for i in range(25):
+        if i % 2:
+            stream = oa.chat.completions.create(
+                model="routed", stream=True, messages=[{"role": "user", "content": "hi"}]
+            )
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        else:
+            r = oa.chat.completions.with_raw_response.create(
+                model="routed", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert r.headers["x-dragoman-deployment"] == "live"
+            text = r.parse().choices[0].message.content
+        served += bool(text)
+        m = an.messages.create(
+            model="routed", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        )
+        served += bool(m.content[0].text)
+    assert served == 50
