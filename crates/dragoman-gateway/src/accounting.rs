@@ -71,6 +71,11 @@ impl Tracker {
         }
     }
 
+    /// The caller's label, once authenticated.
+    pub fn principal(&self) -> &str {
+        &self.rec.principal
+    }
+
     pub fn started(&self) -> Instant {
         self.started
     }

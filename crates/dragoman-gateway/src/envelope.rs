@@ -27,6 +27,74 @@ struct Fields<'a> {
     metadata: Option<&'a RawValue>,
     #[serde(borrow, default)]
     user: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    system: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    instructions: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: FirstUser<'a>,
+    #[serde(borrow, default)]
+    input: FirstUser<'a>,
+}
+
+/// The first user turn of `messages` or `input`, the part of a conversation every later turn
+/// repeats; the rest of the array is skipped, not kept.
+#[derive(Default)]
+struct FirstUser<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstUser<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FirstUser<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of turns")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                #[derive(Deserialize)]
+                struct Role<'a> {
+                    #[serde(borrow, default)]
+                    role: Option<std::borrow::Cow<'a, str>>,
+                }
+                let mut found = None;
+                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    if found.is_none()
+                        && serde_json::from_str::<Role<'_>>(raw.get())
+                            .is_ok_and(|r| r.role.as_deref() == Some("user"))
+                    {
+                        found = Some(raw);
+                    }
+                }
+                Ok(FirstUser(found))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(FirstUser(None))
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(FirstUser(None))
+            }
+            fn visit_string<E>(self, _: String) -> Result<Self::Value, E> {
+                Ok(FirstUser(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(FirstUser(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(FirstUser(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// What the gateway reads from a request body before routing it.
@@ -47,6 +115,9 @@ pub struct Envelope {
     /// `prompt_cache_key`, else Anthropic's `metadata` (Claude Code puts its session there),
     /// else OpenAI's `user`. Sticky routing keys on it.
     pub conversation: Option<u64>,
+    /// Without those: a hash of the prompt's stable prefix (system or instructions, and the
+    /// first user turn), which every turn of one conversation repeats.
+    pub prefix: Option<u64>,
 }
 
 /// Why a body is not a request at all.
@@ -99,6 +170,10 @@ impl Envelope {
                 .flatten()
                 .find(|raw| raw.get() != "null")
                 .map(|raw| hash_bytes(raw.get().as_bytes())),
+            prefix: f.messages.0.or(f.input.0).map(|first| {
+                let head = f.system.or(f.instructions).map_or("", |r| r.get());
+                hash_bytes(head.as_bytes()) ^ hash_bytes(first.get().as_bytes()).rotate_left(1)
+            }),
         })
     }
 
@@ -190,6 +265,25 @@ mod tests {
             Envelope::read(br#"{"model":7,"stream":"yes","previous_response_id":null}"#).unwrap();
         assert_eq!(e.model, None);
         assert!(!e.stream && !e.include_usage && !e.previous_response_id);
+    }
+
+    #[test]
+    fn the_prompt_prefix_is_the_same_on_every_turn_of_a_conversation() {
+        let turn1 = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"plan a trip"}]}"#;
+        let turn3 = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"plan a trip"},{"role":"assistant","content":"where?"},{"role":"user","content":"Rome"}]}"#;
+        let other = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"write a poem"}]}"#;
+        let p = |b: &[u8]| Envelope::read(b).unwrap().prefix;
+        assert!(p(turn1).is_some());
+        assert_eq!(p(turn1), p(turn3));
+        assert_ne!(p(turn1), p(other));
+        // Responses: a string input has no turns to key on; a list does.
+        assert_eq!(p(br#"{"model":"m","input":"hi"}"#), None);
+        assert!(
+            p(br#"{"model":"m","instructions":"x","input":[{"role":"user","content":"hi"}]}"#)
+                .is_some()
+        );
+        // Messages that are not a list are the decoder's to refuse, not the envelope's.
+        assert_eq!(p(br#"{"model":"m","messages":{"a":1}}"#), None);
     }
 
     #[test]

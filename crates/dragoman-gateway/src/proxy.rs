@@ -115,13 +115,19 @@ const SESSION_HEADERS: [&str; 4] = [
 ];
 
 /// What keeps one conversation on one deployment (so the provider's prompt cache keeps
-/// hitting): a session header, else the body's conversation fields.
-fn sticky_key(headers: &HeaderMap, envelope: &Envelope) -> Option<u64> {
+/// hitting): a session header, else the body's conversation fields, else the caller and the
+/// prompt's stable prefix.
+fn sticky_key(headers: &HeaderMap, envelope: &Envelope, principal: &str) -> Option<u64> {
     SESSION_HEADERS
         .iter()
         .find_map(|n| headers.get(*n))
         .map(|v| crate::envelope::hash_bytes(v.as_bytes()))
         .or(envelope.conversation)
+        .or_else(|| {
+            envelope
+                .prefix
+                .map(|p| p ^ crate::envelope::hash_bytes(principal.as_bytes()))
+        })
 }
 
 const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-dragoman-attempts");
@@ -383,7 +389,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         started,
         mut tracker,
     } = call;
-    let sticky = sticky_key(&headers, &envelope);
+    let sticky = sticky_key(&headers, &envelope, tracker.principal());
     let mut ex = Exchange::new(gw, client, stream, &envelope, &body, &headers, &id);
     let (result, report) = crate::attempt::run(&mut ex, &mut tracker, group, sticky).await;
     let mut out_headers = HeaderMap::new();

@@ -162,7 +162,8 @@ async fn a_dead_deployment_never_fails_a_call_a_live_one_can_serve() {
     .await;
     let mut attempts = 0;
     for i in 0..24 {
-        let r = g.chat("g", i % 2 == 0).await;
+        // Distinct conversations: one conversation would stick to one deployment.
+        let r = g.chat_with("g", i % 2 == 0, &format!("hi {i}"), &[]).await;
         assert_eq!(header(&r, "x-dragoman-deployment"), "live");
         assert_eq!(header(&r, "x-litellm-model-group"), "g");
         attempts += header(&r, "x-dragoman-attempts").parse::<u32>().unwrap();
@@ -436,19 +437,17 @@ async fn sticky_conversations_keep_the_prompt_cache_hitting() {
         y
     };
     let mut ratios = Vec::new();
-    for sticky in [true, false] {
+    // Keyed by Claude Code's session header; random picks; keyed by the prompt prefix alone.
+    for (sticky, with_header) in [(true, true), (false, true), (true, false)] {
         let g = gateway(&config(sticky)).await;
         let (mut hits, mut turns) = (0, 0);
         for conv in 0..20 {
             let session = format!("session-{conv}");
+            let with = [("x-claude-code-session-id", session.as_str())];
+            let headers: &[(&str, &str)] = if with_header { &with } else { &[] };
             for _ in 0..5 {
                 let r = g
-                    .chat_with(
-                        "g",
-                        false,
-                        &format!("conversation {conv}"),
-                        &[("x-claude-code-session-id", &session)],
-                    )
+                    .chat_with("g", false, &format!("conversation {conv}"), headers)
                     .await;
                 let v: Value = r.json().await.unwrap();
                 turns += 1;
@@ -459,11 +458,14 @@ async fn sticky_conversations_keep_the_prompt_cache_hitting() {
         }
         ratios.push(hits as f64 / turns as f64);
     }
-    let (sticky, random) = (ratios[0], ratios[1]);
+    let (sticky, random, prefix) = (ratios[0], ratios[1], ratios[2]);
     // Sticky: every turn after the first hits (0.8). Random over 4: about 0.45.
     assert!(sticky >= 0.79, "sticky {sticky}");
+    assert!(prefix >= 0.79, "prefix {prefix}");
     assert!(random < sticky - 0.15, "random {random} vs sticky {sticky}");
-    eprintln!("cache-hit ratio: sticky {sticky:.2}, random {random:.2}");
+    eprintln!(
+        "cache-hit ratio: sticky {sticky:.2} (session header), {prefix:.2} (prompt prefix), random {random:.2}"
+    );
 }
 
 /// A LiteLLM config with entries dragoman does not serve yet starts, and serves the rest;
