@@ -176,16 +176,18 @@ pub async fn run(
         let mut retries_used = 0u32;
         let mut again = 0u32;
         loop {
-            let open: Vec<usize> = ranked
+            let usable = |i: &usize| !banned.contains(i);
+            // The next deployment not yet tried; once all have been, round again.
+            let Some(idx) = ranked
                 .order
                 .iter()
                 .copied()
-                .filter(|i| !banned.contains(i))
-                .collect();
-            let Some(&idx) = open
-                .iter()
-                .find(|i| !tried.contains(i))
-                .or_else(|| open.get(again as usize % open.len().max(1)))
+                .find(|i| usable(i) && !tried.contains(i))
+                .or_else(|| {
+                    let n = ranked.order.iter().filter(|i| usable(i)).count();
+                    let k = again as usize % n.max(1);
+                    ranked.order.iter().copied().filter(usable).nth(k)
+                })
             else {
                 break;
             };
@@ -200,9 +202,6 @@ pub async fn run(
                 again += 1;
                 tokio::time::sleep(wait).await;
             }
-            if !tried.is_empty() {
-                report.retries += 1;
-            }
             let prepared = match prepare(ex, idx, &ranked.group) {
                 Ok(p) => p,
                 Err(e) if e.retry == Retry::Elsewhere => {
@@ -212,9 +211,10 @@ pub async fn run(
                 }
                 Err(e) => return (Err(e), report),
             };
-            if ex.stream && gw.config.deployments[idx].dialect != Dialect::Anthropic {
-                tracker.input_estimate = prepared.estimate;
+            if !tried.is_empty() {
+                report.retries += 1;
             }
+            tracker.input_estimate = prepared.estimate;
             tracker.attempt(idx, &prepared.upstream_model);
             tried.push(idx);
             report.attempts += 1;

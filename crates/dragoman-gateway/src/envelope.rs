@@ -32,69 +32,9 @@ struct Fields<'a> {
     #[serde(borrow, default)]
     instructions: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    messages: FirstUser<'a>,
+    messages: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    input: FirstUser<'a>,
-}
-
-/// The first user turn of `messages` or `input`, the part of a conversation every later turn
-/// repeats; the rest of the array is skipped, not kept.
-#[derive(Default)]
-struct FirstUser<'a>(Option<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for FirstUser<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = FirstUser<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of turns")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                #[derive(Deserialize)]
-                struct Role<'a> {
-                    #[serde(borrow, default)]
-                    role: Option<std::borrow::Cow<'a, str>>,
-                }
-                let mut found = None;
-                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                    if found.is_none()
-                        && serde_json::from_str::<Role<'_>>(raw.get())
-                            .is_ok_and(|r| r.role.as_deref() == Some("user"))
-                    {
-                        found = Some(raw);
-                    }
-                }
-                Ok(FirstUser(found))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(FirstUser(None))
-            }
-            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
-                Ok(FirstUser(None))
-            }
-            fn visit_string<E>(self, _: String) -> Result<Self::Value, E> {
-                Ok(FirstUser(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(FirstUser(None))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(FirstUser(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
+    input: Option<&'a RawValue>,
 }
 
 /// What the gateway reads from a request body before routing it.
@@ -115,9 +55,10 @@ pub struct Envelope {
     /// `prompt_cache_key`, else Anthropic's `metadata` (Claude Code puts its session there),
     /// else OpenAI's `user`. Sticky routing keys on it.
     pub conversation: Option<u64>,
-    /// Without those: a hash of the prompt's stable prefix (system or instructions, and the
-    /// first user turn), which every turn of one conversation repeats.
-    pub prefix: Option<u64>,
+    /// Where `system` (or `instructions`) and `messages` (or `input`) sit in the body, for
+    /// [`Envelope::prefix`].
+    head_span: Option<Range<usize>>,
+    turns_span: Option<Range<usize>>,
 }
 
 /// Why a body is not a request at all.
@@ -170,11 +111,27 @@ impl Envelope {
                 .flatten()
                 .find(|raw| raw.get() != "null")
                 .map(|raw| hash_bytes(raw.get().as_bytes())),
-            prefix: f.messages.0.or(f.input.0).map(|first| {
-                let head = f.system.or(f.instructions).map_or("", |r| r.get());
-                hash_bytes(head.as_bytes()) ^ hash_bytes(first.get().as_bytes()).rotate_left(1)
-            }),
+            head_span: f
+                .system
+                .or(f.instructions)
+                .and_then(|r| span_of(body, r.get())),
+            turns_span: f.messages.or(f.input).and_then(|r| span_of(body, r.get())),
         })
+    }
+
+    /// A hash of the prompt's stable prefix (system or instructions, and the first user
+    /// turn), which every turn of one conversation repeats. Computed only when routing needs
+    /// it (no client key, several deployments), and reading the turns only up to the first
+    /// user one.
+    pub fn prefix(&self, body: &[u8]) -> Option<u64> {
+        let turns = std::str::from_utf8(body.get(self.turns_span.clone()?)?).ok()?;
+        let first = first_user_turn(turns)?;
+        let head = self
+            .head_span
+            .clone()
+            .and_then(|r| body.get(r))
+            .unwrap_or_default();
+        Some(hash_bytes(head) ^ hash_bytes(first.as_bytes()).rotate_left(1))
     }
 
     /// The body to send upstream when client and upstream speak the same dialect: the
@@ -210,6 +167,38 @@ impl Envelope {
         out.extend_from_slice(&body[span.end..]);
         Bytes::from(out)
     }
+}
+
+/// The first element of the JSON array `turns` whose `role` is `user`. The walk stops there:
+/// the visitor leaves the rest unread and the deserializer's complaint about it is ignored.
+fn first_user_turn(turns: &str) -> Option<&str> {
+    struct Walk<'a, 'f>(&'f mut Option<&'a str>);
+    impl<'de, 'f> serde::de::Visitor<'de> for Walk<'de, 'f> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of turns")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            #[derive(Deserialize)]
+            struct Role<'a> {
+                #[serde(borrow, default)]
+                role: Option<std::borrow::Cow<'a, str>>,
+            }
+            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                if serde_json::from_str::<Role<'_>>(raw.get())
+                    .is_ok_and(|r| r.role.as_deref() == Some("user"))
+                {
+                    *self.0 = Some(raw.get());
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_str(turns);
+    let _ = serde::Deserializer::deserialize_seq(&mut de, Walk(&mut found));
+    found
 }
 
 /// A stable 64-bit hash of at most the first 1 KiB of `b` (enough to tell conversations
@@ -272,7 +261,7 @@ mod tests {
         let turn1 = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"plan a trip"}]}"#;
         let turn3 = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"plan a trip"},{"role":"assistant","content":"where?"},{"role":"user","content":"Rome"}]}"#;
         let other = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"write a poem"}]}"#;
-        let p = |b: &[u8]| Envelope::read(b).unwrap().prefix;
+        let p = |b: &[u8]| Envelope::read(b).unwrap().prefix(b);
         assert!(p(turn1).is_some());
         assert_eq!(p(turn1), p(turn3));
         assert_ne!(p(turn1), p(other));

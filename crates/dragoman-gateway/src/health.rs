@@ -16,11 +16,18 @@ use crate::upstream::{self, Op};
 /// A probe waits at most this long for a deployment (its own timeout if shorter).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One round of probes over every deployment, in parallel: LiteLLM's `/health` body.
-pub async fn check_all(gw: &Gateway) -> Value {
+/// One round of probes over every deployment, in parallel, in deployment order.
+async fn probe_all(gw: &Gateway) -> Vec<Probe> {
     let tls = match upstream::tls_config() {
         Ok(t) => t,
-        Err(e) => return json!({"error": e}),
+        Err(e) => {
+            return gw
+                .config
+                .deployments
+                .iter()
+                .map(|_| Probe::Unhealthy(e.clone()))
+                .collect();
+        }
     };
     let proxies = upstream::proxies_from_env();
     let probes = (0..gw.config.deployments.len()).map(|i| {
@@ -29,12 +36,20 @@ pub async fn check_all(gw: &Gateway) -> Value {
             tls.clone(),
             proxies.clone(),
         );
-        async move { (i, probe(gw, i, &client).await) }
+        async move { probe(gw, i, &client).await }
     });
-    let results = futures_util::future::join_all(probes).await;
+    futures_util::future::join_all(probes).await
+}
+
+/// A probe round now, as LiteLLM's `/health` body.
+pub async fn check_all(gw: &Gateway) -> Value {
+    report(gw, &probe_all(gw).await)
+}
+
+/// LiteLLM's `/health` body for one round of probes.
+fn report(gw: &Gateway, probes: &[Probe]) -> Value {
     let (mut healthy, mut unhealthy) = (Vec::new(), Vec::new());
-    for (i, r) in results {
-        let d = &gw.config.deployments[i];
+    for (d, r) in gw.config.deployments.iter().zip(probes) {
         let mut entry = json!({
             "model_name": d.model_name,
             "model": format!("{}/{}", d.provider.name(), d.upstream_model),
@@ -113,24 +128,15 @@ async fn probe(gw: &Gateway, i: usize, client: &upstream::HttpClient) -> Probe {
 pub fn spawn_background(gw: Arc<Gateway>, interval: Duration) {
     tokio::spawn(async move {
         loop {
-            let report = check_all(&gw).await;
-            for (list, healthy) in [("healthy_endpoints", true), ("unhealthy_endpoints", false)] {
-                for e in report[list].as_array().into_iter().flatten() {
-                    let Some(i) = gw
-                        .config
-                        .deployments
-                        .iter()
-                        .position(|d| e["deployment"] == d.id.as_str())
-                    else {
-                        continue;
-                    };
-                    if healthy {
-                        gw.router.recovered(i);
-                    } else {
-                        gw.router.cool_for(i, interval);
-                    }
+            let probes = probe_all(&gw).await;
+            for (i, p) in probes.iter().enumerate() {
+                match p {
+                    Probe::Healthy(_) => gw.router.recovered(i),
+                    Probe::Unhealthy(_) => gw.router.cool_for(i, interval),
+                    Probe::Skipped(_) => {}
                 }
             }
+            let report = report(&gw, &probes);
             if let Ok(mut last) = gw.health.lock() {
                 *last = Some(report);
             }

@@ -116,8 +116,17 @@ const SESSION_HEADERS: [&str; 4] = [
 
 /// What keeps one conversation on one deployment (so the provider's prompt cache keeps
 /// hitting): a session header, else the body's conversation fields, else the caller and the
-/// prompt's stable prefix.
-fn sticky_key(headers: &HeaderMap, envelope: &Envelope, principal: &str) -> Option<u64> {
+/// prompt's stable prefix. A group of one needs none of it.
+fn sticky_key(
+    headers: &HeaderMap,
+    envelope: &Envelope,
+    body: &[u8],
+    principal: &str,
+    group: &crate::router::Group,
+) -> Option<u64> {
+    if group.members.len() < 2 {
+        return None;
+    }
     SESSION_HEADERS
         .iter()
         .find_map(|n| headers.get(*n))
@@ -125,7 +134,7 @@ fn sticky_key(headers: &HeaderMap, envelope: &Envelope, principal: &str) -> Opti
         .or(envelope.conversation)
         .or_else(|| {
             envelope
-                .prefix
+                .prefix(body)
                 .map(|p| p ^ crate::envelope::hash_bytes(principal.as_bytes()))
         })
 }
@@ -389,7 +398,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         started,
         mut tracker,
     } = call;
-    let sticky = sticky_key(&headers, &envelope, tracker.principal());
+    let sticky = sticky_key(&headers, &envelope, &body, tracker.principal(), &group);
     let mut ex = Exchange::new(gw, client, stream, &envelope, &body, &headers, &id);
     let (result, report) = crate::attempt::run(&mut ex, &mut tracker, group, sticky).await;
     let mut out_headers = HeaderMap::new();

@@ -89,6 +89,17 @@ impl Gw {
         req.send().await.unwrap()
     }
 
+    async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn metrics(&self) -> String {
         self.http
             .get(format!("{}/metrics", self.url))
@@ -491,15 +502,7 @@ router_settings:
     }
     let r = g.chat("gemini", false).await;
     assert_eq!(r.status(), 404);
-    let models: Value = g
-        .http
-        .get(format!("{}/v1/models", g.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = g.get_json("/v1/models").await;
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -524,15 +527,7 @@ async fn health_probes_every_deployment_and_feeds_cooldowns() {
     litellm_params: {model: \"openai/*\", api_base: \"{v1}\"}
 ";
     let g = gateway(yaml).await;
-    let h: Value = g
-        .http
-        .get(format!("{}/health", g.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = g.get_json("/health").await;
     assert_eq!(h["unhealthy_count"], 1, "{h}");
     assert_eq!(h["unhealthy_endpoints"][0]["deployment"], "dead");
     assert_eq!(h["healthy_count"], 2, "{h}");
