@@ -7,4 +7,4 @@
 pub mod pricing;
 mod record;
 
-pub use record::{Outcome, UsageRecord};
+pub use record::{Outcome, Owner, UsageRecord};

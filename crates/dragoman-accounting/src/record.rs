@@ -78,4 +78,20 @@ pub struct UsageRecord {
     /// Each attempt as `deployment:outcome`, in order, comma-separated; the last answered
     /// or failed last.
     pub attempted: Option<String>,
+    /// Whose request it was: the virtual key (by its hash), its team and user, and the end
+    /// user the request named.
+    #[serde(default)]
+    pub owner: Owner,
+}
+
+/// The tenancy a request is charged to. Never the key itself: `api_key` is its SHA-256 in
+/// hex, the same value the key API calls `token`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub api_key: Option<String>,
+    pub key_alias: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    /// OpenAI's `user` field or Anthropic's `metadata.user_id`: the caller's own end user.
+    pub end_user: Option<String>,
 }

@@ -57,6 +57,7 @@ fn record(i: usize, rng: &mut fastrand::Rng, sequential: bool) -> UsageRecord {
         usage_estimated: false,
         attempts: 1,
         attempted: None,
+        owner: Default::default(),
         cost_nanos: Some(4_200_000),
     }
 }

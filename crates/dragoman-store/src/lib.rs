@@ -15,5 +15,5 @@ mod writer;
 
 pub use error::{StoreError, redact_url};
 pub use query::{GroupBy, LogQuery, SummaryRow};
-pub use store::Store;
+pub use store::{Doc, Store};
 pub use writer::{Sink, Writer, WriterOptions, WriterStats, spawn_writer};

@@ -12,6 +12,11 @@ pub struct LogQuery {
     pub limit: i64,
     pub model: Option<String>,
     pub principal: Option<String>,
+    /// A virtual key's hash (the key API's `token`).
+    pub api_key: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub end_user: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
 }
@@ -33,6 +38,10 @@ impl Default for LogQuery {
             limit: Self::DEFAULT_LIMIT,
             model: None,
             principal: None,
+            api_key: None,
+            team_id: None,
+            user_id: None,
+            end_user: None,
             since_ms: None,
             until_ms: None,
         }
@@ -46,6 +55,12 @@ pub enum GroupBy {
     /// The model name the client asked for.
     Model,
     Principal,
+    /// The virtual key's hash (`""` for requests made without one).
+    Key,
+    Team,
+    User,
+    /// The end user the request named (`user`, `metadata.user_id`).
+    EndUser,
     /// The UTC date of `started_at_ms`, `YYYY-MM-DD`.
     Day,
 }
@@ -55,6 +70,10 @@ impl GroupBy {
         match self {
             GroupBy::Model => "model",
             GroupBy::Principal => "principal",
+            GroupBy::Key => "key",
+            GroupBy::Team => "team",
+            GroupBy::User => "user",
+            GroupBy::EndUser => "end_user",
             GroupBy::Day => "day",
         }
     }
@@ -66,9 +85,13 @@ impl std::str::FromStr for GroupBy {
         match s {
             "model" => Ok(GroupBy::Model),
             "principal" => Ok(GroupBy::Principal),
+            "key" | "api_key" => Ok(GroupBy::Key),
+            "team" | "team_id" => Ok(GroupBy::Team),
+            "user" | "user_id" => Ok(GroupBy::User),
+            "end_user" => Ok(GroupBy::EndUser),
             "day" => Ok(GroupBy::Day),
             other => Err(format!(
-                "unknown group `{other}` (expected model, principal or day)"
+                "unknown group `{other}` (expected model, principal, key, team, user, end_user or day)"
             )),
         }
     }

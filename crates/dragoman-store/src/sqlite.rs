@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Source, StoreError, redact_url};
 use crate::query::SummaryRow;
-use crate::store::{Arg, Params, RawRecord, SQLITE, insert_sql};
+use crate::store::{Arg, Doc, Params, RawRecord, SQLITE, insert_sql};
 
 /// Long enough to ride out a checkpoint or another process writing, short enough that a wedged
 /// database surfaces as an error the writer can retry.
@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0001_usage_records.sql"),
     ),
     (2, include_str!("../migrations/sqlite/0002_attempts.sql")),
+    (3, include_str!("../migrations/sqlite/0003_tenancy.sql")),
 ];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -45,6 +46,9 @@ enum Job {
     Logs(String, Vec<Value>, Reply<Vec<RawRecord>>),
     Summary(String, Vec<Value>, Reply<Vec<SummaryRow>>),
     Count(Reply<i64>),
+    PutDoc(&'static str, Doc, Reply<()>),
+    Docs(&'static str, i64, Reply<Vec<Doc>>),
+    Scalar(String, Vec<Value>, Reply<i64>),
     Ping(Reply<()>),
     Close(oneshot::Sender<()>),
 }
@@ -118,6 +122,37 @@ impl Sqlite {
         let (sql, args) = for_sqlite(sql, args);
         self.ask("summarising usage", |reply| Job::Summary(sql, args, reply))
             .await
+    }
+
+    pub(crate) async fn put_doc(&self, sql: &'static str, doc: Doc) -> Result<(), StoreError> {
+        self.ask("writing a tenancy document", |reply| {
+            Job::PutDoc(sql, doc, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn docs(
+        &self,
+        sql: &'static str,
+        since_ms: i64,
+    ) -> Result<Vec<Doc>, StoreError> {
+        self.ask("reading tenancy documents", |reply| {
+            Job::Docs(sql, since_ms, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn scalar(
+        &self,
+        sql: String,
+        id: String,
+        since_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let args = vec![Value::Text(id), Value::Integer(since_ms)];
+        self.ask("summing spend", |reply| {
+            Job::Scalar(sql.replace('$', "?"), args, reply)
+        })
+        .await
     }
 
     pub(crate) async fn count(&self) -> Result<i64, StoreError> {
@@ -346,6 +381,39 @@ fn serve(mut conn: Connection, inbox: &mpsc::Receiver<Job>) {
                     .map_err(|e| query_error("counting usage records", e));
                 let _ = reply.send(result);
             }
+            Job::PutDoc(sql, doc, reply) => {
+                let result = conn
+                    .prepare_cached(&sql.replace('$', "?"))
+                    .and_then(|mut st| {
+                        st.execute(rusqlite::params![
+                            doc.kind,
+                            doc.id,
+                            doc.body,
+                            doc.updated_ms,
+                            doc.deleted
+                        ])
+                    })
+                    .map(|_| ())
+                    .map_err(|e| query_error("writing a tenancy document", e));
+                let _ = reply.send(result);
+            }
+            Job::Docs(sql, since_ms, reply) => {
+                let result = select(
+                    &conn,
+                    &sql.replace('$', "?"),
+                    vec![Value::Integer(since_ms)],
+                    doc_row,
+                )
+                .map_err(|e| query_error("reading tenancy documents", e));
+                let _ = reply.send(result);
+            }
+            Job::Scalar(sql, args, reply) => {
+                let result = conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| st.query_row(params_from_iter(args), |row| row.get(0)))
+                    .map_err(|e| query_error("summing spend", e));
+                let _ = reply.send(result);
+            }
             Job::Ping(reply) => {
                 let result = conn
                     .query_row("SELECT 1", [], |_| Ok(()))
@@ -404,6 +472,11 @@ fn insert_batch(conn: &mut Connection, sql: &str, records: &[UsageRecord]) -> ru
                 p.cost_nanos,
                 p.attempts,
                 p.attempted,
+                p.api_key,
+                p.key_alias,
+                p.team_id,
+                p.user_id,
+                p.end_user,
             ])?;
         }
     }
@@ -464,6 +537,21 @@ fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         cost_nanos: row.get(23)?,
         attempts: row.get(24)?,
         attempted: row.get(25)?,
+        api_key: row.get(26)?,
+        key_alias: row.get(27)?,
+        team_id: row.get(28)?,
+        user_id: row.get(29)?,
+        end_user: row.get(30)?,
+    })
+}
+
+fn doc_row(row: &Row<'_>) -> rusqlite::Result<Doc> {
+    Ok(Doc {
+        kind: row.get(0)?,
+        id: row.get(1)?,
+        body: row.get(2)?,
+        updated_ms: row.get(3)?,
+        deleted: row.get(4)?,
     })
 }
 

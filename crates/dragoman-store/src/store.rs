@@ -8,7 +8,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use dragoman_accounting::{Outcome, UsageRecord};
+use dragoman_accounting::{Outcome, Owner, UsageRecord};
 use dragoman_model::{Dialect, Usage};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool};
@@ -23,12 +23,12 @@ const POSTGRES: &str = "PostgreSQL";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u32 = 5;
 
-/// PostgreSQL only (SQLite pays no round trip per statement). 26 columns a row: 40 rows keep a
-/// statement at 1040 parameters, far under PostgreSQL's 65535, while still cutting round trips
+/// PostgreSQL only (SQLite pays no round trip per statement). 31 columns a row: 40 rows keep a
+/// statement at 1240 parameters, far under PostgreSQL's 65535, while still cutting round trips
 /// 40-fold.
 const ROWS_PER_STATEMENT: usize = 40;
 
-const COLUMNS: [&str; 26] = [
+const COLUMNS: [&str; 31] = [
     "request_id",
     "started_at_ms",
     "principal",
@@ -55,7 +55,27 @@ const COLUMNS: [&str; 26] = [
     "cost_nanos",
     "attempts",
     "attempted",
+    "api_key",
+    "key_alias",
+    "team_id",
+    "user_id",
+    "end_user",
 ];
+
+/// A key, team or user as the gateway keeps it: its fields are the gateway's business (JSON
+/// in `body`); the store keeps them and says when each changed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Doc {
+    /// `key`, `team` or `user`.
+    pub kind: String,
+    /// A key's SHA-256 (hex), a team's or a user's id.
+    pub id: String,
+    pub body: String,
+    /// Unix milliseconds of the last change.
+    pub updated_ms: i64,
+    /// A tombstone: deleted at `updated_ms`.
+    pub deleted: bool,
+}
 
 /// A connected, migrated usage store. Cloning is cheap (the pool, or the SQLite thread's
 /// queue, is shared); the SQLite thread ends with the last clone or at [`Store::close`].
@@ -201,7 +221,12 @@ impl Store {
                     .bind(p.usage_estimated)
                     .bind(p.cost_nanos)
                     .bind(p.attempts)
-                    .bind(p.attempted);
+                    .bind(p.attempted)
+                    .bind(p.api_key)
+                    .bind(p.key_alias)
+                    .bind(p.team_id)
+                    .bind(p.user_id)
+                    .bind(p.end_user);
             }
             query.execute(&mut *tx).await.map_err(fail)?;
         }
@@ -255,6 +280,73 @@ impl Store {
                     .await
                     .map_err(|source| pg_error("summarising usage", source))
             }
+        }
+    }
+
+    /// Writes a key, team or user document (insert or replace by kind and id).
+    pub async fn put_doc(&self, doc: &Doc) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO tenancy (kind, id, body, updated_ms, deleted) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, id) DO UPDATE SET \
+             body = excluded.body, updated_ms = excluded.updated_ms, deleted = excluded.deleted";
+        match &self.backend {
+            Backend::Sqlite(sqlite) => sqlite.put_doc(SQL, doc.clone()).await,
+            Backend::Postgres(pool) => sqlx::query(SQL)
+                .bind(&doc.kind)
+                .bind(&doc.id)
+                .bind(&doc.body)
+                .bind(doc.updated_ms)
+                .bind(doc.deleted)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(|source| pg_error("writing a tenancy document", source)),
+        }
+    }
+
+    /// Every document changed at or after `since_ms` (tombstones included), oldest change
+    /// first: a full load with 0, a refresh with the last poll's time less a margin.
+    pub async fn docs_since(&self, since_ms: i64) -> Result<Vec<Doc>, StoreError> {
+        const SQL: &str = "SELECT kind, id, body, updated_ms, deleted FROM tenancy \
+             WHERE updated_ms >= $1 ORDER BY updated_ms, kind, id";
+        match &self.backend {
+            Backend::Sqlite(sqlite) => sqlite.docs(SQL, since_ms).await,
+            Backend::Postgres(pool) => sqlx::query_as::<_, Doc>(SQL)
+                .bind(since_ms)
+                .fetch_all(pool)
+                .await
+                .map_err(|source| pg_error("reading tenancy documents", source)),
+        }
+    }
+
+    /// The known cost, in nano-dollars, of the requests charged to one key (by hash), team or
+    /// user since `since_ms`.
+    pub async fn spend(&self, by: GroupBy, id: &str, since_ms: i64) -> Result<i64, StoreError> {
+        let column = match by {
+            GroupBy::Key => "api_key",
+            GroupBy::Team => "team_id",
+            GroupBy::User => "user_id",
+            GroupBy::EndUser => "end_user",
+            GroupBy::Model => "model",
+            GroupBy::Principal => "principal",
+            GroupBy::Day => {
+                return Err(StoreError::InvalidArgument {
+                    backend: self.backend_name(),
+                    reason: "spend is summed per key, team, user, model or principal".to_owned(),
+                });
+            }
+        };
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_records \
+             WHERE {column} = $1 AND started_at_ms >= $2"
+        );
+        match &self.backend {
+            Backend::Sqlite(sqlite) => sqlite.scalar(sql, id.to_owned(), since_ms).await,
+            Backend::Postgres(pool) => sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+                .bind(id)
+                .bind(since_ms)
+                .fetch_one(pool)
+                .await
+                .map_err(|source| pg_error("summing spend", source)),
         }
     }
 
@@ -374,9 +466,17 @@ pub(crate) fn logs_sql(q: &LogQuery) -> (String, Vec<Arg>) {
         args.push(Arg::Text(model.clone()));
         sql.push_str(&format!(" AND model = ${}", args.len()));
     }
-    if let Some(principal) = &q.principal {
-        args.push(Arg::Text(principal.clone()));
-        sql.push_str(&format!(" AND principal = ${}", args.len()));
+    for (column, value) in [
+        ("principal", &q.principal),
+        ("api_key", &q.api_key),
+        ("team_id", &q.team_id),
+        ("user_id", &q.user_id),
+        ("end_user", &q.end_user),
+    ] {
+        if let Some(v) = value {
+            args.push(Arg::Text(v.clone()));
+            sql.push_str(&format!(" AND {column} = ${}", args.len()));
+        }
     }
     push_range(&mut sql, &mut args, q.since_ms, q.until_ms);
     args.push(Arg::Int(q.effective_limit()));
@@ -396,6 +496,10 @@ pub(crate) fn summary_sql(
     let key = match (group_by, postgres) {
         (GroupBy::Model, _) => "model",
         (GroupBy::Principal, _) => "principal",
+        (GroupBy::Key, _) => "COALESCE(api_key, '')",
+        (GroupBy::Team, _) => "COALESCE(team_id, '')",
+        (GroupBy::User, _) => "COALESCE(user_id, '')",
+        (GroupBy::EndUser, _) => "COALESCE(end_user, '')",
         (GroupBy::Day, false) => "date(started_at_ms / 1000.0, 'unixepoch')",
         (GroupBy::Day, true) => {
             "to_char(to_timestamp(started_at_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
@@ -453,6 +557,11 @@ pub(crate) struct Params<'a> {
     pub(crate) cost_nanos: Option<i64>,
     pub(crate) attempts: i32,
     pub(crate) attempted: Option<&'a str>,
+    pub(crate) api_key: Option<&'a str>,
+    pub(crate) key_alias: Option<&'a str>,
+    pub(crate) team_id: Option<&'a str>,
+    pub(crate) user_id: Option<&'a str>,
+    pub(crate) end_user: Option<&'a str>,
 }
 
 /// Counts past `i64::MAX` cannot happen in practice; clamping keeps one absurd record from
@@ -491,6 +600,11 @@ impl<'a> Params<'a> {
             cost_nanos: r.cost_nanos,
             attempts: i32::try_from(r.attempts).unwrap_or(i32::MAX),
             attempted: r.attempted.as_deref(),
+            api_key: r.owner.api_key.as_deref(),
+            key_alias: r.owner.key_alias.as_deref(),
+            team_id: r.owner.team_id.as_deref(),
+            user_id: r.owner.user_id.as_deref(),
+            end_user: r.owner.end_user.as_deref(),
         }
     }
 }
@@ -524,6 +638,11 @@ pub(crate) struct RawRecord {
     pub(crate) cost_nanos: Option<i64>,
     pub(crate) attempts: i32,
     pub(crate) attempted: Option<String>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) key_alias: Option<String>,
+    pub(crate) team_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) end_user: Option<String>,
 }
 
 impl RawRecord {
@@ -589,6 +708,13 @@ impl RawRecord {
             cost_nanos: self.cost_nanos,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             attempted: self.attempted,
+            owner: Owner {
+                api_key: self.api_key,
+                key_alias: self.key_alias,
+                team_id: self.team_id,
+                user_id: self.user_id,
+                end_user: self.end_user,
+            },
         })
     }
 }

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dragoman_accounting::{Outcome, UsageRecord};
+use dragoman_accounting::{Outcome, Owner, UsageRecord};
 use dragoman_model::{Dialect, Usage};
 use dragoman_store::{
-    GroupBy, LogQuery, Sink, Store, StoreError, SummaryRow, WriterOptions, spawn_writer,
+    Doc, GroupBy, LogQuery, Sink, Store, StoreError, SummaryRow, WriterOptions, spawn_writer,
 };
 use sqlx::Connection;
 
@@ -161,6 +161,8 @@ contract!(
         writer_loses_nothing_while_the_store_fails,
         writer_counts_exactly_the_overflow,
         ping_and_empty_queries,
+        tenancy_documents_and_tombstones,
+        owner_columns_filter_group_and_sum,
     ]
 );
 
@@ -176,6 +178,8 @@ contract!(
         writer_loses_nothing_while_the_store_fails,
         writer_counts_exactly_the_overflow,
         ping_and_empty_queries,
+        tenancy_documents_and_tombstones,
+        owner_columns_filter_group_and_sum,
     ]
 );
 
@@ -193,6 +197,8 @@ contract!(
         writer_counts_exactly_the_overflow,
         ping_and_empty_queries,
         schema_in_url_options,
+        tenancy_documents_and_tombstones,
+        owner_columns_filter_group_and_sum,
     ]
 );
 
@@ -223,6 +229,7 @@ fn rec(id: &str, started_at_ms: i64, model: &str, principal: &str) -> UsageRecor
         attempts: 1,
         attempted: None,
         cost_nanos: Some(1),
+        owner: Owner::default(),
     }
 }
 
@@ -287,6 +294,13 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
         attempts: 3,
         attempted: Some("eu#0:429,eu#0:timeout,us#1:ok".to_owned()),
         cost_nanos: Some(123_456_789_012),
+        owner: Owner {
+            api_key: Some("a".repeat(64)),
+            key_alias: Some("alice's laptop".to_owned()),
+            team_id: Some("team-eu".to_owned()),
+            user_id: Some("alice@example.com".to_owned()),
+            end_user: Some("customer-42".to_owned()),
+        },
     };
     let unknown = UsageRecord {
         request_id: "unknown".to_owned(),
@@ -307,6 +321,7 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
         attempts: 1,
         attempted: None,
         cost_nanos: None,
+        owner: Owner::default(),
     };
     let zeros = UsageRecord {
         request_id: "zeros".to_owned(),
@@ -947,4 +962,150 @@ async fn sqlite_file_uses_wal() {
     assert_eq!(mode.to_lowercase(), "wal");
     drop(conn);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenancy
+
+async fn tenancy_documents_and_tombstones(fx: &Fixture) {
+    let store = &fx.store;
+    assert!(store.docs_since(0).await.unwrap().is_empty());
+    let doc = |kind: &str, id: &str, body: &str, at: i64, deleted: bool| Doc {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        body: body.to_owned(),
+        updated_ms: at,
+        deleted,
+    };
+    store
+        .put_doc(&doc("key", "h1", r#"{"a":1}"#, 100, false))
+        .await
+        .unwrap();
+    store
+        .put_doc(&doc("team", "t1", r#"{"t":"é"}"#, 200, false))
+        .await
+        .unwrap();
+    // The same id of another kind is another document.
+    store
+        .put_doc(&doc("user", "h1", "{}", 150, false))
+        .await
+        .unwrap();
+    // An update replaces the body and moves the change time on.
+    store
+        .put_doc(&doc("key", "h1", r#"{"a":2}"#, 300, false))
+        .await
+        .unwrap();
+    let all = store.docs_since(0).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            doc("user", "h1", "{}", 150, false),
+            doc("team", "t1", r#"{"t":"é"}"#, 200, false),
+            doc("key", "h1", r#"{"a":2}"#, 300, false),
+        ]
+    );
+    // A deletion is a tombstone a poller sees as a change.
+    store
+        .put_doc(&doc("team", "t1", "{}", 400, true))
+        .await
+        .unwrap();
+    let changed = store.docs_since(301).await.unwrap();
+    assert_eq!(changed, vec![doc("team", "t1", "{}", 400, true)]);
+    assert_eq!(store.docs_since(401).await.unwrap(), vec![]);
+    // Another connection sees the same documents.
+    if let Some(other) = fx.reconnect().await {
+        assert_eq!(other.docs_since(0).await.unwrap().len(), 3);
+        other.close().await;
+    }
+}
+
+async fn owner_columns_filter_group_and_sum(fx: &Fixture) {
+    let store = &fx.store;
+    let owned = |id: &str,
+                 at: i64,
+                 key: Option<&str>,
+                 team: Option<&str>,
+                 user: Option<&str>,
+                 cost: i64| {
+        let mut r = rec(id, at, "m", "p");
+        r.cost_nanos = Some(cost);
+        r.owner = Owner {
+            api_key: key.map(str::to_owned),
+            key_alias: key.map(|k| format!("alias-{k}")),
+            team_id: team.map(str::to_owned),
+            user_id: user.map(str::to_owned),
+            end_user: Some(format!("eu-{id}")),
+        };
+        r
+    };
+    let records = vec![
+        owned("r1", 1000, Some("k1"), Some("t1"), Some("u1"), 10),
+        owned("r2", 2000, Some("k1"), Some("t1"), None, 20),
+        owned("r3", 3000, Some("k2"), Some("t1"), Some("u1"), 40),
+        owned("r4", 4000, Some("k2"), None, None, 80),
+        owned("r5", 5000, None, None, None, 160),
+    ];
+    store.insert_batch(&records).await.unwrap();
+    let ids = |v: Vec<UsageRecord>| v.into_iter().map(|r| r.request_id).collect::<Vec<_>>();
+    let q = |f: fn(&mut LogQuery)| {
+        let mut q = all_logs();
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        ids(store
+            .logs(&q(|q| q.api_key = Some("k1".into())))
+            .await
+            .unwrap()),
+        ["r2", "r1"]
+    );
+    assert_eq!(
+        ids(store
+            .logs(&q(|q| q.team_id = Some("t1".into())))
+            .await
+            .unwrap()),
+        ["r3", "r2", "r1"]
+    );
+    assert_eq!(
+        ids(store
+            .logs(&q(|q| q.user_id = Some("u1".into())))
+            .await
+            .unwrap()),
+        ["r3", "r1"]
+    );
+    assert_eq!(
+        ids(store
+            .logs(&q(|q| q.end_user = Some("eu-r4".into())))
+            .await
+            .unwrap()),
+        ["r4"]
+    );
+    let got = store
+        .logs(&q(|q| q.api_key = Some("k2".into())))
+        .await
+        .unwrap();
+    assert_eq!(got[1].owner, records[2].owner);
+    let sums = |rows: Vec<SummaryRow>| {
+        rows.into_iter()
+            .map(|r| (r.key, r.cost_nanos))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sums(store.summary(GroupBy::Key, None, None).await.unwrap()),
+        [
+            ("".to_owned(), 160),
+            ("k1".to_owned(), 30),
+            ("k2".to_owned(), 120)
+        ]
+    );
+    assert_eq!(
+        sums(store.summary(GroupBy::Team, None, None).await.unwrap()),
+        [("".to_owned(), 240), ("t1".to_owned(), 70)]
+    );
+    assert_eq!(store.spend(GroupBy::Key, "k2", 0).await.unwrap(), 120);
+    assert_eq!(store.spend(GroupBy::Key, "k2", 3500).await.unwrap(), 80);
+    assert_eq!(store.spend(GroupBy::Team, "t1", 0).await.unwrap(), 70);
+    assert_eq!(store.spend(GroupBy::User, "u1", 0).await.unwrap(), 50);
+    assert_eq!(store.spend(GroupBy::User, "nobody", 0).await.unwrap(), 0);
+    assert!(store.spend(GroupBy::Day, "x", 0).await.is_err());
 }
