@@ -27,6 +27,8 @@ pub struct Tracker {
     leased: Option<usize>,
     /// `deployment:outcome` of each attempt that failed, comma-separated.
     attempted: String,
+    /// The policy stage's claims on the caller's meters, settled at the finish.
+    admission: Option<crate::policy::Admission>,
 }
 
 impl Tracker {
@@ -61,6 +63,7 @@ impl Tracker {
                 cost_nanos: None,
                 attempts: 0,
                 attempted: None,
+                owner: dragoman_accounting::Owner::default(),
             },
             started: Instant::now(),
             deployment: None,
@@ -68,6 +71,7 @@ impl Tracker {
             done: false,
             leased: None,
             attempted: String::new(),
+            admission: None,
         }
     }
 
@@ -82,11 +86,28 @@ impl Tracker {
 
     pub fn authenticated(&mut self, principal: &crate::principal::Principal) {
         self.rec.principal = principal.label().to_owned();
+        if let crate::principal::Principal::Key(c) = principal {
+            let o = &mut self.rec.owner;
+            o.api_key = Some(c.key.doc.key_id.clone());
+            o.key_alias = c.key.doc.key_alias.clone();
+            o.team_id = c.key.doc.team_id.clone();
+            o.user_id = c.key.doc.user_id.clone();
+        }
     }
 
-    pub fn requested(&mut self, model: &str, stream: bool) {
+    pub fn requested(&mut self, model: &str, stream: bool, end_user: Option<&str>) {
         self.rec.model = model.to_owned();
         self.rec.stream = stream;
+        self.rec.owner.end_user = end_user.map(str::to_owned);
+    }
+
+    /// The request holds these claims on its caller's meters until it ends.
+    pub fn admitted(&mut self, admission: crate::policy::Admission) {
+        self.admission = Some(admission);
+    }
+
+    pub fn admission(&self) -> Option<&crate::policy::Admission> {
+        self.admission.as_ref()
     }
 
     /// An attempt on deployment `idx` begins: it is counted in flight there until it fails
@@ -207,6 +228,10 @@ impl Tracker {
         if let (Some(idx), Some(model)) = (self.deployment, self.rec.provider_model.as_deref()) {
             self.rec.cost_nanos = self.gw.cost(idx, model, &usage);
         }
+        if let Some(a) = &mut self.admission {
+            let tokens = usage.input_total().unwrap_or(0) + usage.output.unwrap_or(0);
+            a.settle(self.rec.cost_nanos, tokens);
+        }
         self.gw
             .metrics
             .observe(&self.rec, self.gw.group_series(self.deployment));
@@ -222,6 +247,7 @@ impl Tracker {
                 deployment: r.deployment.take(),
                 provider_model: r.provider_model.take(),
                 attempted: r.attempted.take(),
+                owner: std::mem::take(&mut r.owner),
                 ..r.clone()
             });
         }

@@ -1,13 +1,15 @@
-//! Master-key authentication, compared in constant time; keys are never logged.
+//! Authentication: the master key (compared in constant time) or a virtual key (looked up by
+//! its SHA-256 in the in-memory directory, never awaiting the store). Keys are never logged.
 
 use axum::http::HeaderMap;
+use dragoman_model::ErrorKind;
 use subtle::ConstantTimeEq;
 
 use crate::Gateway;
-use crate::principal::Principal;
+use crate::principal::{Caller, Principal};
 
 /// The key a client presented: `Authorization: Bearer …`, or `x-api-key` (Anthropic SDKs), or
-/// `api-key` (Azure SDKs).
+/// `api-key` (Azure SDKs), or `x-goog-api-key`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers
         .get(http::header::AUTHORIZATION)
@@ -36,24 +38,96 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     None
 }
 
-impl Gateway {
-    /// Who is calling: `Open` when no master key is configured (warned about at start),
-    /// `Master` when the presented key equals it.
-    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, &'static str> {
-        let Some(master) = &self.config.master_key else {
-            return Ok(Principal::Open);
-        };
-        match presented_key(headers) {
-            None => Err("missing api key: send Authorization: Bearer <key> or x-api-key"),
-            Some(k) if bool::from(k.as_bytes().ct_eq(master.expose().as_bytes())) => {
-                Ok(Principal::Master)
+/// Why a caller was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    Missing,
+    Invalid,
+    /// Expired at this Unix ms.
+    Expired(i64),
+    /// The key, or its team, is blocked.
+    Blocked(&'static str),
+}
+
+impl AuthError {
+    pub fn message(&self) -> String {
+        match self {
+            AuthError::Missing => {
+                "missing api key: send Authorization: Bearer <key> or x-api-key".to_owned()
             }
-            Some(_) => Err("invalid api key"),
+            AuthError::Invalid => "invalid api key".to_owned(),
+            AuthError::Expired(at) => {
+                format!("this key expired at {}", crate::tenancy::api::iso(*at))
+            }
+            AuthError::Blocked(what) => format!("this {what} is blocked; ask your administrator"),
         }
     }
 
+    /// 401 for a key that is not (or no longer) valid, 403 for one that is but may not call.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AuthError::Blocked(_) => ErrorKind::Permission,
+            _ => ErrorKind::Authentication,
+        }
+    }
+}
+
+impl Gateway {
+    /// Who is calling: `Master` when the presented key equals the master key, `Key` for a
+    /// virtual key, `Open` when no master key is configured (warned about at start).
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let master = self.config.master_key.as_ref();
+        let Some(presented) = presented_key(headers) else {
+            return match master {
+                None => Ok(Principal::Open),
+                Some(_) => Err(AuthError::Missing),
+            };
+        };
+        if let Some(m) = master
+            && bool::from(presented.as_bytes().ct_eq(m.expose().as_bytes()))
+        {
+            return Ok(Principal::Master);
+        }
+        let Some(key) = self.tenancy.key(presented) else {
+            return match master {
+                None => Ok(Principal::Open),
+                Some(_) => Err(AuthError::Invalid),
+            };
+        };
+        if key.doc.blocked {
+            return Err(AuthError::Blocked("key"));
+        }
+        if let Some(at) = key.doc.expires_ms
+            && at <= crate::tenancy::now_ms()
+        {
+            return Err(AuthError::Expired(at));
+        }
+        let dir = self.tenancy.directory();
+        let team = match &key.doc.team_id {
+            Some(id) => match dir.teams.get(id) {
+                Some(t) if t.doc.blocked => return Err(AuthError::Blocked("key's team")),
+                Some(t) => Some(t.clone()),
+                // The team was deleted: its keys go with it.
+                None => return Err(AuthError::Invalid),
+            },
+            None => None,
+        };
+        let user = key
+            .doc
+            .user_id
+            .as_ref()
+            .and_then(|u| dir.users.get(u).cloned());
+        Ok(Principal::Key(std::sync::Arc::new(Caller::new(
+            key, team, user,
+        ))))
+    }
+
     /// For the management endpoints: only the master key (or an open gateway) passes.
-    pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<(), &'static str> {
-        self.authenticate(headers).map(|_| ())
+    pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<(), String> {
+        match self.authenticate(headers) {
+            Ok(Principal::Master | Principal::Open) => Ok(()),
+            Ok(Principal::Key(_)) => Err("this endpoint needs the master key".to_owned()),
+            Err(e) => Err(e.message()),
+        }
     }
 }

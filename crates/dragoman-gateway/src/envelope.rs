@@ -35,6 +35,12 @@ struct Fields<'a> {
     messages: Option<&'a RawValue>,
     #[serde(borrow, default)]
     input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_output_tokens: Option<&'a RawValue>,
 }
 
 /// What the gateway reads from a request body before routing it.
@@ -59,6 +65,11 @@ pub struct Envelope {
     /// [`Envelope::prefix`].
     head_span: Option<Range<usize>>,
     turns_span: Option<Range<usize>>,
+    /// The most output the client allows (`max_tokens`, `max_completion_tokens`,
+    /// `max_output_tokens`): what a budget reserves for.
+    pub max_output: Option<u64>,
+    /// The end user the request names: OpenAI's `user`, or Anthropic's `metadata.user_id`.
+    pub end_user: Option<String>,
 }
 
 /// Why a body is not a request at all.
@@ -116,6 +127,24 @@ impl Envelope {
                 .or(f.instructions)
                 .and_then(|r| span_of(body, r.get())),
             turns_span: f.messages.or(f.input).and_then(|r| span_of(body, r.get())),
+            max_output: [f.max_tokens, f.max_completion_tokens, f.max_output_tokens]
+                .into_iter()
+                .flatten()
+                .find_map(|raw| raw.get().parse::<u64>().ok()),
+            end_user: f
+                .user
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+                .or_else(|| {
+                    #[derive(Deserialize)]
+                    struct Meta {
+                        #[serde(default)]
+                        user_id: Option<String>,
+                    }
+                    f.metadata
+                        .and_then(|raw| serde_json::from_str::<Meta>(raw.get()).ok())
+                        .and_then(|m| m.user_id)
+                })
+                .filter(|u| !u.is_empty()),
         })
     }
 

@@ -22,6 +22,7 @@ mod pump;
 pub mod router;
 mod routes;
 mod spend;
+pub mod tenancy;
 mod tokens;
 mod upstream;
 
@@ -36,6 +37,10 @@ use dragoman_store::{Store, Writer};
 pub use hyper_util::client::proxy::matcher::Matcher as ProxyMatcher;
 pub use metrics::Metrics;
 pub use routes::app;
+
+/// The output a budget reserves for when a request sets no `max_tokens`; the reservation is
+/// settled to the real cost when the request ends.
+pub const DEFAULT_RESERVED_OUTPUT: u64 = 4096;
 
 /// Shared state of a running gateway.
 pub struct Gateway {
@@ -63,6 +68,8 @@ pub struct Gateway {
     store: Option<Store>,
     /// Models already warned about for having no price, so the warning comes once.
     unpriced: Mutex<HashSet<String>>,
+    /// Virtual keys, teams and users, and their meters.
+    tenancy: Arc<tenancy::Tenancy>,
     /// Set when shutdown's grace period ends: requests still running are cut off, and their
     /// records say so instead of blaming the client.
     cut_off: std::sync::atomic::AtomicBool,
@@ -73,6 +80,7 @@ impl Gateway {
     /// (`general_settings.background_health_checks`); call from inside a runtime that lives
     /// as long as the gateway.
     pub fn start_background_tasks(self: &Arc<Gateway>) {
+        self.tenancy.spawn_poller();
         if let Some(every) = self.config.router.health_check_interval {
             tracing::info!(
                 interval_seconds = every.as_secs_f64(),
@@ -80,6 +88,56 @@ impl Gateway {
             );
             health::spawn_background(self.clone(), every);
         }
+    }
+
+    /// The store's backend name, when there is a store.
+    pub fn store_backend(&self) -> Option<&'static str> {
+        self.store.as_ref().map(Store::backend_name)
+    }
+
+    /// Loads the keys, teams and users from the store (with each one's spend this period):
+    /// call before serving. Returns how many there are.
+    pub async fn load_tenancy(&self) -> Result<usize, String> {
+        self.tenancy.load().await
+    }
+
+    /// The worst a request could cost on any deployment of `group`: its prompt at ~3 bytes a
+    /// token (more tokens than most prompts hold) and `max_output` tokens of output
+    /// ([`DEFAULT_RESERVED_OUTPUT`] when the client set none), at the dearest deployment's
+    /// prices. What a budget reserves before dispatch.
+    fn worst_cost(&self, group: &router::Group, body_len: usize, max_output: Option<u64>) -> i64 {
+        let usage = Usage {
+            input_uncached: Some(body_len.div_ceil(3) as u64),
+            output: Some(max_output.unwrap_or(DEFAULT_RESERVED_OUTPUT)),
+            ..Usage::default()
+        };
+        group
+            .members
+            .iter()
+            .filter_map(|&i| {
+                let model = self.config.deployments[i].resolve(&group.name)?;
+                self.cost(i, &model, &usage)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The id usage records name a key by, from the key itself (`sk-…`), its current token, or
+    /// its id.
+    pub(crate) fn key_id_of(&self, named: &str) -> String {
+        self.tenancy
+            .key(named)
+            .or_else(|| self.tenancy.key_by_token(named))
+            .map_or_else(
+                || {
+                    if named.starts_with("sk-") {
+                        tenancy::hex(&tenancy::hash_key(named))
+                    } else {
+                        named.to_owned()
+                    }
+                },
+                |e| e.doc.key_id.clone(),
+            )
     }
 
     /// Whether shutdown has cut off the requests still running.
@@ -165,6 +223,7 @@ impl Gateway {
             overrides,
             metrics,
             writer,
+            tenancy: Arc::new(tenancy::Tenancy::new(store.clone())),
             store,
             unpriced: Mutex::new(HashSet::new()),
             cut_off: std::sync::atomic::AtomicBool::new(false),

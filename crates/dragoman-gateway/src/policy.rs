@@ -1,23 +1,296 @@
 //! The policy stage, between authentication and routing: whether this principal may make
-//! this request at all (models it may use, limits and budgets it holds). The master key and
-//! an open gateway may use every model; virtual keys with their teams, limits and budgets
-//! bring their rules here.
+//! this request at all. The master key and an open gateway may use every model; a virtual key
+//! must be allowed the model by itself, its team and its user, and each of them (and the key's
+//! per-model limits) must have room in its rpm, tpm, parallel and budget meters.
+//!
+//! Admission counts the request at once (its minute, its slot, its worst-case cost reserved);
+//! the [`Admission`] rides with the request to its one exit, where it is settled to the real
+//! cost and tokens. Nothing here awaits: the meters are in memory.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use dragoman_model::{ErrorKind, RateLimitHeaders};
 
 use crate::errors::GatewayError;
 use crate::principal::Principal;
+use crate::tenancy::docs::allows;
+use crate::tenancy::meter::{Caps, Headroom, Meter, Refusal};
+use crate::tenancy::{KEY, Tenancy, now_ms};
 
 /// What the policy stage needs to know about a request.
 pub struct Ask<'a> {
     /// The model group, aliases resolved.
     pub group: &'a str,
+    /// The request's worst-case cost in nano-dollars, asked for only when a budget applies.
+    pub worst_cost: &'a dyn Fn() -> i64,
+}
+
+struct Charge {
+    meter: Arc<Meter>,
+    caps: Caps,
+    reserved: i64,
+    /// Whether the meter holds the request's admission time (it has an rpm).
+    counted: bool,
+}
+
+/// An admitted request's claims on its meters. Settled at the request's exit; dropped
+/// unsettled (refused further on), it gives them back.
+pub struct Admission {
+    charges: Vec<Charge>,
+    at_ms: i64,
+    settled: bool,
+}
+
+impl Admission {
+    /// The master key and an open gateway: nothing is metered.
+    pub fn free() -> Admission {
+        Admission {
+            charges: Vec::new(),
+            at_ms: 0,
+            settled: true,
+        }
+    }
+
+    /// Ends the request: reservations become the real cost; tokens count against the minute.
+    pub fn settle(&mut self, cost: Option<i64>, tokens: u64) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let now = now_ms();
+        for c in &self.charges {
+            c.meter.settle(&c.caps, now, c.reserved, cost, tokens);
+        }
+    }
+
+    /// The tightest headroom of the metered entities, and the key's spend and budget.
+    fn headroom(&self) -> Option<Headroom> {
+        let key = self.charges.first()?;
+        let now = now_ms();
+        let mut out = key.meter.headroom(&key.caps, now);
+        for c in &self.charges[1..] {
+            if c.caps.rpm.is_none() && c.caps.tpm.is_none() {
+                continue;
+            }
+            let h = c.meter.headroom(&c.caps, now);
+            let tighter = |a: Option<(u64, u64, i64)>, b: Option<(u64, u64, i64)>| match (a, b) {
+                (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+                (a, b) => a.or(b),
+            };
+            out.requests = tighter(out.requests, h.requests);
+            out.tokens = tighter(out.tokens, h.tokens);
+        }
+        Some(out)
+    }
+
+    /// The rate-limit and spend headers a client can act on, in its own family's names, plus
+    /// LiteLLM's `x-litellm-key-*`.
+    pub fn write_headers(&self, style: RateLimitHeaders, headers: &mut HeaderMap) {
+        let Some(h) = self.headroom() else {
+            return;
+        };
+        let now = now_ms();
+        let mut put = |name: String, value: String| {
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                headers.insert(n, v);
+            }
+        };
+        for (what, hr) in [("requests", h.requests), ("tokens", h.tokens)] {
+            let Some((limit, remaining, reset_ms)) = hr else {
+                continue;
+            };
+            match style {
+                RateLimitHeaders::OpenAi => {
+                    put(format!("x-ratelimit-limit-{what}"), limit.to_string());
+                    put(
+                        format!("x-ratelimit-remaining-{what}"),
+                        remaining.to_string(),
+                    );
+                    put(format!("x-ratelimit-reset-{what}"), go_duration(reset_ms));
+                }
+                RateLimitHeaders::Anthropic => {
+                    put(
+                        format!("anthropic-ratelimit-{what}-limit"),
+                        limit.to_string(),
+                    );
+                    put(
+                        format!("anthropic-ratelimit-{what}-remaining"),
+                        remaining.to_string(),
+                    );
+                    put(
+                        format!("anthropic-ratelimit-{what}-reset"),
+                        crate::tenancy::api::iso(now + reset_ms).replace(".000Z", "Z"),
+                    );
+                }
+            }
+            put(
+                format!("x-litellm-key-remaining-{what}"),
+                remaining.to_string(),
+            );
+        }
+        put("x-litellm-key-spend".into(), dollars(h.spent));
+        if let Some(b) = h.budget {
+            put("x-litellm-key-max-budget".into(), dollars(b));
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if !self.settled {
+            for c in &self.charges {
+                c.meter.cancel(self.at_ms, c.reserved, c.counted);
+            }
+        }
+    }
+}
+
+fn dollars(nanos: i64) -> String {
+    let s = crate::accounting::usd(nanos);
+    // Trailing zeros say nothing: 1.500000000 → 1.5.
+    let s = s.trim_end_matches('0');
+    s.strip_suffix('.').unwrap_or(s).to_owned()
+}
+
+/// Milliseconds as OpenAI writes a reset: `1m30s`, `12s`, `250ms`.
+fn go_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = (ms + 999) / 1000;
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{}s", s / 60, s % 60)
+    }
 }
 
 /// Admits or refuses a request before any deployment is chosen.
-pub fn admit(principal: &Principal, ask: &Ask<'_>) -> Result<(), GatewayError> {
-    match principal {
-        Principal::Open | Principal::Master => {
-            let _ = ask.group;
-            Ok(())
+pub fn admit(
+    tenancy: &Tenancy,
+    principal: &Principal,
+    ask: &Ask<'_>,
+) -> Result<Admission, GatewayError> {
+    let caller = match principal {
+        Principal::Open | Principal::Master => return Ok(Admission::free()),
+        Principal::Key(c) => c,
+    };
+    let key = &caller.key;
+    let lists: [(&str, &[String]); 3] = [
+        ("key", &key.doc.models),
+        (
+            "team",
+            caller.team.as_ref().map_or(&[][..], |t| &t.doc.models),
+        ),
+        (
+            "user",
+            caller.user.as_ref().map_or(&[][..], |u| &u.doc.models),
+        ),
+    ];
+    for (who, models) in lists {
+        if !allows(models, ask.group) {
+            return Err(GatewayError::client(
+                ErrorKind::Permission,
+                format!(
+                    "this {who} may not use model `{}` (allowed: {})",
+                    ask.group,
+                    models.join(", ")
+                ),
+            )
+            .with_status(403));
+        }
+    }
+    let mut charges = Vec::with_capacity(4);
+    charges.push(("key", key.meter.clone(), key.caps));
+    if let Some(caps) = key.doc.limits.model_caps(ask.group, key.caps.anchor_ms) {
+        charges.push((
+            "key's model",
+            tenancy.model_meter(KEY, &key.doc.key_id, ask.group),
+            caps,
+        ));
+    }
+    if let Some(t) = &caller.team {
+        charges.push(("team", t.meter.clone(), t.caps));
+    }
+    if let Some(u) = &caller.user {
+        charges.push(("user", u.meter.clone(), u.caps));
+    }
+    let reserve = if charges.iter().any(|(_, _, c)| c.budget.is_some()) {
+        (ask.worst_cost)().max(0)
+    } else {
+        0
+    };
+    let now = now_ms();
+    let mut admission = Admission {
+        charges: Vec::with_capacity(charges.len()),
+        at_ms: now,
+        settled: false,
+    };
+    for (who, meter, caps) in charges {
+        let reserved = if caps.budget.is_some() { reserve } else { 0 };
+        match meter.admit(&caps, now, reserved) {
+            // Dropping the admission gives back what the earlier meters took.
+            Err(r) => return Err(refusal(who, caller.label_for(who), r, ask.group)),
+            Ok(()) => admission.charges.push(Charge {
+                meter,
+                counted: caps.rpm.is_some(),
+                caps,
+                reserved,
+            }),
+        }
+    }
+    Ok(admission)
+}
+
+fn refusal(who: &str, name: String, r: Refusal, group: &str) -> GatewayError {
+    match r {
+        Refusal::Limit {
+            what,
+            limit,
+            retry_after_ms,
+        } => {
+            let secs = ((retry_after_ms + 999) / 1000).max(1);
+            let mut e = GatewayError::gateway(
+                ErrorKind::RateLimited,
+                format!(
+                    "rate limit reached for {who} `{name}`: {limit} {what}{}; retry in {secs} s",
+                    if who.contains("model") {
+                        format!(" on `{group}`")
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+            .with_status(429);
+            if let Ok(v) = HeaderValue::try_from(secs.to_string()) {
+                e.headers.insert(http::header::RETRY_AFTER, v);
+            }
+            e
+        }
+        Refusal::Budget {
+            budget,
+            spent,
+            resets_at_ms,
+        } => {
+            let when = match resets_at_ms {
+                Some(at) => format!("it resets at {}", crate::tenancy::api::iso(at)),
+                None => "it does not reset (no budget_duration)".to_owned(),
+            };
+            let mut e = GatewayError::client(
+                ErrorKind::Billing,
+                format!(
+                    "Budget has been exceeded for {who} `{name}`: spent ${} of its ${} budget{}; {when}",
+                    dollars(spent),
+                    dollars(budget),
+                    if who.contains("model") { format!(" on `{group}`") } else { String::new() }
+                ),
+            )
+            .with_status(400);
+            e.body.type_name = Some("budget_exceeded".to_owned());
+            e.body.code = Some("budget_exceeded".to_owned());
+            e
         }
     }
 }

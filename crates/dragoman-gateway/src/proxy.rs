@@ -203,11 +203,11 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let headers = parts.headers;
     let principal = match gw.authenticate(&headers) {
         Ok(p) => p,
-        Err(m) => {
+        Err(e) => {
             return refuse(
                 tracker,
                 client,
-                &error(ErrorKind::Authentication, m),
+                &error(e.kind(), e.message()),
                 None,
                 &id,
                 false,
@@ -254,7 +254,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         return refuse(tracker, client, &e, None, &id, false);
     };
     let stream = matches!(ep, Endpoint::Generate(_)) && envelope.stream;
-    tracker.requested(&model, stream);
+    tracker.requested(&model, stream, envelope.end_user.as_deref());
     let Some(group) = gw.router.group(&model) else {
         let msg = format!("model `{model}` is not served by this gateway (see GET /v1/models)");
         return refuse(
@@ -266,10 +266,21 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
             false,
         );
     };
-    if let Err(e) = crate::policy::admit(&principal, &crate::policy::Ask { group: &group.name }) {
-        let mut h = HeaderMap::new();
-        set_request_id(&mut h, &id);
-        return answer_error(tracker, client, e, &id, h);
+    let admitted = {
+        let worst_cost = || gw.worst_cost(&group, body.len(), envelope.max_output);
+        let ask = crate::policy::Ask {
+            group: &group.name,
+            worst_cost: &worst_cost,
+        };
+        crate::policy::admit(&gw.tenancy, &principal, &ask)
+    };
+    match admitted {
+        Ok(a) => tracker.admitted(a),
+        Err(e) => {
+            let mut h = HeaderMap::new();
+            set_request_id(&mut h, &id);
+            return answer_error(tracker, client, e, &id, h);
+        }
     }
     let call = Call {
         gw: &gw,
@@ -404,6 +415,9 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let mut out_headers = HeaderMap::new();
     set_request_id(&mut out_headers, &id);
     routing_headers(&mut out_headers, &report);
+    if let Some(a) = tracker.admission() {
+        a.write_headers(client.rate_limit_headers(), &mut out_headers);
+    }
     let Success {
         idx,
         prepared,

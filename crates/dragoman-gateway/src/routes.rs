@@ -33,6 +33,29 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             )
             .route(&format!("{prefix}/models"), get(models));
     }
+    use crate::tenancy::api as t;
+    r = r
+        .route("/key/generate", post(t::key_generate))
+        .route("/key/update", post(t::key_update))
+        .route("/key/delete", post(t::key_delete))
+        .route("/key/info", get(t::key_info))
+        .route("/key/list", get(t::key_list))
+        .route("/key/regenerate", post(t::key_regenerate))
+        .route("/key/{key}/regenerate", post(t::key_regenerate_path))
+        .route("/key/block", post(t::key_block))
+        .route("/key/unblock", post(t::key_unblock))
+        .route("/team/new", post(t::team_new))
+        .route("/team/update", post(t::team_update))
+        .route("/team/delete", post(t::team_delete))
+        .route("/team/info", get(t::team_info))
+        .route("/team/list", get(t::team_list))
+        .route("/team/member_add", post(t::team_member_add))
+        .route("/team/member_delete", post(t::team_member_delete))
+        .route("/user/new", post(t::user_new))
+        .route("/user/update", post(t::user_update))
+        .route("/user/delete", post(t::user_delete))
+        .route("/user/info", get(t::user_info))
+        .route("/user/list", get(t::user_list));
     r.route("/spend/logs", get(crate::spend::logs))
         .route("/spend/summary", get(crate::spend::summary))
         .route("/metrics", get(crate::spend::metrics))
@@ -89,14 +112,17 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
     } else {
         Dialect::Chat
     };
-    if let Err(m) = gw.authorize(&headers) {
-        return render(
-            dialect,
-            &dragoman_model::ErrorBody::new(dragoman_model::ErrorKind::Authentication, m),
-            None,
-            &id,
-        );
-    }
+    let caller = match gw.authenticate(&headers) {
+        Ok(p) => p,
+        Err(e) => {
+            return render(
+                dialect,
+                &dragoman_model::ErrorBody::new(e.kind(), e.message()),
+                None,
+                &id,
+            );
+        }
+    };
     let mut names: Vec<&str> = gw
         .config()
         .deployments
@@ -109,6 +135,15 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
         if !hidden {
             names.push(alias.as_str());
         }
+    }
+    // A virtual key sees the models it may call.
+    if let crate::principal::Principal::Key(c) = &caller {
+        use crate::tenancy::docs::allows;
+        names.retain(|n| {
+            allows(&c.key.doc.models, n)
+                && c.team.as_ref().is_none_or(|t| allows(&t.doc.models, n))
+                && c.user.as_ref().is_none_or(|u| allows(&u.doc.models, n))
+        });
     }
     names.dedup();
     let mut seen = std::collections::HashSet::new();

@@ -102,6 +102,11 @@ fn record_json(r: &UsageRecord) -> Value {
             "reasoning": u.reasoning,
             "web_search_requests": u.web_search_requests,
         },
+        "api_key": r.owner.api_key,
+        "key_alias": r.owner.key_alias,
+        "team_id": r.owner.team_id,
+        "user_id": r.owner.user_id,
+        "end_user": r.owner.end_user,
         "usage_estimated": r.usage_estimated,
         "cost_nanos": r.cost_nanos,
         "cost_usd": usd_value(r.cost_nanos),
@@ -152,6 +157,10 @@ pub async fn logs(
         limit,
         model: q.get("model").cloned(),
         principal: q.get("key").or_else(|| q.get("principal")).cloned(),
+        api_key: q.get("api_key").map(|k| gw.key_id_of(k)),
+        team_id: q.get("team_id").cloned(),
+        user_id: q.get("user_id").cloned(),
+        end_user: q.get("end_user").cloned(),
         since_ms,
         until_ms,
     };
@@ -180,16 +189,14 @@ pub async fn summary(
             "no usage store is configured (spend logs are disabled)",
         );
     };
-    let group_by = match q.get("group_by").map(String::as_str).unwrap_or("model") {
-        "model" => GroupBy::Model,
-        "key" | "principal" => GroupBy::Principal,
-        "day" => GroupBy::Day,
-        other => {
-            return refuse(
-                ErrorKind::InvalidRequest,
-                format!("group_by: `{other}` is not one of model, key, day"),
-            );
-        }
+    let group_by = match q
+        .get("group_by")
+        .map(String::as_str)
+        .unwrap_or("model")
+        .parse::<GroupBy>()
+    {
+        Ok(g) => g,
+        Err(e) => return refuse(ErrorKind::InvalidRequest, format!("group_by: {e}")),
     };
     let (since_ms, until_ms) = match bounds(&q) {
         Ok(b) => b,
@@ -202,6 +209,7 @@ pub async fn summary(
                 .map(|r| {
                     json!({
                         "group": r.key,
+                        "key": r.key,
                         "requests": r.requests,
                         "usage": {
                             "input_uncached": r.input_uncached,

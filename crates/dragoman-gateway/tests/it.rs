@@ -820,10 +820,7 @@ impl Harness {
         let store = self.store.as_ref().unwrap();
         let q = dragoman_store::LogQuery {
             limit: 1000,
-            model: None,
-            principal: None,
-            since_ms: None,
-            until_ms: None,
+            ..Default::default()
         };
         for _ in 0..200 {
             let rows = store.logs(&q).await.unwrap();
@@ -1000,10 +997,7 @@ async fn shutdown_under_load_leaves_one_record_per_accepted_request() {
     let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
     let q = dragoman_store::LogQuery {
         limit: 1000,
-        model: None,
-        principal: None,
-        since_ms: None,
-        until_ms: None,
+        ..Default::default()
     };
     let rows = store.logs(&q).await.unwrap();
     assert_eq!(

@@ -60,6 +60,14 @@ impl Dialect {
         }
     }
 
+    /// Which rate-limit headers this dialect's clients read (Claude Code reads Anthropic's).
+    pub fn rate_limit_headers(self) -> RateLimitHeaders {
+        match self {
+            Dialect::Anthropic => RateLimitHeaders::Anthropic,
+            Dialect::Chat | Dialect::Responses => RateLimitHeaders::OpenAi,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::Anthropic => "anthropic",
@@ -95,6 +103,16 @@ impl std::fmt::Display for Dialect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The rate-limit headers a family of clients reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitHeaders {
+    /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, resets as durations (`1m0s`).
+    OpenAi,
+    /// `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`, resets as RFC 3339
+    /// times.
+    Anthropic,
 }
 
 /// A JSON object, the form extension fields and opaque values keep.

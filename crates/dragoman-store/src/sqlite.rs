@@ -142,17 +142,10 @@ impl Sqlite {
         .await
     }
 
-    pub(crate) async fn scalar(
-        &self,
-        sql: String,
-        id: String,
-        since_ms: i64,
-    ) -> Result<i64, StoreError> {
-        let args = vec![Value::Text(id), Value::Integer(since_ms)];
-        self.ask("summing spend", |reply| {
-            Job::Scalar(sql.replace('$', "?"), args, reply)
-        })
-        .await
+    pub(crate) async fn scalar(&self, sql: String, args: Vec<Arg>) -> Result<i64, StoreError> {
+        let (sql, args) = for_sqlite(sql, args);
+        self.ask("summing spend", |reply| Job::Scalar(sql, args, reply))
+            .await
     }
 
     pub(crate) async fn count(&self) -> Result<i64, StoreError> {

@@ -318,35 +318,52 @@ impl Store {
         }
     }
 
-    /// The known cost, in nano-dollars, of the requests charged to one key (by hash), team or
-    /// user since `since_ms`.
-    pub async fn spend(&self, by: GroupBy, id: &str, since_ms: i64) -> Result<i64, StoreError> {
-        let column = match by {
-            GroupBy::Key => "api_key",
-            GroupBy::Team => "team_id",
-            GroupBy::User => "user_id",
-            GroupBy::EndUser => "end_user",
-            GroupBy::Model => "model",
-            GroupBy::Principal => "principal",
-            GroupBy::Day => {
-                return Err(StoreError::InvalidArgument {
-                    backend: self.backend_name(),
-                    reason: "spend is summed per key, team, user, model or principal".to_owned(),
-                });
-            }
-        };
-        let sql = format!(
-            "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_records \
-             WHERE {column} = $1 AND started_at_ms >= $2"
-        );
+    /// The known cost, in nano-dollars, of the requests since `since_ms` matching every
+    /// filter: one key (by hash), team or user, and optionally a model group.
+    pub async fn spend(
+        &self,
+        filters: &[(GroupBy, &str)],
+        since_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut sql = "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM usage_records \
+             WHERE started_at_ms >= $1"
+            .to_owned();
+        let mut args = vec![Arg::Int(since_ms)];
+        for (by, value) in filters {
+            let column = match by {
+                GroupBy::Key => "api_key",
+                GroupBy::Team => "team_id",
+                GroupBy::User => "user_id",
+                GroupBy::EndUser => "end_user",
+                GroupBy::Model => "model",
+                GroupBy::Principal => "principal",
+                GroupBy::Day => {
+                    return Err(StoreError::InvalidArgument {
+                        backend: self.backend_name(),
+                        reason:
+                            "spend is filtered by key, team, user, end user, model or principal"
+                                .to_owned(),
+                    });
+                }
+            };
+            args.push(Arg::Text((*value).to_owned()));
+            sql.push_str(&format!(" AND {column} = ${}", args.len()));
+        }
         match &self.backend {
-            Backend::Sqlite(sqlite) => sqlite.scalar(sql, id.to_owned(), since_ms).await,
-            Backend::Postgres(pool) => sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
-                .bind(id)
-                .bind(since_ms)
-                .fetch_one(pool)
-                .await
-                .map_err(|source| pg_error("summing spend", source)),
+            Backend::Sqlite(sqlite) => sqlite.scalar(sql, args).await,
+            Backend::Postgres(pool) => {
+                let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(s) => query.bind(s),
+                        Arg::Int(i) => query.bind(i),
+                    };
+                }
+                query
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|source| pg_error("summing spend", source))
+            }
         }
     }
 

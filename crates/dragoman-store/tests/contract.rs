@@ -1102,10 +1102,30 @@ async fn owner_columns_filter_group_and_sum(fx: &Fixture) {
         sums(store.summary(GroupBy::Team, None, None).await.unwrap()),
         [("".to_owned(), 240), ("t1".to_owned(), 70)]
     );
-    assert_eq!(store.spend(GroupBy::Key, "k2", 0).await.unwrap(), 120);
-    assert_eq!(store.spend(GroupBy::Key, "k2", 3500).await.unwrap(), 80);
-    assert_eq!(store.spend(GroupBy::Team, "t1", 0).await.unwrap(), 70);
-    assert_eq!(store.spend(GroupBy::User, "u1", 0).await.unwrap(), 50);
-    assert_eq!(store.spend(GroupBy::User, "nobody", 0).await.unwrap(), 0);
-    assert!(store.spend(GroupBy::Day, "x", 0).await.is_err());
+    assert_eq!(store.spend(&[(GroupBy::Key, "k2")], 0).await.unwrap(), 120);
+    assert_eq!(
+        store.spend(&[(GroupBy::Key, "k2")], 3500).await.unwrap(),
+        80
+    );
+    assert_eq!(store.spend(&[(GroupBy::Team, "t1")], 0).await.unwrap(), 70);
+    assert_eq!(store.spend(&[(GroupBy::User, "u1")], 0).await.unwrap(), 50);
+    assert_eq!(
+        store
+            .spend(&[(GroupBy::User, "u1"), (GroupBy::Key, "k1")], 0)
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        store
+            .spend(&[(GroupBy::Key, "k1"), (GroupBy::Model, "m")], 0)
+            .await
+            .unwrap(),
+        30
+    );
+    assert_eq!(
+        store.spend(&[(GroupBy::User, "nobody")], 0).await.unwrap(),
+        0
+    );
+    assert!(store.spend(&[(GroupBy::Day, "x")], 0).await.is_err());
 }

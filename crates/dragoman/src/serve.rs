@@ -162,6 +162,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let grace = config.server.shutdown_grace;
         let gateway = dragoman_gateway::Gateway::with_workers(config, store, writer, workers)
             .map_err(anyhow::Error::msg)?;
+        match gateway.load_tenancy().await {
+            Ok(n) if gateway.store_backend().is_some() => tracing::info!(keys_teams_users = n, "virtual keys loaded"),
+            Ok(_) => tracing::warn!("no store (spend logs disabled): keys, teams and users made through /key/* live in memory only and are lost at restart"),
+            Err(e) => anyhow::bail!("cannot read virtual keys from the store: {e}"),
+        }
         gateway.start_background_tasks();
         let listener = std::net::TcpListener::bind(&addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
