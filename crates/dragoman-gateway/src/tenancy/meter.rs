@@ -126,7 +126,7 @@ impl Meter {
         if let Some(budget) = caps.budget {
             let fits = s.spent + s.reserved + reserve <= budget;
             let alone = s.reserved == 0 && s.spent < budget;
-            if !(fits || alone) {
+            if s.spent >= budget || !(fits || alone) {
                 return Err(Refusal::Budget {
                     budget,
                     spent: s.spent,
