@@ -44,8 +44,21 @@ pub struct Config {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub router: RouterSettings,
+    /// Redis, when limits and budgets are to hold across instances.
+    pub redis: Option<RedisSettings>,
     /// One line per unsupported key or suspicious value, to log at start.
     pub warnings: Vec<String>,
+}
+
+/// Where the shared counters live: `general_settings.redis_url`, or LiteLLM's
+/// `router_settings.redis_host` / `redis_port` / `redis_password` (or `redis_url`), or
+/// `litellm_settings.cache_params` `host` / `port` / `password`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisSettings {
+    pub url: Secret,
+    /// Prefix of every key dragoman writes (`dragoman_settings.redis_prefix`, default
+    /// `dragoman`): instances sharing it share their limits.
+    pub prefix: String,
 }
 
 /// How strictly a config is read.
@@ -209,6 +222,9 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
     let mut litellm_settings = None;
     let mut health_interval = None;
     let mut router_settings = None;
+    let mut redis_url: Option<String> = None;
+    let mut redis_parts: [Option<String>; 3] = [None, None, None];
+    let mut redis_prefix = "dragoman".to_owned();
     for (key, value) in &root {
         match key.as_str() {
             "model_list" => {
@@ -251,6 +267,7 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
                             database.url =
                                 string_value(v, &path, env, &mut warnings)?.map(Secret::new)
                         }
+                        "redis_url" => redis_url = string_value(v, &path, env, &mut warnings)?,
                         "disable_spend_logs" => {
                             database.disabled = match string_value(v, &path, env, &mut warnings) {
                                 Ok(Some(s)) => boolean(&Value::String(s), &path)?,
@@ -298,6 +315,7 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
                         "usage_buffer" => database.buffer = Some(uint(v, &path)? as usize),
                         "sticky_sessions" => routing.sticky = boolean(v, &path)?,
                         "max_retry_wait_seconds" => routing.max_retry_wait = seconds(v, &path)?,
+                        "redis_prefix" => redis_prefix = req_string(v, &path)?,
                         _ => warnings.push(format!("{path} is not a known setting and is ignored")),
                     }
                 }
@@ -322,6 +340,53 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
     ] {
         for (k, v) in m.into_iter().flatten() {
             let path = format!("{section}.{k}");
+            let scalar =
+                |v: &Value, warnings: &mut Vec<String>| -> Result<Option<String>, ConfigError> {
+                    match v {
+                        Value::Number(n) => Ok(Some(n.to_string())),
+                        other => string_value(other, &path, env, warnings),
+                    }
+                };
+            match k.as_str() {
+                "redis_url" => {
+                    if redis_url.is_none() {
+                        redis_url = scalar(v, &mut warnings)?;
+                    }
+                    continue;
+                }
+                "redis_host" => {
+                    redis_parts[0] = scalar(v, &mut warnings)?;
+                    continue;
+                }
+                "redis_port" => {
+                    redis_parts[1] = scalar(v, &mut warnings)?;
+                    continue;
+                }
+                "redis_password" => {
+                    redis_parts[2] = scalar(v, &mut warnings)?;
+                    continue;
+                }
+                "cache_params" if section == "litellm_settings" => {
+                    if let Value::Object(cp) = v {
+                        for (ck, cv) in cp {
+                            let i = match ck.as_str() {
+                                "host" => 0,
+                                "port" => 1,
+                                "password" => 2,
+                                _ => {
+                                    warnings.push(format!("{path}.{ck} is not supported yet and is ignored (its Redis host, port and password are used for shared limits; response caching is not built yet)"));
+                                    continue;
+                                }
+                            };
+                            if redis_parts[i].is_none() {
+                                redis_parts[i] = scalar(cv, &mut warnings)?;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             if !router::key(&mut routing, k, v, &path, &mut warnings)? {
                 warnings.push(format!("{path} is not supported yet and is ignored"));
             }
@@ -335,7 +400,21 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
         }
     }
     check_groups(&deployments, &routing, &mut warnings);
+    let redis_url = redis_url.or_else(|| {
+        let [host, port, password] = redis_parts;
+        let host = host?;
+        let port = port.unwrap_or_else(|| "6379".to_owned());
+        Some(match password {
+            Some(p) => format!("redis://:{p}@{host}:{port}"),
+            None => format!("redis://{host}:{port}"),
+        })
+    });
+    let redis = redis_url.map(|u| RedisSettings {
+        url: Secret::new(u),
+        prefix: redis_prefix,
+    });
     Ok(Config {
+        redis,
         deployments,
         master_key,
         server,
@@ -762,6 +841,7 @@ pub fn embedded(env: &dyn Env) -> Config {
         server: ServerSettings::default(),
         database: DatabaseSettings::default(),
         router: RouterSettings::default(),
+        redis: None,
         warnings,
     }
 }

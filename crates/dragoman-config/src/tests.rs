@@ -255,7 +255,6 @@ fn a_router_section_is_honoured_and_every_ignored_key_named() {
         "model_list[2]: skipped: `gemini/gemini-2.5-pro`",
         "model_list[3]: skipped: model_info.mode `embedding`",
         "litellm_settings.success_callback is not supported yet",
-        "router_settings.redis_host is not supported yet",
         "router_settings.allowed_fails_policy.BadRequestErrorAllowedFails is ignored",
         "model_list[0].model_info.max_input_tokens is informational",
     ] {
@@ -272,4 +271,29 @@ fn strict_refuses_what_it_would_skip() {
     let e = parse_with(ROUTED, &env, ParseOptions { strict: true }).unwrap_err();
     assert_eq!(e.path, "model_list[2]");
     assert!(e.message.contains("gemini"), "{e}");
+}
+
+#[test]
+fn redis_comes_from_any_of_litellms_places() {
+    let c = parse(ROUTED, &env).unwrap();
+    assert_eq!(
+        c.redis.as_ref().map(|r| r.url.expose()),
+        Some("redis://localhost:6379")
+    );
+    let yaml = "model_list: []\nlitellm_settings:\n  cache: true\n  cache_params: {type: redis, host: r.internal, port: 6380, password: pw}\n";
+    let c = parse(yaml, &env).unwrap();
+    assert_eq!(
+        c.redis.as_ref().map(|r| r.url.expose()),
+        Some("redis://:pw@r.internal:6380")
+    );
+    assert!(
+        c.warnings
+            .join("\n")
+            .contains("cache_params.type is not supported yet")
+    );
+    let yaml = "model_list: []\ngeneral_settings:\n  redis_url: redis://a:1\nrouter_settings:\n  redis_host: b\ndragoman_settings:\n  redis_prefix: blue\n";
+    let c = parse(yaml, &env).unwrap();
+    let r = c.redis.unwrap();
+    assert_eq!((r.url.expose(), r.prefix.as_str()), ("redis://a:1", "blue"));
+    assert!(parse("model_list: []\n", &env).unwrap().redis.is_none());
 }

@@ -211,6 +211,10 @@ impl Gateway {
             .collect();
         let unrouted_series = metrics.group("unrouted");
         let prices = config.deployments.iter().map(|_| OnceLock::new()).collect();
+        let shared = match &config.redis {
+            Some(r) => Some(tenancy::shared::Shared::new(r.url.expose(), &r.prefix)?),
+            None => None,
+        };
         Ok(Arc::new(Gateway {
             series,
             unrouted_series,
@@ -223,7 +227,7 @@ impl Gateway {
             overrides,
             metrics,
             writer,
-            tenancy: Arc::new(tenancy::Tenancy::new(store.clone())),
+            tenancy: Arc::new(tenancy::Tenancy::new(store.clone(), shared)),
             store,
             unpriced: Mutex::new(HashSet::new()),
             cut_off: std::sync::atomic::AtomicBool::new(false),

@@ -121,6 +121,9 @@ pub struct Metrics {
     writer_backlog: Gauge,
     writer_dropped: Counter,
     writer_dropped_seen: AtomicU64,
+    redis_up: Gauge,
+    limit_fallbacks: Gauge,
+    redis_pending: Gauge,
 }
 
 fn latency_buckets() -> Histogram {
@@ -226,7 +229,28 @@ impl Metrics {
             "Usage records dropped because the writer buffer was full",
             writer_dropped.clone(),
         );
+        let redis_up = Gauge::default();
+        let limit_fallbacks = Gauge::default();
+        let redis_pending = Gauge::default();
+        registry.register(
+            "dragoman_redis_up",
+            "1 while the shared limiter (Redis) answers, 0 while each instance decides on its share alone",
+            redis_up.clone(),
+        );
+        registry.register(
+            "dragoman_limit_local_decisions",
+            "Admissions decided locally because Redis was unreachable, since start",
+            limit_fallbacks.clone(),
+        );
+        registry.register(
+            "dragoman_redis_pending_settlements",
+            "Settlements waiting for Redis to return",
+            redis_pending.clone(),
+        );
         Metrics {
+            redis_up,
+            limit_fallbacks,
+            redis_pending,
             registry,
             requests,
             tokens,
@@ -383,6 +407,14 @@ impl Metrics {
                 .get_or_create(&l)
                 .set(i64::from(router.in_flight(i)));
         }
+    }
+
+    /// The shared limiter's state, sampled at scrape time.
+    pub fn sample_shared(&self, shared: &crate::tenancy::shared::Shared) {
+        self.redis_up.set(i64::from(shared.is_up()));
+        self.limit_fallbacks
+            .set(shared.fallbacks.load(Ordering::Relaxed) as i64);
+        self.redis_pending.set(shared.pending() as i64);
     }
 
     /// The text exposition, with the writer's state sampled now.

@@ -15,15 +15,18 @@ use dragoman_model::{ErrorKind, RateLimitHeaders};
 use crate::errors::GatewayError;
 use crate::principal::Principal;
 use crate::tenancy::docs::allows;
-use crate::tenancy::meter::{Caps, Headroom, Meter, Refusal};
-use crate::tenancy::{KEY, Tenancy, now_ms};
+use crate::tenancy::meter::{Caps, Headroom, Meter, Refusal, WINDOW_MS};
+use crate::tenancy::shared::{Part, Seen, Shared, Verdict};
+use crate::tenancy::{KEY, Tenancy, now_ms, period_start};
 
 /// What the policy stage needs to know about a request.
 pub struct Ask<'a> {
     /// The model group, aliases resolved.
     pub group: &'a str,
     /// The request's worst-case cost in nano-dollars, asked for only when a budget applies.
-    pub worst_cost: &'a dyn Fn() -> i64,
+    pub worst_cost: &'a (dyn Fn() -> i64 + Sync),
+    /// The request's id: its entry in the shared limiter's windows.
+    pub request_id: &'a str,
 }
 
 struct Charge {
@@ -32,12 +35,23 @@ struct Charge {
     reserved: i64,
     /// Whether the meter holds the request's admission time (it has an rpm).
     counted: bool,
+    /// The global state this meter had at admission, when Redis decided.
+    seen: Option<Seen>,
+}
+
+/// The shared limiter's part in an admission: settled there too (or later, if it is away).
+struct Global {
+    shared: Arc<Shared>,
+    rid: String,
+    /// (key prefix, period start, spend counter's time to live) per charge.
+    parts: Vec<(String, i64, i64)>,
 }
 
 /// An admitted request's claims on its meters. Settled at the request's exit; dropped
 /// unsettled (refused further on), it gives them back.
 pub struct Admission {
     charges: Vec<Charge>,
+    global: Option<Global>,
     at_ms: i64,
     settled: bool,
 }
@@ -47,6 +61,7 @@ impl Admission {
     pub fn free() -> Admission {
         Admission {
             charges: Vec::new(),
+            global: None,
             at_ms: 0,
             settled: true,
         }
@@ -62,18 +77,48 @@ impl Admission {
         for c in &self.charges {
             c.meter.settle(&c.caps, now, c.reserved, cost, tokens);
         }
+        if let Some(g) = self.global.take() {
+            g.shared
+                .settle(g.rid, g.parts, cost.unwrap_or(0).max(0), tokens);
+        }
+    }
+
+    /// One charge's headroom: the global state when Redis decided, else this instance's.
+    fn headroom_of(c: &Charge, now: i64) -> Headroom {
+        let Some(seen) = c.seen else {
+            return c.meter.headroom(&c.caps, now);
+        };
+        let reset = |oldest: i64| (oldest + WINDOW_MS - now).max(0);
+        Headroom {
+            requests: c.caps.rpm.map(|l| {
+                (
+                    l,
+                    l.saturating_sub(seen.requests + 1),
+                    reset(seen.oldest_request_ms),
+                )
+            }),
+            tokens: c.caps.tpm.map(|l| {
+                (
+                    l,
+                    l.saturating_sub(seen.tokens),
+                    reset(seen.oldest_token_ms),
+                )
+            }),
+            spent: seen.spent,
+            budget: c.caps.budget,
+        }
     }
 
     /// The tightest headroom of the metered entities, and the key's spend and budget.
     fn headroom(&self) -> Option<Headroom> {
         let key = self.charges.first()?;
         let now = now_ms();
-        let mut out = key.meter.headroom(&key.caps, now);
+        let mut out = Self::headroom_of(key, now);
         for c in &self.charges[1..] {
             if c.caps.rpm.is_none() && c.caps.tpm.is_none() {
                 continue;
             }
-            let h = c.meter.headroom(&c.caps, now);
+            let h = Self::headroom_of(c, now);
             let tighter = |a: Option<(u64, u64, i64)>, b: Option<(u64, u64, i64)>| match (a, b) {
                 (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
                 (a, b) => a.or(b),
@@ -142,6 +187,9 @@ impl Drop for Admission {
             for c in &self.charges {
                 c.meter.cancel(self.at_ms, c.reserved, c.counted);
             }
+            if let Some(g) = self.global.take() {
+                g.shared.settle(g.rid, g.parts, 0, 0);
+            }
         }
     }
 }
@@ -167,8 +215,18 @@ fn go_duration(ms: i64) -> String {
     }
 }
 
-/// Admits or refuses a request before any deployment is chosen.
-pub fn admit(
+/// One meter a request is charged to.
+struct Plan {
+    who: &'static str,
+    meter: Arc<Meter>,
+    caps: Caps,
+    /// The shared limiter's key prefix for it.
+    base: Option<String>,
+}
+
+/// Admits or refuses a request before any deployment is chosen. With Redis, one round trip
+/// decides for every instance; without it (or while it is away), this instance's meters do.
+pub async fn admit(
     tenancy: &Tenancy,
     principal: &Principal,
     ask: &Ask<'_>,
@@ -202,42 +260,165 @@ pub fn admit(
             .with_status(403));
         }
     }
-    let mut charges = Vec::with_capacity(4);
-    charges.push(("key", key.meter.clone(), key.caps));
+    let shared = tenancy.shared();
+    let base = |kind: &str, id: &str| shared.map(|s| s.base(kind, id));
+    let mut plans = Vec::with_capacity(4);
+    plans.push(Plan {
+        who: "key",
+        meter: key.meter.clone(),
+        caps: key.caps,
+        base: base("k", &key.doc.key_id),
+    });
     if let Some(caps) = key.doc.limits.model_caps(ask.group, key.caps.anchor_ms) {
-        charges.push((
-            "key's model",
-            tenancy.model_meter(KEY, &key.doc.key_id, ask.group),
+        plans.push(Plan {
+            who: "key's model",
+            meter: tenancy.model_meter(KEY, &key.doc.key_id, ask.group),
             caps,
-        ));
+            base: base("km", &format!("{}:{}", key.doc.key_id, ask.group)),
+        });
     }
     if let Some(t) = &caller.team {
-        charges.push(("team", t.meter.clone(), t.caps));
+        plans.push(Plan {
+            who: "team",
+            meter: t.meter.clone(),
+            caps: t.caps,
+            base: base("t", &t.doc.team_id),
+        });
     }
     if let Some(u) = &caller.user {
-        charges.push(("user", u.meter.clone(), u.caps));
+        plans.push(Plan {
+            who: "user",
+            meter: u.meter.clone(),
+            caps: u.caps,
+            base: base("u", &u.doc.user_id),
+        });
     }
-    let reserve = if charges.iter().any(|(_, _, c)| c.budget.is_some()) {
+    let reserve = if plans.iter().any(|p| p.caps.budget.is_some()) {
         (ask.worst_cost)().max(0)
     } else {
         0
     };
+    let reserve_for = |caps: &Caps| if caps.budget.is_some() { reserve } else { 0 };
     let now = now_ms();
+    let global = |shared: &Arc<Shared>, plans: &[Plan]| Global {
+        shared: shared.clone(),
+        rid: ask.request_id.to_owned(),
+        parts: plans
+            .iter()
+            .map(|p| {
+                let ttl = p
+                    .caps
+                    .period_ms
+                    .filter(|d| *d > 0)
+                    .map_or(0, |d| d + 86_400_000);
+                (
+                    p.base.clone().unwrap_or_default(),
+                    period_start(&p.caps, now),
+                    ttl,
+                )
+            })
+            .collect(),
+    };
+    if let Some(shared) = shared
+        && shared.is_up()
+    {
+        let parts: Vec<Part> = plans
+            .iter()
+            .map(|p| Part {
+                base: p.base.clone().unwrap_or_default(),
+                caps: p.caps,
+                reserve: reserve_for(&p.caps),
+                seed: p.meter.spend(&p.caps, now).0,
+                period_start: period_start(&p.caps, now),
+            })
+            .collect();
+        match shared.admit(ask.request_id, &parts, now).await {
+            Ok(Verdict::Admitted(seen)) => {
+                let g = global(shared, &plans);
+                let charges = plans
+                    .into_iter()
+                    .zip(seen)
+                    .map(|(p, seen)| {
+                        let reserved = reserve_for(&p.caps);
+                        p.meter.record(&p.caps, now, reserved, Some(seen.spent));
+                        Charge {
+                            counted: p.caps.rpm.is_some(),
+                            meter: p.meter,
+                            caps: p.caps,
+                            reserved,
+                            seen: Some(seen),
+                        }
+                    })
+                    .collect();
+                return Ok(Admission {
+                    charges,
+                    global: Some(g),
+                    at_ms: now,
+                    settled: false,
+                });
+            }
+            Ok(Verdict::Refused(i, what, value, limit)) => {
+                let Some(p) = plans.get(i) else {
+                    return Err(GatewayError::gateway(
+                        ErrorKind::Server,
+                        "the shared limiter answered for a meter it was not asked about",
+                    ));
+                };
+                let r = match what {
+                    4 => Refusal::Budget {
+                        budget: limit,
+                        spent: value,
+                        resets_at_ms: p
+                            .caps
+                            .period_ms
+                            .filter(|d| *d > 0)
+                            .map(|d| period_start(&p.caps, now) + d),
+                    },
+                    _ => Refusal::Limit {
+                        what: match what {
+                            1 => "requests per minute",
+                            2 => "tokens per minute",
+                            _ => "parallel requests",
+                        },
+                        limit: limit.max(0) as u64,
+                        retry_after_ms: value.max(1),
+                    },
+                };
+                return Err(refusal(p.who, caller.label_for(p.who), r, ask.group));
+            }
+            // Unreachable or too slow: decided below, alone.
+            Err(_) => {}
+        }
+    }
+    // Alone: this instance's meters, each limit shared with the other live instances when
+    // the limits are meant to be global.
     let mut admission = Admission {
-        charges: Vec::with_capacity(charges.len()),
+        charges: Vec::with_capacity(plans.len()),
+        global: shared.map(|s| global(s, &plans)),
         at_ms: now,
         settled: false,
     };
-    for (who, meter, caps) in charges {
-        let reserved = if caps.budget.is_some() { reserve } else { 0 };
-        match meter.admit(&caps, now, reserved) {
+    let n = shared.map_or(1, |s| {
+        s.fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.instances()
+    });
+    for p in plans {
+        let reserved = reserve_for(&p.caps);
+        let caps = if n > 1 {
+            p.caps.share(n, p.meter.spend(&p.caps, now).0)
+        } else {
+            p.caps
+        };
+        match p.meter.admit(&caps, now, reserved) {
             // Dropping the admission gives back what the earlier meters took.
-            Err(r) => return Err(refusal(who, caller.label_for(who), r, ask.group)),
+            Err(r) => return Err(refusal(p.who, caller.label_for(p.who), r, ask.group)),
             Ok(()) => admission.charges.push(Charge {
-                meter,
+                meter: p.meter,
                 counted: caps.rpm.is_some(),
-                caps,
+                caps: p.caps,
                 reserved,
+                seen: None,
             }),
         }
     }

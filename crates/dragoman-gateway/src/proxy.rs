@@ -271,8 +271,9 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         let ask = crate::policy::Ask {
             group: &group.name,
             worst_cost: &worst_cost,
+            request_id: &id,
         };
-        crate::policy::admit(&gw.tenancy, &principal, &ask)
+        crate::policy::admit(&gw.tenancy, &principal, &ask).await
     };
     match admitted {
         Ok(a) => tracker.admitted(a),

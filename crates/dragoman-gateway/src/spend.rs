@@ -244,6 +244,9 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
     }
     let stats = gw.writer.as_ref().map(|w| w.stats());
     gw.metrics.sample_router(&gw.router);
+    if let Some(s) = gw.tenancy.shared() {
+        gw.metrics.sample_shared(s);
+    }
     let body = gw.metrics.render(stats.as_ref());
     let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut().insert(

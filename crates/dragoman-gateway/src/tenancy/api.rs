@@ -581,7 +581,9 @@ async fn regenerate(
     let key = match str_field(&body, "new_key") {
         Some(k) if k.starts_with("sk-") && k.len() >= 12 => k.to_owned(),
         Some(_) => {
-            return bad("new_key: a custom key must start with `sk-` and be at least 12 characters");
+            return bad(
+                "new_key: a custom key must start with `sk-` and be at least 12 characters",
+            );
         }
         None => match new_key() {
             Ok(k) => k,

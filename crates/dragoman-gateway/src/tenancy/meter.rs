@@ -26,6 +26,24 @@ pub struct Caps {
     pub anchor_ms: i64,
 }
 
+impl Caps {
+    /// This instance's share of the caps when it must decide alone among `n` instances: each
+    /// limit divided (at least 1), and of the budget what is left divided.
+    pub fn share(&self, n: u64, spent: i64) -> Caps {
+        if n <= 1 {
+            return *self;
+        }
+        let part = |v: Option<u64>| v.map(|v| v.div_ceil(n).max(1));
+        Caps {
+            rpm: part(self.rpm),
+            tpm: part(self.tpm),
+            parallel: part(self.parallel),
+            budget: self.budget.map(|b| spent + (b - spent).max(0) / n as i64),
+            ..*self
+        }
+    }
+}
+
 /// Why a meter refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
@@ -172,6 +190,25 @@ impl Meter {
         s.in_flight += 1;
         s.reserved += reserve;
         Ok(())
+    }
+
+    /// Counts a request admitted elsewhere (by the shared limiter): this instance's view
+    /// stays current for when it must decide alone.
+    pub fn record(&self, caps: &Caps, now: i64, reserve: i64, spent: Option<i64>) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        s.prune(now);
+        s.roll(caps, now);
+        if caps.rpm.is_some() {
+            s.requests.push_back(now);
+        }
+        s.in_flight += 1;
+        s.reserved += reserve;
+        if let Some(g) = spent {
+            // The global spend this period, as the shared counter holds it.
+            s.spent = s.spent.max(g);
+        }
     }
 
     /// Ends an admitted request: its reservation becomes its real cost (`None`: unknown, counted

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod docs;
 pub mod meter;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -99,6 +100,8 @@ pub struct Tenancy {
     applying: tokio::sync::Mutex<()>,
     /// The start of the last poll that succeeded (Unix ms).
     polled_ms: AtomicI64,
+    /// Redis, when limits and budgets hold across instances.
+    shared: Option<Arc<shared::Shared>>,
 }
 
 /// The kinds of document, as the store names them.
@@ -107,8 +110,9 @@ pub const TEAM: &str = "team";
 pub const USER: &str = "user";
 
 impl Tenancy {
-    pub fn new(store: Option<Store>) -> Tenancy {
+    pub fn new(store: Option<Store>, shared: Option<Arc<shared::Shared>>) -> Tenancy {
         Tenancy {
+            shared,
             dir: ArcSwap::from_pointee(Directory::default()),
             meters: Mutex::new(HashMap::new()),
             store,
@@ -120,6 +124,10 @@ impl Tenancy {
 
     pub fn directory(&self) -> arc_swap::Guard<Arc<Directory>> {
         self.dir.load()
+    }
+
+    pub fn shared(&self) -> Option<&Arc<shared::Shared>> {
+        self.shared.as_ref()
     }
 
     pub fn store(&self) -> Option<&Store> {
@@ -208,6 +216,9 @@ impl Tenancy {
 
     /// Loads every document from the store: call before serving.
     pub async fn load(&self) -> Result<usize, String> {
+        if let Some(s) = &self.shared {
+            s.beat().await;
+        }
         let Some(store) = &self.store else {
             return Ok(0);
         };
@@ -378,6 +389,9 @@ impl Tenancy {
 
     /// Polls the store every [`POLL_EVERY`] for as long as the gateway lives.
     pub fn spawn_poller(self: &Arc<Self>) {
+        if let Some(s) = &self.shared {
+            s.spawn();
+        }
         if self.store.is_none() {
             return;
         }
