@@ -79,6 +79,13 @@ pub struct Args {
     /// Run the gateway without its accounting store (general_settings.disable_spend_logs).
     #[arg(long)]
     pub no_store: bool,
+    /// Call the gateway with a virtual key in a team, with a user, every one of them with rpm,
+    /// tpm, parallel and budget limits (high enough never to refuse): the policy stage's cost.
+    #[arg(long)]
+    pub virtual_key: bool,
+    /// Keep those limits in this Redis (`general_settings.redis_url`): the shared limiter's cost.
+    #[arg(long)]
+    pub redis_url: Option<String>,
     /// Where results.md and results.json go (default target/bench/<unix time>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -160,6 +167,17 @@ pub fn target(
     addr: SocketAddr,
     paced: (u64, u64),
 ) -> anyhow::Result<Target> {
+    target_with(scenario, side, addr, paced, API_KEY)
+}
+
+/// As [`target`], the gateway side calling with `key` (a virtual key, say).
+pub fn target_with(
+    scenario: Scenario,
+    side: Side,
+    addr: SocketAddr,
+    paced: (u64, u64),
+    gateway_key: &str,
+) -> anyhow::Result<Target> {
     let expected = Some(DEFAULT_CHUNKS as u64);
     let pacing = [
         ("x-mock-delay-ms", paced.0.to_string()),
@@ -177,14 +195,14 @@ pub fn target(
             addr,
             "/v1/chat/completions",
             &chat_body("bench-chat"),
-            API_KEY,
+            gateway_key,
             &[],
         )?,
         (Scenario::MessagesChat, Side::Gateway) => Target::post(
             addr,
             "/v1/messages",
             &messages_body("bench-messages-chat", false),
-            API_KEY,
+            gateway_key,
             &[],
         )?,
         (Scenario::MessagesResponses, Side::Direct) => Target::post(
@@ -199,7 +217,7 @@ pub fn target(
             addr,
             "/v1/messages",
             &messages_body("bench-responses", true),
-            API_KEY,
+            gateway_key,
             &[],
         )?
         .stream(ANTHROPIC_DELTA, expected),
@@ -217,7 +235,7 @@ pub fn target(
             addr,
             "/v1/messages",
             &messages_body("bench-responses-paced", true),
-            API_KEY,
+            gateway_key,
             &pacing,
         )?
         .stream(ANTHROPIC_DELTA, expected),
@@ -226,6 +244,17 @@ pub fn target(
 
 /// The gateway configuration: the shared harness's model names, all served by the mock.
 pub fn gateway_config(mock: SocketAddr, db: &Path, store: bool, paced: (u64, u64)) -> String {
+    gateway_config_with(mock, db, store, paced, None)
+}
+
+/// As [`gateway_config`], with the shared limiter in `redis`.
+pub fn gateway_config_with(
+    mock: SocketAddr,
+    db: &Path,
+    store: bool,
+    paced: (u64, u64),
+    redis: Option<&str>,
+) -> String {
     let base = format!("http://{mock}/v1");
     let entry = |name: &str, model: &str, extra: &str| {
         format!(
@@ -239,8 +268,12 @@ pub fn gateway_config(mock: SocketAddr, db: &Path, store: bool, paced: (u64, u64
     );
     // A JSON string is a valid YAML scalar whatever the path holds.
     let db = serde_json::Value::String(db.display().to_string()).to_string();
+    let redis = redis.map_or(String::new(), |r| {
+        format!("  redis_url: {}\n", serde_json::Value::String(r.to_owned()))
+    });
+    let prefix = format!("bench{}", unix_time());
     format!(
-        "model_list:\n{}{}{}{}general_settings:\n  master_key: {API_KEY}\n  disable_spend_logs: {}\ndragoman_settings:\n  database_path: {db}\n",
+        "model_list:\n{}{}{}{}general_settings:\n  master_key: {API_KEY}\n  disable_spend_logs: {}\n{redis}dragoman_settings:\n  database_path: {db}\n  redis_prefix: {prefix}\n",
         entry("bench-chat", "openai/gpt-4o-mini", ""),
         entry("bench-messages-chat", "custom_openai/gpt-4o-mini", ""),
         entry("bench-responses", "openai/gpt-5-codex", responses),
@@ -353,6 +386,52 @@ fn get_ok(addr: SocketAddr, path: &str) -> bool {
     }
     let mut head = [0u8; 12];
     s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// A JSON POST with the master key, for setting up keys; the answer's body.
+fn admin_post(addr: SocketAddr, path: &str, body: &Value) -> anyhow::Result<Value> {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr)?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{path}: {head}");
+    }
+    Ok(serde_json::from_str(rest)?)
+}
+
+/// A team, a user and a key in both, each with every kind of limit, high enough never to
+/// refuse: what the benchmark measures is the checking.
+fn virtual_key(addr: SocketAddr) -> anyhow::Result<String> {
+    let limits = json!({"rpm_limit": 100_000_000, "tpm_limit": 100_000_000_000u64, "max_parallel_requests": 100_000, "max_budget": 1_000_000.0, "budget_duration": "30d"});
+    let with = |extra: Value| {
+        let mut v = limits.clone();
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        v
+    };
+    admin_post(addr, "/team/new", &with(json!({"team_id": "bench-team"})))?;
+    admin_post(
+        addr,
+        "/user/new",
+        &with(json!({"user_id": "bench-user", "auto_create_key": false})),
+    )?;
+    let k = admin_post(
+        addr,
+        "/key/generate",
+        &with(json!({"team_id": "bench-team", "user_id": "bench-user", "key_alias": "bench"})),
+    )?;
+    k["key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no key in the /key/generate answer")
 }
 
 fn wait_ready(
@@ -559,11 +638,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
 
     let mut gateway = None;
+    let mut gateway_key = API_KEY.to_owned();
     if let Some(bin) = &gateway_bin {
         let config = tmp.0.join("dragoman.yaml");
         std::fs::write(
             &config,
-            gateway_config(mock_addr, &tmp.0.join("bench.db"), !a.no_store, paced),
+            gateway_config_with(
+                mock_addr,
+                &tmp.0.join("bench.db"),
+                !a.no_store,
+                paced,
+                a.redis_url.as_deref(),
+            ),
         )?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -593,6 +679,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             results.startup_ms.unwrap_or_default(),
             results.idle_rss_mib.unwrap_or_default()
         );
+        if a.virtual_key {
+            gateway_key = virtual_key(addr)?;
+            eprintln!("calling the gateway with a virtual key (team, user, limits on each)");
+        }
         gateway = Some((addr, pid, RssSampler::start(pid)));
     }
 
@@ -634,7 +724,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             };
             let gw = match &gateway {
                 Some((addr, _, s)) => {
-                    let t = target(sc, Side::Gateway, *addr, paced)?;
+                    let t = target_with(sc, Side::Gateway, *addr, paced, &gateway_key)?;
                     Some(measure(
                         &rt,
                         sc.name(),

@@ -212,7 +212,11 @@ impl Gateway {
         let unrouted_series = metrics.group("unrouted");
         let prices = config.deployments.iter().map(|_| OnceLock::new()).collect();
         let shared = match &config.redis {
-            Some(r) => Some(tenancy::shared::Shared::new(r.url.expose(), &r.prefix)?),
+            Some(r) => Some(tenancy::shared::Shared::new(
+                r.url.expose(),
+                &r.prefix,
+                workers.max(1),
+            )?),
             None => None,
         };
         Ok(Arc::new(Gateway {
@@ -289,6 +293,13 @@ impl Gateway {
 thread_local! {
     /// Which serving thread this is (see [`serve_threads`]); 0 outside them.
     static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Whether this thread is one of [`serve_threads`]'s.
+    static SERVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The serving thread this is, `None` outside [`serve_threads`].
+pub(crate) fn worker_index() -> Option<usize> {
+    SERVING.get().then(|| WORKER.get())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish
@@ -338,6 +349,7 @@ pub fn serve_threads(
             .name(format!("dragoman-w{i}"))
             .spawn(move || {
                 WORKER.set(i);
+                SERVING.set(true);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;

@@ -136,50 +136,73 @@ impl Admission {
             return;
         };
         let now = now_ms();
-        let mut put = |name: String, value: String| {
-            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-                headers.insert(n, v);
-            }
-        };
-        for (what, hr) in [("requests", h.requests), ("tokens", h.tokens)] {
+        for (i, hr) in [h.requests, h.tokens].into_iter().enumerate() {
             let Some((limit, remaining, reset_ms)) = hr else {
                 continue;
             };
-            match style {
-                RateLimitHeaders::OpenAi => {
-                    put(format!("x-ratelimit-limit-{what}"), limit.to_string());
-                    put(
-                        format!("x-ratelimit-remaining-{what}"),
-                        remaining.to_string(),
-                    );
-                    put(format!("x-ratelimit-reset-{what}"), go_duration(reset_ms));
-                }
+            let [limit_name, remaining_name, reset_name] = match style {
+                RateLimitHeaders::OpenAi => OPENAI_NAMES[i].clone(),
+                RateLimitHeaders::Anthropic => ANTHROPIC_NAMES[i].clone(),
+            };
+            headers.insert(limit_name, HeaderValue::from(limit));
+            headers.insert(remaining_name, HeaderValue::from(remaining));
+            let reset = match style {
+                RateLimitHeaders::OpenAi => go_duration(reset_ms),
                 RateLimitHeaders::Anthropic => {
-                    put(
-                        format!("anthropic-ratelimit-{what}-limit"),
-                        limit.to_string(),
-                    );
-                    put(
-                        format!("anthropic-ratelimit-{what}-remaining"),
-                        remaining.to_string(),
-                    );
-                    put(
-                        format!("anthropic-ratelimit-{what}-reset"),
-                        crate::tenancy::api::iso(now + reset_ms).replace(".000Z", "Z"),
-                    );
+                    crate::tenancy::api::iso(now + reset_ms).replace(".000Z", "Z")
                 }
+            };
+            if let Ok(v) = HeaderValue::try_from(reset) {
+                headers.insert(reset_name, v);
             }
-            put(
-                format!("x-litellm-key-remaining-{what}"),
-                remaining.to_string(),
-            );
+            headers.insert(LITELLM_REMAINING[i].clone(), HeaderValue::from(remaining));
         }
-        put("x-litellm-key-spend".into(), dollars(h.spent));
-        if let Some(b) = h.budget {
-            put("x-litellm-key-max-budget".into(), dollars(b));
+        if let Ok(v) = HeaderValue::try_from(dollars(h.spent)) {
+            headers.insert(KEY_SPEND, v);
+        }
+        if let Some(b) = h.budget
+            && let Ok(v) = HeaderValue::try_from(dollars(b))
+        {
+            headers.insert(KEY_MAX_BUDGET, v);
         }
     }
 }
+
+const fn name(s: &'static str) -> HeaderName {
+    HeaderName::from_static(s)
+}
+
+/// Limit, remaining and reset, for requests then tokens.
+const OPENAI_NAMES: [[HeaderName; 3]; 2] = [
+    [
+        name("x-ratelimit-limit-requests"),
+        name("x-ratelimit-remaining-requests"),
+        name("x-ratelimit-reset-requests"),
+    ],
+    [
+        name("x-ratelimit-limit-tokens"),
+        name("x-ratelimit-remaining-tokens"),
+        name("x-ratelimit-reset-tokens"),
+    ],
+];
+const ANTHROPIC_NAMES: [[HeaderName; 3]; 2] = [
+    [
+        name("anthropic-ratelimit-requests-limit"),
+        name("anthropic-ratelimit-requests-remaining"),
+        name("anthropic-ratelimit-requests-reset"),
+    ],
+    [
+        name("anthropic-ratelimit-tokens-limit"),
+        name("anthropic-ratelimit-tokens-remaining"),
+        name("anthropic-ratelimit-tokens-reset"),
+    ],
+];
+const LITELLM_REMAINING: [HeaderName; 2] = [
+    name("x-litellm-key-remaining-requests"),
+    name("x-litellm-key-remaining-tokens"),
+];
+const KEY_SPEND: HeaderName = name("x-litellm-key-spend");
+const KEY_MAX_BUDGET: HeaderName = name("x-litellm-key-max-budget");
 
 impl Drop for Admission {
     fn drop(&mut self) {

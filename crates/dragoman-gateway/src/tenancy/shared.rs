@@ -30,6 +30,7 @@ const ADMIT: &str = r#"
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
 local n = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4 + 7 * n])
 local sec = math.floor(now / 1000)
 local out = {}
 for i = 1, n do
@@ -37,46 +38,51 @@ for i = 1, n do
   local o = 3 + (i - 1) * 7
   local rpm, tpm, par = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
   local budget, period, reserve, seed = tonumber(ARGV[o + 4]), ARGV[o + 5], tonumber(ARGV[o + 6]), ARGV[o + 7]
-  redis.call('ZREMRANGEBYSCORE', b .. ':r', '-inf', now - 60000)
-  local reqs = redis.call('ZCARD', b .. ':r')
-  local oldest_r = redis.call('ZRANGE', b .. ':r', 0, 0, 'WITHSCORES')[2] or now
-  if rpm >= 0 and reqs >= rpm then
-    return {i, 1, tonumber(oldest_r) + 60000 - now, rpm}
+  local reqs, oldest_r = 0, now
+  if rpm >= 0 then
+    redis.call('ZREMRANGEBYSCORE', b .. ':r', '-inf', now - 60000)
+    reqs = redis.call('ZCARD', b .. ':r')
+    if reqs > 0 then oldest_r = tonumber(redis.call('ZRANGE', b .. ':r', 0, 0, 'WITHSCORES')[2]) end
+    if reqs >= rpm then return {i, 1, oldest_r + 60000 - now, rpm} end
   end
-  local h = redis.call('HGETALL', b .. ':t')
   local toks, oldest_t = 0, sec
-  for j = 1, #h, 2 do
-    local s = tonumber(h[j])
-    if s <= sec - 60 then
-      redis.call('HDEL', b .. ':t', h[j])
-    else
-      toks = toks + tonumber(h[j + 1])
-      if s < oldest_t then oldest_t = s end
+  if tpm >= 0 then
+    local h = redis.call('HGETALL', b .. ':t')
+    for j = 1, #h, 2 do
+      local s = tonumber(h[j])
+      if s <= sec - 60 then
+        redis.call('HDEL', b .. ':t', h[j])
+      else
+        toks = toks + tonumber(h[j + 1])
+        if s < oldest_t then oldest_t = s end
+      end
     end
+    if toks >= tpm then return {i, 2, oldest_t * 1000 + 60000 - now, tpm} end
   end
-  if tpm >= 0 and toks >= tpm then
-    return {i, 2, oldest_t * 1000 + 60000 - now, tpm}
+  if par >= 0 or budget >= 0 then
+    redis.call('ZREMRANGEBYSCORE', b .. ':p', '-inf', now)
   end
-  redis.call('ZREMRANGEBYSCORE', b .. ':p', '-inf', now)
   if par >= 0 and redis.call('ZCARD', b .. ':p') >= par then
     return {i, 3, 1000, par}
   end
   local sk = b .. ':s:' .. period
   redis.call('SET', sk, seed, 'NX')
   local spent = tonumber(redis.call('GET', sk))
-  local reserved = 0
-  local hr = redis.call('HGETALL', b .. ':h')
-  for j = 1, #hr, 2 do
-    if redis.call('ZSCORE', b .. ':p', hr[j]) then
-      reserved = reserved + tonumber(hr[j + 1])
-    else
-      redis.call('HDEL', b .. ':h', hr[j])
+  if budget >= 0 then
+    local reserved = 0
+    local hr = redis.call('HGETALL', b .. ':h')
+    for j = 1, #hr, 2 do
+      if redis.call('ZSCORE', b .. ':p', hr[j]) then
+        reserved = reserved + tonumber(hr[j + 1])
+      else
+        redis.call('HDEL', b .. ':h', hr[j])
+      end
+    end
+    if spent >= budget or (spent + reserved + reserve > budget and reserved > 0) then
+      return {i, 4, spent, budget}
     end
   end
-  if budget >= 0 and (spent >= budget or (spent + reserved + reserve > budget and reserved > 0)) then
-    return {i, 4, spent, budget}
-  end
-  out[i] = {reqs, tonumber(oldest_r), toks, oldest_t * 1000, spent}
+  out[i] = {reqs, oldest_r, toks, oldest_t * 1000, spent}
 end
 local flat = {0}
 for i = 1, n do
@@ -86,12 +92,14 @@ for i = 1, n do
     redis.call('ZADD', b .. ':r', now, rid)
     redis.call('PEXPIRE', b .. ':r', 61000)
   end
-  redis.call('ZADD', b .. ':p', now + tonumber(ARGV[4 + 7 * n]), rid)
-  redis.call('PEXPIRE', b .. ':p', tonumber(ARGV[4 + 7 * n]))
+  if tonumber(ARGV[o + 3]) >= 0 or tonumber(ARGV[o + 4]) >= 0 then
+    redis.call('ZADD', b .. ':p', now + lease, rid)
+    redis.call('PEXPIRE', b .. ':p', lease)
+  end
   local reserve = tonumber(ARGV[o + 6])
   if reserve > 0 then
     redis.call('HSET', b .. ':h', rid, reserve)
-    redis.call('PEXPIRE', b .. ':h', tonumber(ARGV[4 + 7 * n]))
+    redis.call('PEXPIRE', b .. ':h', lease)
   end
   for _, v in ipairs(out[i]) do table.insert(flat, v) end
 end
@@ -163,7 +171,9 @@ struct Pending {
 
 pub struct Shared {
     client: redis::Client,
-    conn: ArcSwapOption<ConnectionManager>,
+    /// One connection per serving thread (and one for the heartbeat): a connection's driver
+    /// runs on the runtime that opened it, so each thread talks to Redis without a hop.
+    conns: Vec<ArcSwapOption<ConnectionManager>>,
     prefix: String,
     instance: String,
     up: AtomicBool,
@@ -176,12 +186,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(url: &str, prefix: &str) -> Result<Arc<Shared>, String> {
+    pub fn new(url: &str, prefix: &str, workers: usize) -> Result<Arc<Shared>, String> {
         let client = redis::Client::open(url).map_err(|e| format!("redis url: {e}"))?;
         let instance = format!("{:016x}", fastrand::u64(..));
         Ok(Arc::new(Shared {
             client,
-            conn: ArcSwapOption::empty(),
+            conns: (0..=workers).map(|_| ArcSwapOption::empty()).collect(),
             prefix: prefix.to_owned(),
             instance,
             up: AtomicBool::new(false),
@@ -227,8 +237,12 @@ impl Shared {
         });
     }
 
+    /// This thread's connection (the heartbeat's outside the serving threads).
     async fn connection(&self) -> Result<ConnectionManager, String> {
-        if let Some(c) = self.conn.load_full() {
+        let slot = crate::worker_index()
+            .map_or(self.conns.len() - 1, |w| w % (self.conns.len() - 1).max(1));
+        let slot = &self.conns[slot];
+        if let Some(c) = slot.load_full() {
             return Ok((*c).clone());
         }
         let config = ConnectionManagerConfig::new()
@@ -243,7 +257,7 @@ impl Shared {
         .await
         .map_err(|_| "connecting timed out".to_owned())?
         .map_err(|e| e.to_string())?;
-        self.conn.store(Some(Arc::new(c.clone())));
+        slot.store(Some(Arc::new(c.clone())));
         Ok(c)
     }
 
