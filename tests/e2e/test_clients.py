@@ -29,7 +29,7 @@ def mock_requests(gateway_info):
         return json.loads(r.read())
 
 
-def claude(gateway, model, prompt, tools=False):
+def claude(gateway, model, prompt, tools=False, key=MASTER_KEY):
     run = tempfile.mkdtemp()
     home, work = os.path.join(run, "home"), os.path.join(run, "work")
     os.makedirs(home)
@@ -41,7 +41,7 @@ def claude(gateway, model, prompt, tools=False):
         "LANG": "C.UTF-8",
         "CLAUDE_CONFIG_DIR": os.path.join(home, ".claude"),
         "ANTHROPIC_BASE_URL": gateway,
-        "ANTHROPIC_API_KEY": MASTER_KEY,
+        "ANTHROPIC_API_KEY": key,
         "ANTHROPIC_MODEL": model,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_TELEMETRY": "1",
@@ -56,12 +56,12 @@ def claude(gateway, model, prompt, tools=False):
     return json.loads(out.stdout), work
 
 
-def codex(gateway, model, prompt):
+def codex(gateway, model, prompt, key=MASTER_KEY):
     run = tempfile.mkdtemp()
     paths = {k: os.path.join(run, k) for k in ("home", "codex_home", "work")}
     for p in paths.values():
         os.makedirs(p)
-    env = {"PATH": os.environ["PATH"], "HOME": paths["home"], "CODEX_HOME": paths["codex_home"], "DRAGOMAN_API_KEY": MASTER_KEY}
+    env = {"PATH": os.environ["PATH"], "HOME": paths["home"], "CODEX_HOME": paths["codex_home"], "DRAGOMAN_API_KEY": key}
     provider = (
         'model_providers.dragoman={name="dragoman",base_url="' + gateway + '/v1",wire_api="responses",'
         'env_key="DRAGOMAN_API_KEY",request_max_retries=1,stream_max_retries=1,stream_idle_timeout_ms=20000}'
@@ -166,3 +166,36 @@ def test_count_tokens_answers_a_claude_code_body(gateway):
         with urllib.request.urlopen(r) as resp:
             assert resp.headers["x-dragoman-token-count"].startswith(how)
             assert json.loads(resp.read())["input_tokens"] > 0
+
+
+def _admin(gateway, method, path, body=None):
+    req = urllib.request.Request(
+        gateway + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_claude_code_and_codex_on_their_own_keys_are_accounted_per_key_and_team(gateway):
+    _admin(gateway, "POST", "/team/new", {"team_id": "agents", "rpm_limit": 1000})
+    cc = _admin(gateway, "POST", "/key/generate", {"key_alias": "ann-claude-code", "team_id": "agents", "max_budget": 5})
+    cx = _admin(gateway, "POST", "/key/generate", {"key_alias": "bob-codex", "team_id": "agents", "models": ["a/*"]})
+    result, _ = claude(gateway, "c/script/cached", "say hi", key=cc["key"])
+    assert result["is_error"] is False and result["result"] == "Hello from the mock."
+    events, _ = codex(gateway, "a/script/cached", "say hi", key=cx["key"])
+    assert any(e["type"] == "item.completed" and e["item"]["type"] == "agent_message" for e in events)
+    # Each agent's calls are its key's, and its team's.
+    import time
+    time.sleep(0.5)
+    for k, alias in ((cc, "ann-claude-code"), (cx, "bob-codex")):
+        logs = _admin(gateway, "GET", f"/spend/logs?api_key={k['token']}&limit=100")
+        assert logs, alias
+        assert all(r["key_alias"] == alias and r["team_id"] == "agents" and r["principal"] == alias for r in logs)
+        assert all(r["outcome"] == "ok" for r in logs), logs
+    # A key that may not use a model is refused, and the agent says why.
+    with pytest.raises(AssertionError) as refused:
+        codex(gateway, "c/script/cached", "say hi", key=cx["key"])
+    assert "may not use model" in str(refused.value)
