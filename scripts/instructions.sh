@@ -7,6 +7,8 @@
 # shutdown cancel out. Needs valgrind and curl.
 #
 #   scripts/instructions.sh [gateway-binary] [N1] [N2]
+#   KEYED=1 scripts/instructions.sh   # chat as master key, then with a virtual key in a team,
+#                                     # with a user, limits on each (the policy stage's cost)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/dragoman}
@@ -30,10 +32,17 @@ total() { # scenario, requests -> instructions of the whole gateway process
     "$BIN" serve --config "$WORK/cfg.yaml" --host 127.0.0.1 --port $GW_PORT >"$WORK/gw.log" 2>&1 &
   local vg=$!
   for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/health/liveliness" && break; sleep 0.2; done
-  $BENCH drive --port $GW_PORT --scenario "$1" --requests "$2"
+  $BENCH drive --port $GW_PORT --scenario "$1" --requests "$2" ${3:+--virtual-key}
   kill -TERM $vg; wait $vg || true
   awk '/^summary:/ {print $2}' "$WORK/cg.out"
 }
+if [ -n "${KEYED:-}" ]; then
+  for keyed in "" 1; do
+    a=$(total chat "$N1" $keyed); b=$(total chat "$N2" $keyed)
+    echo "chat${keyed:+ (virtual key)}: $(( (b - a) / (N2 - N1) )) instructions per request"
+  done
+  exit 0
+fi
 for s in chat messages_chat messages_responses; do
   a=$(total $s "$N1"); b=$(total $s "$N2")
   echo "$s: $(( (b - a) / (N2 - N1) )) instructions per request"

@@ -408,7 +408,7 @@ fn admin_post(addr: SocketAddr, path: &str, body: &Value) -> anyhow::Result<Valu
 
 /// A team, a user and a key in both, each with every kind of limit, high enough never to
 /// refuse: what the benchmark measures is the checking.
-fn virtual_key(addr: SocketAddr) -> anyhow::Result<String> {
+pub fn virtual_key(addr: SocketAddr) -> anyhow::Result<String> {
     let limits = json!({"rpm_limit": 100_000_000, "tpm_limit": 100_000_000_000u64, "max_parallel_requests": 100_000, "max_budget": 1_000_000.0, "budget_duration": "30d"});
     let with = |extra: Value| {
         let mut v = limits.clone();

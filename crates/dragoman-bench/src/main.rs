@@ -47,6 +47,9 @@ enum Command {
         scenario: bench::Scenario,
         #[arg(long)]
         requests: usize,
+        /// Make a virtual key (team, user, every limit) first and call with it.
+        #[arg(long)]
+        virtual_key: bool,
     },
 }
 
@@ -67,9 +70,15 @@ fn main() -> anyhow::Result<()> {
             port,
             scenario,
             requests,
+            virtual_key,
         } => {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            let target = bench::target(scenario, bench::Side::Gateway, addr, (0, 0))?;
+            let key = if virtual_key {
+                bench::virtual_key(addr)?
+            } else {
+                bench::API_KEY.to_owned()
+            };
+            let target = bench::target_with(scenario, bench::Side::Gateway, addr, (0, 0), &key)?;
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?

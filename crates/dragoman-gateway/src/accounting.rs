@@ -276,28 +276,9 @@ impl Drop for Tracker {
 
 /// Nano-dollars as a decimal dollar string, exactly (no float): 1234567 → `0.001234567`.
 pub fn usd(nanos: i64) -> String {
-    let mut n = nanos.unsigned_abs();
-    // Digits from the right: nine decimals, the point, then the whole dollars (at least one).
-    let mut digits = [0u8; 32];
-    let mut at = digits.len();
-    for i in 0.. {
-        if i == 9 {
-            at -= 1;
-            digits[at] = b'.';
-        }
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 && i >= 9 {
-            break;
-        }
-    }
-    let mut s = String::with_capacity(digits.len() - at + 1);
-    if nanos < 0 {
-        s.push('-');
-    }
-    s.extend(digits[at..].iter().map(|&b| char::from(b)));
-    s
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    format!("{sign}{}.{:09}", n / 1_000_000_000, n % 1_000_000_000)
 }
 
 #[cfg(test)]

@@ -130,10 +130,16 @@ impl Gateway {
             .or_else(|| self.tenancy.key_by_token(named))
             .map_or_else(
                 || {
-                    if named.starts_with("sk-") {
+                    // A key no longer held (deleted): its id is its first token's first 24
+                    // hex digits.
+                    let token = if named.starts_with("sk-") {
                         tenancy::hex(&tenancy::hash_key(named))
                     } else {
                         named.to_owned()
+                    };
+                    match token.get(..24) {
+                        Some(id) if token.len() == 64 => id.to_owned(),
+                        _ => token,
                     }
                 },
                 |e| e.doc.key_id.clone(),

@@ -217,11 +217,19 @@ impl Drop for Admission {
     }
 }
 
+/// Dollars as LiteLLM's headers show them, without trailing zeros: 1.5, 0.001354, 2.
 fn dollars(nanos: i64) -> String {
-    let s = crate::accounting::usd(nanos);
-    // Trailing zeros say nothing: 1.500000000 → 1.5.
-    let s = s.trim_end_matches('0');
-    s.strip_suffix('.').unwrap_or(s).to_owned()
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    let (whole, mut frac, mut digits) = (n / 1_000_000_000, n % 1_000_000_000, 9);
+    if frac == 0 {
+        return format!("{sign}{whole}");
+    }
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    format!("{sign}{whole}.{frac:0digits$}")
 }
 
 /// Milliseconds as OpenAI writes a reset: `1m30s`, `12s`, `250ms`.
@@ -496,5 +504,28 @@ fn refusal(who: &str, name: String, r: Refusal, group: &str) -> GatewayError {
             e.body.code = Some("budget_exceeded".to_owned());
             e
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollars_drop_trailing_zeros_only() {
+        assert_eq!(dollars(0), "0");
+        assert_eq!(dollars(2_000_000_000), "2");
+        assert_eq!(dollars(1_500_000_000), "1.5");
+        assert_eq!(dollars(1_354_000), "0.001354");
+        assert_eq!(dollars(1_000_000_001), "1.000000001");
+        assert_eq!(dollars(-50_000_000), "-0.05");
+    }
+
+    #[test]
+    fn resets_read_as_openai_writes_them() {
+        assert_eq!(go_duration(250), "250ms");
+        assert_eq!(go_duration(1000), "1s");
+        assert_eq!(go_duration(59_001), "1m0s");
+        assert_eq!(go_duration(90_000), "1m30s");
     }
 }

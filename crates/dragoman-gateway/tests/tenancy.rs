@@ -556,7 +556,7 @@ async fn a_budget_holds_under_64_concurrent_streams_and_spend_is_kept_per_key_te
     assert_eq!(logs.len(), 64);
     assert!(logs.iter().all(|r| r["team_id"] == "eng"
         && r["user_id"] == "dev"
-        && r["api_key"].as_str().unwrap().len() == 64));
+        && r["api_key"].as_str().unwrap().len() == 24));
     let (_, by_token) = g
         .get(&format!("/spend/logs?api_key={token}&limit=1000"), MASTER)
         .await;

@@ -327,7 +327,9 @@ async fn generate_key(
     let token = hex(&hash_key(&key));
     let base = KeyDoc {
         token: token.clone(),
-        key_id: token.clone(),
+        // 96 bits of the hash: unique among any number of keys a gateway will hold, and a third
+        // the length in every usage record and its index.
+        key_id: token[..24].to_owned(),
         key_name: key_name(&key),
         created_at_ms: now,
         updated_at_ms: now,

@@ -139,8 +139,8 @@ impl Limits {
 #[serde(default)]
 pub struct KeyDoc {
     pub token: String,
-    /// The key's lasting id: its first token. A regenerated key keeps it, and so its spend,
-    /// limits' meters and usage records (whose `api_key` column holds it).
+    /// The key's lasting id: the first 24 hex digits of its first token. A regenerated key
+    /// keeps it, and so its spend, meters and usage records (whose `api_key` column holds it).
     pub key_id: String,
     /// `sk-...abcd`: enough to recognise a key in a list, never enough to use it.
     pub key_name: String,
