@@ -29,6 +29,22 @@ pub struct Tracker {
     attempted: String,
     /// The policy stage's claims on the caller's meters, settled at the finish.
     admission: Option<crate::policy::Admission>,
+    /// The current attempt's slot in its deployment's shared limits (Redis).
+    global: Option<GlobalLease>,
+}
+
+/// A slot in a deployment's limits held across instances, for one attempt.
+pub struct GlobalLease {
+    pub shared: Arc<crate::tenancy::shared::Shared>,
+    pub rid: String,
+    pub base: String,
+}
+
+impl GlobalLease {
+    fn end(self, tokens: u64) {
+        self.shared
+            .settle(self.rid, vec![(self.base, 0, 0)], 0, tokens);
+    }
 }
 
 impl Tracker {
@@ -72,6 +88,7 @@ impl Tracker {
             leased: None,
             attempted: String::new(),
             admission: None,
+            global: None,
         }
     }
 
@@ -141,7 +158,15 @@ impl Tracker {
         self.attempted.push_str(outcome);
     }
 
+    /// The attempt just begun holds this slot of its deployment's shared limits.
+    pub fn lease_globally(&mut self, lease: Option<GlobalLease>) {
+        self.global = lease;
+    }
+
     fn release(&mut self) {
+        if let Some(g) = self.global.take() {
+            g.end(0);
+        }
         if let Some(idx) = self.leased.take() {
             self.gw.router.end(idx);
         }
@@ -215,6 +240,9 @@ impl Tracker {
             self.note(idx, outcome.as_str());
             let tokens = usage.input_total().unwrap_or(0) + usage.output.unwrap_or(0);
             self.gw.router.settle(idx, tokens);
+            if let Some(g) = self.global.take() {
+                g.end(tokens);
+            }
         }
         self.release();
         if !self.attempted.is_empty() {

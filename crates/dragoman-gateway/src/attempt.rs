@@ -211,11 +211,22 @@ pub async fn run(
                 }
                 Err(e) => return (Err(e), report),
             };
+            // With Redis, a deployment's rpm/tpm/max_parallel_requests hold across instances:
+            // at its global limit it is passed over like one at its local limit.
+            let lease = match global_lease(ex, idx, report.attempts).await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    banned.push(idx);
+                    last = Some(e);
+                    continue;
+                }
+            };
             if !tried.is_empty() {
                 report.retries += 1;
             }
             tracker.input_estimate = prepared.estimate;
             tracker.attempt(idx, &prepared.upstream_model);
+            tracker.lease_globally(lease);
             tried.push(idx);
             report.attempts += 1;
             let started = Instant::now();
@@ -274,6 +285,68 @@ pub async fn run(
         .with_status(504)
     });
     (Err(err), report)
+}
+
+/// Claims a slot in deployment `idx`'s shared limits (Redis), when it has limits and Redis
+/// answers; `Ok(None)` when there is nothing to claim or Redis is away (the router's local
+/// count then decides alone). `Err`: the deployment is at its global limit.
+async fn global_lease(
+    ex: &Exchange<'_>,
+    idx: usize,
+    attempt: u32,
+) -> Result<Option<crate::accounting::GlobalLease>, GatewayError> {
+    use crate::tenancy::shared::{Part, Verdict};
+    let gw = ex.gw;
+    let d = &gw.config.deployments[idx];
+    let Some(shared) = gw.tenancy.shared() else {
+        return Ok(None);
+    };
+    if (d.rpm.is_none() && d.tpm.is_none() && d.max_parallel.is_none()) || !shared.is_up() {
+        return Ok(None);
+    }
+    let base = shared.base("d", &d.id);
+    let rid = format!("{}#{attempt}", ex.request_id);
+    let part = Part {
+        base: base.clone(),
+        caps: crate::tenancy::meter::Caps {
+            rpm: d.rpm,
+            tpm: d.tpm,
+            parallel: d.max_parallel.map(u64::from),
+            ..Default::default()
+        },
+        reserve: 0,
+        seed: 0,
+        period_start: 0,
+    };
+    match shared.admit(&rid, &[part], crate::tenancy::now_ms()).await {
+        Ok(Verdict::Admitted(_)) => Ok(Some(crate::accounting::GlobalLease {
+            shared: shared.clone(),
+            rid,
+            base,
+        })),
+        Ok(Verdict::Refused(_, what, value, limit)) => {
+            let after = Duration::from_millis(value.max(1) as u64);
+            let what = match what {
+                1 => "requests per minute",
+                2 => "tokens per minute",
+                _ => "parallel requests",
+            };
+            let mut e = GatewayError::gateway(
+                ErrorKind::RateLimited,
+                format!(
+                    "deployment `{}` is at its limit of {limit} {what} across instances",
+                    d.id
+                ),
+            )
+            .with_status(429);
+            e.retry = Retry::Later { after: Some(after) };
+            if let Ok(v) = http::HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
+                e.headers.insert(http::header::RETRY_AFTER, v);
+            }
+            Err(e)
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 fn extend_fallbacks(

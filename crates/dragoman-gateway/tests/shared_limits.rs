@@ -92,14 +92,16 @@ async fn instance(mock: &MockUpstream, store: Store, redis_port: u16, prefix: &s
     let yaml = format!(
         "model_list:
   - model_name: gpt
-    litellm_params: {{model: openai/gpt, api_base: '{}', api_key: k, input_cost_per_token: 0.000001, output_cost_per_token: 0.00001}}
+    litellm_params: {{model: openai/gpt, api_base: '{base}', api_key: k, input_cost_per_token: 0.000001, output_cost_per_token: 0.00001}}
+  - model_name: limited
+    litellm_params: {{model: openai/limited, api_base: '{base}', api_key: k, rpm: 4}}
 general_settings:
   master_key: {MASTER}
   redis_url: redis://127.0.0.1:{redis_port}
 dragoman_settings:
   redis_prefix: {prefix}
 ",
-        mock.base_v1()
+        base = mock.base_v1()
     );
     let config = dragoman_config::parse(&yaml, &|_: &str| None).unwrap();
     let (writer, _task) = dragoman_store::spawn_writer(
@@ -326,6 +328,54 @@ async fn with_redis_stopped_each_instance_serves_its_share_and_heals_when_it_ret
     assert!(
         (spent - 6.0 * 0.001354).abs() < 1e-9,
         "global spend after healing: {spent}"
+    );
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployments_rpm_holds_across_instances() {
+    let Some(url) = pg_url() else { return };
+    let redis = Redis::start();
+    let schema = format!("dragoman_sl_{:012x}", fastrand::u64(..) >> 16);
+    let prefix = format!("t{:08x}", fastrand::u32(..));
+    let mock = MockUpstream::start().await;
+    let a = instance(
+        &mock,
+        Store::connect_with_schema(&url, &schema).await.unwrap(),
+        redis.port,
+        &prefix,
+    )
+    .await;
+    let b = instance(
+        &mock,
+        Store::connect_with_schema(&url, &schema).await.unwrap(),
+        redis.port,
+        &prefix,
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let g = if i % 2 == 0 { &a } else { &b };
+        let r = g
+            .http
+            .post(format!("{}/v1/chat/completions", g.url))
+            .bearer_auth(MASTER)
+            .json(&json!({"model": "limited", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    // Each instance alone would have let 4 through: 8 of 10.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        6,
+        "{statuses:?}"
     );
     drop_schema(&url, &schema).await;
 }

@@ -26,6 +26,11 @@ const TIMEOUT: Duration = Duration::from_millis(250);
 const LEASE_MS: i64 = 15 * 60_000;
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
+// Per meter `b`: `b:r` admission times (sorted set, the exact window); `b:t` tokens per second
+// (hash) with `b:tz` its seconds (sorted set) and `b:ts` their sum; `b:p` leases (sorted set
+// of request ids by expiry) with `b:h` their reservations (hash) and `b:rs` their sum;
+// `b:s:PERIOD` spend. Sums are kept as they change, so a call costs what expired since the
+// last one, not the size of the window.
 const ADMIT: &str = r#"
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
@@ -47,20 +52,25 @@ for i = 1, n do
   end
   local toks, oldest_t = 0, sec
   if tpm >= 0 then
-    local h = redis.call('HGETALL', b .. ':t')
-    for j = 1, #h, 2 do
-      local s = tonumber(h[j])
-      if s <= sec - 60 then
-        redis.call('HDEL', b .. ':t', h[j])
-      else
-        toks = toks + tonumber(h[j + 1])
-        if s < oldest_t then oldest_t = s end
-      end
+    for _, s in ipairs(redis.call('ZRANGEBYSCORE', b .. ':tz', '-inf', sec - 60)) do
+      redis.call('DECRBY', b .. ':ts', redis.call('HGET', b .. ':t', s) or 0)
+      redis.call('HDEL', b .. ':t', s)
+      redis.call('ZREM', b .. ':tz', s)
     end
+    toks = tonumber(redis.call('GET', b .. ':ts') or '0')
+    local first = redis.call('ZRANGE', b .. ':tz', 0, 0)[1]
+    if first then oldest_t = tonumber(first) end
     if toks >= tpm then return {i, 2, oldest_t * 1000 + 60000 - now, tpm} end
   end
   if par >= 0 or budget >= 0 then
-    redis.call('ZREMRANGEBYSCORE', b .. ':p', '-inf', now)
+    for _, r in ipairs(redis.call('ZRANGEBYSCORE', b .. ':p', '-inf', now)) do
+      local v = redis.call('HGET', b .. ':h', r)
+      if v then
+        redis.call('DECRBY', b .. ':rs', v)
+        redis.call('HDEL', b .. ':h', r)
+      end
+      redis.call('ZREM', b .. ':p', r)
+    end
   end
   if par >= 0 and redis.call('ZCARD', b .. ':p') >= par then
     return {i, 3, 1000, par}
@@ -69,15 +79,7 @@ for i = 1, n do
   redis.call('SET', sk, seed, 'NX')
   local spent = tonumber(redis.call('GET', sk))
   if budget >= 0 then
-    local reserved = 0
-    local hr = redis.call('HGETALL', b .. ':h')
-    for j = 1, #hr, 2 do
-      if redis.call('ZSCORE', b .. ':p', hr[j]) then
-        reserved = reserved + tonumber(hr[j + 1])
-      else
-        redis.call('HDEL', b .. ':h', hr[j])
-      end
-    end
+    local reserved = tonumber(redis.call('GET', b .. ':rs') or '0')
     if spent >= budget or (spent + reserved + reserve > budget and reserved > 0) then
       return {i, 4, spent, budget}
     end
@@ -99,7 +101,9 @@ for i = 1, n do
   local reserve = tonumber(ARGV[o + 6])
   if reserve > 0 then
     redis.call('HSET', b .. ':h', rid, reserve)
+    redis.call('INCRBY', b .. ':rs', reserve)
     redis.call('PEXPIRE', b .. ':h', lease)
+    redis.call('PEXPIRE', b .. ':rs', lease)
   end
   for _, v in ipairs(out[i]) do table.insert(flat, v) end
 end
@@ -112,12 +116,16 @@ local rid = ARGV[2]
 local n = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
 local tokens = tonumber(ARGV[5])
-local sec = tostring(math.floor(now / 1000))
+local sec = math.floor(now / 1000)
 for i = 1, n do
   local b = KEYS[i]
   local period, ttl = ARGV[5 + (i - 1) * 2 + 1], tonumber(ARGV[5 + (i - 1) * 2 + 2])
   redis.call('ZREM', b .. ':p', rid)
-  redis.call('HDEL', b .. ':h', rid)
+  local v = redis.call('HGET', b .. ':h', rid)
+  if v then
+    redis.call('DECRBY', b .. ':rs', v)
+    redis.call('HDEL', b .. ':h', rid)
+  end
   if cost > 0 then
     local sk = b .. ':s:' .. period
     redis.call('INCRBY', sk, cost)
@@ -125,7 +133,9 @@ for i = 1, n do
   end
   if tokens > 0 then
     redis.call('HINCRBY', b .. ':t', sec, tokens)
-    redis.call('PEXPIRE', b .. ':t', 61000)
+    redis.call('ZADD', b .. ':tz', sec, sec)
+    redis.call('INCRBY', b .. ':ts', tokens)
+    for _, k in ipairs({':t', ':tz', ':ts'}) do redis.call('PEXPIRE', b .. k, 61000) end
   end
 end
 return 1
