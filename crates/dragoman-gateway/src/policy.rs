@@ -324,6 +324,11 @@ pub async fn admit(
             base: base("u", &u.doc.user_id),
         });
     }
+    if let Some(soft) = key.doc.limits.soft_budget.map(crate::tenancy::docs::nanos)
+        && key.meter.crossed_soft(&key.caps, now_ms(), soft)
+    {
+        tracing::warn!(key = %caller.label_for("key"), soft_budget = %dollars(soft), "a key has reached its soft budget");
+    }
     let reserve = if plans.iter().any(|p| p.caps.budget.is_some()) {
         (ask.worst_cost)().max(0)
     } else {

@@ -14,7 +14,7 @@ use super::meter::Caps;
 #[serde(default)]
 pub struct Limits {
     pub max_budget: Option<f64>,
-    /// Only reported (`x-litellm-key-soft-budget`, a warning in the log when crossed).
+    /// Never refuses: the log warns once a period when a key's spend reaches it.
     pub soft_budget: Option<f64>,
     /// `30s`, `15m`, `12h`, `30d`, `4w`, `1mo` (30 days).
     pub budget_duration: Option<String>,

@@ -114,6 +114,8 @@ impl State {
 #[derive(Debug, Default)]
 pub struct Meter {
     state: Mutex<State>,
+    /// The soft budget's warning was logged (once per process and period start).
+    soft_warned: std::sync::atomic::AtomicI64,
 }
 
 impl Meter {
@@ -125,6 +127,7 @@ impl Meter {
                 period_start,
                 ..State::default()
             }),
+            soft_warned: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -289,6 +292,19 @@ impl Meter {
         (s.spent, s.reserved)
     }
 
+    /// True the first time in a budget period that spend has reached `soft` (nano-dollars).
+    pub fn crossed_soft(&self, caps: &Caps, now: i64, soft: i64) -> bool {
+        let (spent, _) = self.spend(caps, now);
+        if spent < soft {
+            return false;
+        }
+        // Stored one past the period's start, so a fresh meter's 0 means "not yet".
+        let mark = super::period_start(caps, now).wrapping_add(1);
+        self.soft_warned
+            .swap(mark, std::sync::atomic::Ordering::Relaxed)
+            != mark
+    }
+
     /// Requests in flight now.
     pub fn in_flight(&self) -> u64 {
         self.state.lock().map_or(0, |s| s.in_flight)
@@ -394,6 +410,25 @@ mod tests {
         // The next period starts from nothing.
         assert!(m.admit(&c, 1000, 60).is_ok());
         assert_eq!(m.spend(&c, 1001), (0, 60));
+    }
+
+    #[test]
+    fn the_soft_budget_is_reported_once_a_period() {
+        let m = Meter::with_spend(0, 0);
+        let c = Caps {
+            period_ms: Some(1000),
+            ..caps()
+        };
+        assert!(!m.crossed_soft(&c, 10, 50));
+        m.add_spend(60);
+        assert!(m.crossed_soft(&c, 20, 50));
+        assert!(!m.crossed_soft(&c, 30, 50));
+        m.add_spend(60);
+        // A new period starts from nothing; crossing again is reported again.
+        assert!(!m.crossed_soft(&c, 1010, 50));
+        assert!(m.admit(&c, 1020, 0).is_ok());
+        m.settle(&c, 1030, 0, Some(70), 0);
+        assert!(m.crossed_soft(&c, 1040, 50));
     }
 
     #[test]
