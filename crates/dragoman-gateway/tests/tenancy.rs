@@ -38,6 +38,27 @@ struct Gw {
     _server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// One POST with an empty JSON body to a gateway served for it alone: the status.
+async fn post_status(gw: Arc<dragoman_gateway::Gateway>, path: &str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let server = tokio::spawn(dragoman_gateway::serve(
+        gw,
+        listener,
+        std::future::pending(),
+    ));
+    let status = reqwest::Client::new()
+        .post(url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    server.abort();
+    status
+}
+
 fn temp_db() -> (std::path::PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("dragoman-tenancy-{:016x}", fastrand::u64(..)));
     let url = format!("sqlite://{}", dir.join("dragoman.db").display());
@@ -143,6 +164,13 @@ async fn the_key_api_answers_as_litellm_does_and_keys_are_kept_only_as_hashes() 
     // Master key only.
     let (s, v) = g.get("/key/list", "sk-nope").await;
     assert_eq!(s, 401, "{v}");
+    // And a gateway without one does not hand out keys at all.
+    let open = dragoman_gateway::Gateway::new(
+        dragoman_config::parse("model_list: []\n", &|_: &str| None).unwrap(),
+    )
+    .unwrap();
+    let r = post_status(open, "/key/generate").await;
+    assert_eq!(r, 401);
 
     let (s, team) = g.admin("/team/new", json!({"team_alias": "platform", "models": ["gpt", "slow"], "max_budget": 10.0, "members_with_roles": [{"user_id": "ann", "role": "admin"}]})).await;
     assert_eq!(s, 200, "{team}");

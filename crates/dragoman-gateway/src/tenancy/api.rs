@@ -1,5 +1,6 @@
 //! LiteLLM's key management API: `/key/*`, `/team/*`, `/user/*`, with its paths, bodies and
-//! answers. Master key only (a virtual key may read its own `/key/info`). Every change is
+//! answers. Master key only (a virtual key may read its own `/key/info`; without a configured
+//! master key the API refuses, as keys would guard nothing). Every change is
 //! written to the store before it is answered, then reaches this instance's directory at once
 //! and the others' at their next poll.
 
@@ -57,7 +58,12 @@ fn stored(e: String) -> Response {
 
 fn admin(gw: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
     match gw.authenticate(headers) {
-        Ok(Principal::Master | Principal::Open) => Ok(()),
+        Ok(Principal::Master) => Ok(()),
+        // Keys mean nothing on a gateway anyone may call without one.
+        Ok(Principal::Open) => Err(fail(
+            StatusCode::UNAUTHORIZED,
+            "managing keys needs a master key: set general_settings.master_key",
+        )),
         Ok(Principal::Key(_)) => Err(fail(
             StatusCode::UNAUTHORIZED,
             "only the master key may manage keys, teams and users",
