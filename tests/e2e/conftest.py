@@ -72,6 +72,8 @@ model_list:
     model_info: {{id: live}}
 general_settings:
   master_key: {MASTER_KEY}
+dragoman_settings:
+  database_path: {os.path.join(tempfile.mkdtemp(), "e2e.db")}
 """
     cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     cfg.write(config)

@@ -180,9 +180,9 @@ def _admin(gateway, method, path, body=None):
 
 
 def test_claude_code_and_codex_on_their_own_keys_are_accounted_per_key_and_team(gateway):
-    _admin(gateway, "POST", "/team/new", {"team_id": "agents", "rpm_limit": 1000})
-    cc = _admin(gateway, "POST", "/key/generate", {"key_alias": "ann-claude-code", "team_id": "agents", "max_budget": 5})
-    cx = _admin(gateway, "POST", "/key/generate", {"key_alias": "bob-codex", "team_id": "agents", "models": ["a/*"]})
+    team = _admin(gateway, "POST", "/team/new", {"team_alias": "agents", "rpm_limit": 1000})["team_id"]
+    cc = _admin(gateway, "POST", "/key/generate", {"key_alias": "ann-claude-code", "team_id": team, "max_budget": 5})
+    cx = _admin(gateway, "POST", "/key/generate", {"key_alias": "bob-codex", "team_id": team, "models": ["a/*"]})
     result, _ = claude(gateway, "c/script/cached", "say hi", key=cc["key"])
     assert result["is_error"] is False and result["result"] == "Hello from the mock."
     events, _ = codex(gateway, "a/script/cached", "say hi", key=cx["key"])
@@ -193,7 +193,7 @@ def test_claude_code_and_codex_on_their_own_keys_are_accounted_per_key_and_team(
     for k, alias in ((cc, "ann-claude-code"), (cx, "bob-codex")):
         logs = _admin(gateway, "GET", f"/spend/logs?api_key={k['token']}&limit=100")
         assert logs, alias
-        assert all(r["key_alias"] == alias and r["team_id"] == "agents" and r["principal"] == alias for r in logs)
+        assert all(r["key_alias"] == alias and r["team_id"] == team and r["principal"] == alias for r in logs)
         assert all(r["outcome"] == "ok" for r in logs), logs
     # A key that may not use a model is refused, and the agent says why.
     with pytest.raises(AssertionError) as refused:
