@@ -451,7 +451,7 @@ pub(crate) fn decode_assistant(
     if let Some(tc) = field(m, "tool_calls") {
         let p = path.key("tool_calls");
         for (k, call) in as_arr(tc, &p)?.iter().enumerate() {
-            parts.push(decode_tool_call(call, &p.idx(k), losses)?);
+            parts.push(decode_tool_call(call, k, &p.idx(k), losses)?);
         }
     }
     if let Some(fc) = field(m, "function_call") {
@@ -480,10 +480,21 @@ fn args_text(v: Option<&Value>) -> String {
     }
 }
 
-fn decode_tool_call(v: &Value, path: &Path<'_>, losses: &mut Losses) -> Result<Part, DecodeError> {
+/// One tool call of an assistant message. A call without an id (some OpenAI-compatible
+/// servers) gets one from its place in the message, so its result can still be matched to it;
+/// one without a name cannot be carried and is refused.
+fn decode_tool_call(
+    v: &Value,
+    k: usize,
+    path: &Path<'_>,
+    losses: &mut Losses,
+) -> Result<Part, DecodeError> {
     let m = as_obj(v, path)?;
     let ty = opt_str(m, "type", path)?.unwrap_or("function");
-    let id = opt_str(m, "id", path)?.unwrap_or_default().to_owned();
+    let id = match opt_str(m, "id", path)?.unwrap_or_default() {
+        "" => format!("call_{k}"),
+        id => id.to_owned(),
+    };
     for k in m.keys() {
         if !matches!(k.as_str(), "id" | "type" | "function" | "custom" | "index") {
             losses.dropped(
@@ -509,9 +520,16 @@ fn decode_tool_call(v: &Value, path: &Path<'_>, losses: &mut Losses) -> Result<P
     } else {
         args_text(o.get("arguments"))
     };
+    let name = req_str(o, "name", &p)?;
+    if name.is_empty() {
+        return Err(DecodeError::new(
+            join(&p, "name"),
+            "a tool call needs a name",
+        ));
+    }
     Ok(Part::ToolCall {
         id,
-        name: req_str(o, "name", &p)?.to_owned(),
+        name: name.to_owned(),
         arguments,
         kind,
     })

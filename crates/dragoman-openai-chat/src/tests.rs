@@ -413,6 +413,61 @@ fn calls_all_at_index_zero_are_told_apart_by_id() {
 }
 
 #[test]
+fn a_call_without_an_id_gets_a_stable_one_and_one_without_a_name_fails_the_stream() {
+    let tc = |v: Value| delta_chunk(json!({"tool_calls": v}), None);
+    let chunks = [
+        tc(json!([{"index": 0, "function": {"name": "f", "arguments": "{\"a\""}}])),
+        tc(json!([{"index": 0, "id": "", "function": {"arguments": ":1}"}}])),
+        tc(json!([{"index": 1, "type": "function", "function": {"name": "g", "arguments": "{}"}}])),
+        delta_chunk(json!({}), Some("tool_calls")),
+        done(),
+    ];
+    let events = decode_events(&chunks);
+    let calls = tool_calls(&events);
+    assert_eq!(
+        calls,
+        vec![
+            ("call_0".into(), "f".into(), "{\"a\":1}".into()),
+            ("call_1".into(), "g".into(), "{}".into())
+        ]
+    );
+    // The same stream decoded again gets the same ids: a replayed turn matches its results.
+    assert_eq!(tool_calls(&decode_events(&chunks)), calls);
+    // Both the borrowed fast path and the general one refuse a nameless call.
+    for call in [
+        json!([{"index": 0, "function": {"arguments": "{}"}}]),
+        json!([{"index": 0, "type": "function", "function": {"name": "", "arguments": "{}"}, "extra": 1}]),
+    ] {
+        let mut d = StreamDecoder::new();
+        let mut out = Vec::new();
+        let err = d.push(&tc(call), &mut out).unwrap_err();
+        assert!(err.to_string().contains("without a function name"), "{err}");
+        assert!(
+            !out.iter()
+                .any(|e| matches!(e, StreamEvent::BlockStart { .. }))
+        );
+    }
+}
+
+#[test]
+fn a_whole_message_call_without_an_id_gets_one_and_without_a_name_is_refused() {
+    let body = |call: Value| {
+        json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": null, "tool_calls": [call]}}]})
+    };
+    let mut losses = Losses::new();
+    let ok = body(json!({"type": "function", "function": {"name": "f", "arguments": "{}"}}));
+    let r = crate::decode_response(&serde_json::to_vec(&ok).unwrap(), &mut losses).unwrap();
+    assert!(
+        matches!(&r.content[0], Part::ToolCall { id, name, .. } if id == "call_0" && name == "f")
+    );
+    let nameless =
+        body(json!({"id": "x", "type": "function", "function": {"name": "", "arguments": "{}"}}));
+    assert!(crate::decode_response(&serde_json::to_vec(&nameless).unwrap(), &mut losses).is_err());
+}
+
+#[test]
 fn empty_tool_call_lists_are_absent() {
     let events = decode_events(&[
         delta_chunk(
@@ -958,7 +1013,7 @@ fn legacy_function_call_and_late_ids_stay_one_call() {
     ]);
     assert_eq!(
         tool_calls(&events),
-        vec![(String::new(), "f".into(), "{}".into())]
+        vec![("call_0".into(), "f".into(), "{}".into())]
     );
     assert_eq!(collect(&events).unwrap().stop, StopReason::ToolUse);
     let events = decode_events(&[
@@ -975,7 +1030,7 @@ fn legacy_function_call_and_late_ids_stay_one_call() {
     ]);
     assert_eq!(
         tool_calls(&events),
-        vec![(String::new(), "f".into(), "{}".into())]
+        vec![("call_0".into(), "f".into(), "{}".into())]
     );
 }
 

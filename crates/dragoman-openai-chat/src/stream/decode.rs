@@ -21,6 +21,9 @@ use crate::{error, stop, usage};
 struct ToolSlot {
     chat_index: u64,
     id: String,
+    /// The upstream sent no id: `id` was made here, and an id arriving later for the same
+    /// index is this call's, not a new one.
+    made_up: bool,
     block: usize,
 }
 
@@ -87,8 +90,7 @@ impl StreamDecoder {
             && fast.usage.is_none()
             && fast.choices.iter().flatten().all(FastChoice::is_plain)
         {
-            self.push_fast(fast, out);
-            return Ok(());
+            return self.push_fast(fast, n, out);
         }
         let chunk: Value =
             serde_json::from_str(data).map_err(|e| DecodeError::json(format!("event {n}"), &e))?;
@@ -235,11 +237,16 @@ impl StreamDecoder {
     }
 
     /// The fast path's counterpart of the loop over choices in `push`.
-    fn push_fast(&mut self, chunk: FastChunk<'_>, out: &mut Vec<StreamEvent>) {
+    fn push_fast(
+        &mut self,
+        chunk: FastChunk<'_>,
+        n: usize,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), DecodeError> {
         let choices = chunk.choices.unwrap_or_default();
         if choices.is_empty() {
             // Azure's prompt_filter_results preamble and other bookkeeping chunks.
-            return;
+            return Ok(());
         }
         self.start(
             chunk.id.as_deref().unwrap_or_default(),
@@ -271,7 +278,10 @@ impl StreamDecoder {
                         name,
                         fragment,
                         out,
-                    );
+                    )
+                    .map_err(|m| {
+                        DecodeError::new(format!("event {n}.choices[0].delta.tool_calls[{pos}]"), m)
+                    })?;
                 }
             }
             if let Some(fr) = c.finish_reason.as_deref() {
@@ -279,6 +289,7 @@ impl StreamDecoder {
                 self.stop = Some(stop::decode(Some(fr)));
             }
         }
+        Ok(())
     }
 
     fn delta(
@@ -339,13 +350,16 @@ impl StreamDecoder {
                 .and_then(|f| f.get(if custom { "input" } else { "arguments" }))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            self.tool_piece(chat_index, id, custom, name, fragment, out);
+            self.tool_piece(chat_index, id, custom, name, fragment, out)
+                .map_err(|m| DecodeError::new(format!("{path}.delta.tool_calls[{pos}]"), m))?;
         }
         Ok(())
     }
 
     /// One tool-call entry of a delta: opens the call's block the first time it is seen and
-    /// forwards its argument fragment.
+    /// forwards its argument fragment. A call that arrives without an id gets one made from its
+    /// place in the stream (the same on every replay of the stream); one without a name cannot
+    /// be carried to any client, and fails the stream.
     fn tool_piece(
         &mut self,
         chat_index: u64,
@@ -354,18 +368,19 @@ impl StreamDecoder {
         name: &str,
         fragment: &str,
         out: &mut Vec<StreamEvent>,
-    ) {
+    ) -> Result<(), &'static str> {
         let existing = self
             .tools
             .iter()
             .rev()
-            .find(|s| {
-                s.chat_index == chat_index && (s.id.is_empty() || id.is_none_or(|id| s.id == id))
-            })
+            .find(|s| s.chat_index == chat_index && (s.made_up || id.is_none_or(|id| s.id == id)))
             .map(|s| s.block);
         let block = match existing {
             Some(b) => b,
             None => {
+                if name.is_empty() {
+                    return Err("a tool call without a function name");
+                }
                 self.close_flow(out);
                 self.saw_tool_call = true;
                 let kind = if custom {
@@ -373,7 +388,11 @@ impl StreamDecoder {
                 } else {
                     ToolKind::Function
                 };
-                let id = id.unwrap_or_default().to_owned();
+                let made_up = id.is_none();
+                let id = match id {
+                    Some(id) => id.to_owned(),
+                    None => format!("call_{}", self.tools.len()),
+                };
                 let b = self.open_block(
                     BlockKind::ToolCall {
                         id: id.clone(),
@@ -385,6 +404,7 @@ impl StreamDecoder {
                 self.tools.push(ToolSlot {
                     chat_index,
                     id,
+                    made_up,
                     block: b,
                 });
                 b
@@ -397,6 +417,7 @@ impl StreamDecoder {
                 delta: Delta::Arguments(fragment.to_owned()),
             });
         }
+        Ok(())
     }
 }
 
