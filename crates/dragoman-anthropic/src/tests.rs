@@ -870,7 +870,10 @@ fn stream_encoder_renders_reasoning_and_drops_foreign_blocks() {
     let canon = vec![
         StreamEvent::BlockStart {
             index: 0,
-            block: BlockKind::Reasoning { seal: None },
+            block: BlockKind::Reasoning {
+                seal: None,
+                id: None,
+            },
         },
         StreamEvent::BlockDelta {
             index: 0,
@@ -893,6 +896,7 @@ fn stream_encoder_renders_reasoning_and_drops_foreign_blocks() {
             index: 2,
             block: BlockKind::Reasoning {
                 seal: Some(ReasoningSeal::anthropic_redacted("xyz")),
+                id: None,
             },
         },
         StreamEvent::BlockStop { index: 2 },
@@ -1125,7 +1129,10 @@ mod interleaving {
             Spec::Think(f, sig) => {
                 ev.push(StreamEvent::BlockStart {
                     index: i,
-                    block: BlockKind::Reasoning { seal: None },
+                    block: BlockKind::Reasoning {
+                        seal: None,
+                        id: None,
+                    },
                 });
                 for x in f {
                     ev.push(StreamEvent::BlockDelta {
@@ -1317,7 +1324,10 @@ fn hand_written_delta_events_match_serde_json() {
     let mut losses = Losses::new();
     let blocks = [
         BlockKind::Text,
-        BlockKind::Reasoning { seal: None },
+        BlockKind::Reasoning {
+            seal: None,
+            id: None,
+        },
         BlockKind::ToolCall {
             id: "t".into(),
             name: "f".into(),

@@ -59,6 +59,11 @@ pub enum BlockKind {
     Reasoning {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seal: Option<ReasoningSeal>,
+        /// The upstream's own id for the item, when its dialect names reasoning items
+        /// (Responses' `rs_…`) before their seal arrives: an encoder that announces the item
+        /// at its start names it the same as at its end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     ToolCall {
         id: String,
@@ -138,7 +143,7 @@ impl Collector {
                 }
                 let part = match block {
                     BlockKind::Text => Part::text(""),
-                    BlockKind::Reasoning { seal } => Part::Reasoning {
+                    BlockKind::Reasoning { seal, .. } => Part::Reasoning {
                         text: String::new(),
                         seal: seal.clone(),
                     },
@@ -291,6 +296,7 @@ pub fn response_events(response: &Response) -> Vec<StreamEvent> {
                 Some(s) if s.kind == crate::reasoning::SealKind::Redacted => (
                     BlockKind::Reasoning {
                         seal: Some(s.clone()),
+                        id: s.item_id.clone(),
                     },
                     Vec::new(),
                 ),
@@ -302,7 +308,8 @@ pub fn response_events(response: &Response) -> Vec<StreamEvent> {
                     if let Some(s) = seal {
                         d.push(Delta::Seal(s.clone()));
                     }
-                    (BlockKind::Reasoning { seal: None }, d)
+                    let id = seal.as_ref().and_then(|s| s.item_id.clone());
+                    (BlockKind::Reasoning { seal: None, id }, d)
                 }
             },
             Part::ToolCall {

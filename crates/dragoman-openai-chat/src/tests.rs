@@ -607,7 +607,10 @@ fn encoder_numbers_tool_calls_and_drops_what_chat_cannot_carry() {
         },
         StreamEvent::BlockStart {
             index: 0,
-            block: BlockKind::Reasoning { seal: None },
+            block: BlockKind::Reasoning {
+                seal: None,
+                id: None,
+            },
         },
         StreamEvent::BlockDelta {
             index: 0,

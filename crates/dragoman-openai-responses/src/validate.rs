@@ -103,10 +103,17 @@ impl Validator {
             "response.output_item.done" => {
                 let oi = get_u64(&v, "output_index");
                 match &self.open {
-                    Some((o, _, ity)) if Some(*o) == oi => {
+                    Some((o, id, ity)) if Some(*o) == oi => {
                         let item = v.get("item").unwrap_or(&Value::Null);
                         if get_str(item, "type") != Some(ity.as_str()) {
                             return bad(format!("item {o} changed type at done"));
+                        }
+                        // A client keys its accumulator by the id `added` gave.
+                        let done_id = get_str(item, "id").unwrap_or_default();
+                        if !id.is_empty() && done_id != id {
+                            return bad(format!(
+                                "item {o} was added as `{id}` and done as `{done_id}`"
+                            ));
                         }
                         self.done_items.push(item.clone());
                         self.open = None;

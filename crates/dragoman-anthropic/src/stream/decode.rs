@@ -391,12 +391,19 @@ impl StreamDecoder {
                 if !s.is_empty() {
                     deltas.push(Delta::Seal(seal_of(s)));
                 }
-                (Kind::Thinking, BlockKind::Reasoning { seal: None })
+                (
+                    Kind::Thinking,
+                    BlockKind::Reasoning {
+                        seal: None,
+                        id: None,
+                    },
+                )
             }
             "redacted_thinking" => (
                 Kind::Redacted,
                 BlockKind::Reasoning {
                     seal: Some(ReasoningSeal::anthropic_redacted(text_of(cb, "data"))),
+                    id: None,
                 },
             ),
             "tool_use" => {

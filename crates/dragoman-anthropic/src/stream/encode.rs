@@ -280,7 +280,7 @@ fn emit_start(b: &mut Pending, next_wire: &mut usize, out: &mut Vec<Event>, loss
             losses.approximated(path(), "refusal sent as a text block");
             (Mode::Text, json!({"type": "text", "text": ""}))
         }
-        BlockKind::Reasoning { seal: Some(s) }
+        BlockKind::Reasoning { seal: Some(s), .. }
             if s.family == Family::Anthropic && s.kind == SealKind::Redacted =>
         {
             (
@@ -288,7 +288,7 @@ fn emit_start(b: &mut Pending, next_wire: &mut usize, out: &mut Vec<Event>, loss
                 json!({"type": "redacted_thinking", "data": s.payload}),
             )
         }
-        BlockKind::Reasoning { seal } => {
+        BlockKind::Reasoning { seal, .. } => {
             b.seal = seal.clone();
             (
                 Mode::Thinking,

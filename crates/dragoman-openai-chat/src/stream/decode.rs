@@ -220,7 +220,10 @@ impl StreamDecoder {
                 self.close_flow(out);
                 let block = match kind {
                     Flow::Text => BlockKind::Text,
-                    Flow::Reasoning => BlockKind::Reasoning { seal: None },
+                    Flow::Reasoning => BlockKind::Reasoning {
+                        seal: None,
+                        id: None,
+                    },
                     Flow::Refusal => BlockKind::Refusal,
                 };
                 let i = self.open_block(block, out);

@@ -96,7 +96,7 @@ impl StreamEncoder {
                 let b = match block {
                     BlockKind::Text => Block::Text,
                     BlockKind::Refusal => Block::Refusal,
-                    BlockKind::Reasoning { seal } => {
+                    BlockKind::Reasoning { seal, .. } => {
                         if seal.is_some() {
                             losses.dropped(
                                 format!("content[{index}].seal"),

@@ -701,7 +701,12 @@ impl StreamDecoder {
                 state.block = Some(b);
                 out.push(StreamEvent::BlockStart {
                     index: b,
-                    block: BlockKind::Reasoning { seal: None },
+                    block: BlockKind::Reasoning {
+                        seal: None,
+                        id: get_str(item, "id")
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned),
+                    },
                 });
             }
             _ => {}

@@ -4,7 +4,7 @@
 //! finished items so the terminal `response` object lists exactly what was streamed.
 
 use dragoman_model::{
-    BlockKind, Delta, Dialect, ErrorBody, Family, Losses, ReasoningSeal, StopReason, StreamEvent,
+    BlockKind, Delta, Dialect, ErrorBody, Losses, ReasoningSeal, StopReason, StreamEvent,
     StreamOptions, ToolKind, Usage,
 };
 use dragoman_sse::Event;
@@ -260,8 +260,12 @@ impl StreamEncoder {
                     item,
                 )
             }
-            BlockKind::Reasoning { seal } => {
-                let id = reasoning_item_id(seal.as_ref(), base, oi);
+            BlockKind::Reasoning { seal, id } => {
+                // The upstream's own id when it named the item, so `added` and `done` agree.
+                let id = match id {
+                    Some(id) => id.clone(),
+                    None => reasoning_item_id(seal.as_ref(), base, oi),
+                };
                 let item = json!({"type": "reasoning", "id": id, "summary": []});
                 (
                     OpenKind::Reasoning {
@@ -586,16 +590,9 @@ impl StreamEncoder {
                         ],
                     );
                 }
-                // An OpenAI seal that arrived at the end names the item it belongs to.
-                let done_id = match &seal {
-                    Some(ReasoningSeal {
-                        family: Family::OpenAi,
-                        item_id: Some(i),
-                        ..
-                    }) => i.as_str(),
-                    _ => id.as_str(),
-                };
-                reasoning_item(done_id, &cur.text, seal.as_ref())
+                // `done` names the item as `added` did; every upstream that names its items
+                // names them at their start, and the seal's id is that same one.
+                reasoning_item(&id, &cur.text, seal.as_ref())
             }
             OpenKind::Opaque(value) => value,
         };
