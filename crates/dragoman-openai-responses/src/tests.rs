@@ -318,7 +318,9 @@ fn sse(events: &[Value]) -> Vec<Event> {
 fn stream_usage_subtracts_cached_tokens() {
     let events = sse(&[
         json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "model": "m", "output": []}}),
-        json!({"type": "response.completed", "sequence_number": 1, "response": {"id": "resp_1", "status": "completed", "output": [],
+        json!({"type": "response.completed", "sequence_number": 1, "response": {"id": "resp_1", "status": "completed",
+            "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": "hi", "annotations": []}]}],
             "usage": {"input_tokens": 1234, "input_tokens_details": {"cached_tokens": 1024},
                       "output_tokens": 100, "output_tokens_details": {"reasoning_tokens": 60}, "total_tokens": 1334}}}),
     ]);
@@ -1018,8 +1020,10 @@ mod props {
 
     proptest! {
         #[test]
+        // At least one part: a stream that completes with nothing is an upstream fault (see
+        // `a_stream_completed_with_no_output_is_an_error_not_an_empty_success`).
         fn responses_stream_round_trip(
-            content in prop::collection::vec(part(), 0..6),
+            content in prop::collection::vec(part(), 1..6),
             stop in stop(),
             nums in prop::array::uniform5(0..5000u64),
             write in prop::option::of(0..100u64),
@@ -1316,4 +1320,30 @@ fn part_events_agree_on_both_paths() {
         StreamEvent::BlockDelta { delta: Delta::Citation { value, .. }, .. } if *value == cite)));
     assert!(narrow.iter().any(|e| matches!(e,
         StreamEvent::BlockDelta { delta: Delta::Refusal(t), .. } if t == "No.")));
+}
+
+#[test]
+fn a_stream_completed_with_no_output_is_an_error_not_an_empty_success() {
+    let ev = |v: serde_json::Value| Event::data(v.to_string());
+    let head = json!({"id": "resp_1", "object": "response", "status": "in_progress", "model": "m", "output": []});
+    let mut done = head.clone();
+    done["status"] = json!("completed");
+    let events = decode_stream(&[
+        ev(json!({"type": "response.created", "sequence_number": 0, "response": head})),
+        ev(json!({"type": "response.completed", "sequence_number": 1, "response": done})),
+    ]);
+    match events.last() {
+        Some(StreamEvent::Error { error }) => assert!(error.message.contains("no output"), "{error:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::MessageStop)));
+    // Incomplete with nothing is the upstream's own answer (a limit reached), passed on as such.
+    let mut cut = head.clone();
+    cut["status"] = json!("incomplete");
+    cut["incomplete_details"] = json!({"reason": "max_output_tokens"});
+    let events = decode_stream(&[
+        ev(json!({"type": "response.created", "sequence_number": 0, "response": head})),
+        ev(json!({"type": "response.incomplete", "sequence_number": 1, "response": cut})),
+    ]);
+    assert!(matches!(events.last(), Some(StreamEvent::MessageStop)));
 }

@@ -562,6 +562,18 @@ impl StreamDecoder {
         } else {
             "completed"
         });
+        if self.items.is_empty() && status == "completed" {
+            // Nothing at all, yet "completed": passing it on would be an empty success the
+            // upstream never produced (as for a whole body, `check_response`).
+            out.push(StreamEvent::Error {
+                error: ErrorBody::new(
+                    dragoman_model::ErrorKind::Server,
+                    "the upstream response completed with no output",
+                ),
+            });
+            self.done = true;
+            return;
+        }
         let stop = decode_stop(
             Some(status),
             end.incomplete_details,
