@@ -1333,7 +1333,9 @@ fn a_stream_completed_with_no_output_is_an_error_not_an_empty_success() {
         ev(json!({"type": "response.completed", "sequence_number": 1, "response": done})),
     ]);
     match events.last() {
-        Some(StreamEvent::Error { error }) => assert!(error.message.contains("no output"), "{error:?}"),
+        Some(StreamEvent::Error { error }) => {
+            assert!(error.message.contains("no output"), "{error:?}")
+        }
         other => panic!("{other:?}"),
     }
     assert!(!events.iter().any(|e| matches!(e, StreamEvent::MessageStop)));
