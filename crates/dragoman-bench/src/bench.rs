@@ -105,6 +105,10 @@ pub struct Args {
     /// Soak: requests per second, spread over 16 connections.
     #[arg(long, default_value_t = 500.0)]
     pub soak_rate: f64,
+    /// After the last run, wait this long and read the gateway's RSS again: how much of a
+    /// burst's memory it gives back.
+    #[arg(long)]
+    pub settle_seconds: Option<f64>,
     /// Worker threads of the load generator (default: one per CPU).
     #[arg(long)]
     pub loadgen_threads: Option<usize>,
@@ -632,6 +636,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         peak_rss_mib: None,
         hwm_rss_mib: None,
         end_rss_mib: None,
+        settled_rss_mib: None,
+        settle_s: a.settle_seconds,
         runs: Vec::new(),
         paced: None,
         soak: None,
@@ -774,6 +780,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
     if let Some((_, pid, s)) = &gateway {
         results.end_rss_mib = procfs::rss_kib(*pid).ok().map(procfs::kib_to_mib);
+        if let Some(s) = a.settle_seconds {
+            std::thread::sleep(Duration::from_secs_f64(s.max(0.0)));
+            results.settled_rss_mib = procfs::rss_kib(*pid).ok().map(procfs::kib_to_mib);
+            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+            eprintln!("gateway after {s:.0} s: {fds} open files");
+        }
         results.hwm_rss_mib = procfs::hwm_kib(*pid).ok().map(procfs::kib_to_mib);
         results.peak_rss_mib = Some(procfs::kib_to_mib(s.overall_peak()));
     }

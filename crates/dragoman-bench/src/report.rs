@@ -250,6 +250,11 @@ pub struct Results {
     /// The kernel's high-water mark (VmHWM) at the end, which no sampling can miss.
     pub hwm_rss_mib: Option<f64>,
     pub end_rss_mib: Option<f64>,
+    /// RSS `settle_s` after the last run, once the burst's memory could be given back.
+    #[serde(default)]
+    pub settled_rss_mib: Option<f64>,
+    #[serde(default)]
+    pub settle_s: Option<f64>,
     pub runs: Vec<Row>,
     pub paced: Option<Paced>,
     pub soak: Option<Soak>,
@@ -396,6 +401,19 @@ impl Results {
                 f(self.hwm_rss_mib, 1),
                 f(self.end_rss_mib, 1),
             );
+            if let (Some(s), Some(r)) = (self.settle_s, self.settled_rss_mib) {
+                let per_stream = match (&self.paced, self.peak_rss_mib, self.idle_rss_mib) {
+                    (Some(p), Some(peak), Some(idle)) if p.concurrency > 0 => format!(
+                        "; {:.1} KiB per open stream at the peak",
+                        (peak - idle) * 1024.0 / p.concurrency as f64
+                    ),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    m,
+                    "RSS {s:.0} s after the last run: {r:.1} MiB{per_stream}."
+                );
+            }
         }
         let errors: Vec<String> = self
             .runs
@@ -479,6 +497,8 @@ mod tests {
                 peak_rss_mib: None,
                 hwm_rss_mib: None,
                 end_rss_mib: None,
+                settled_rss_mib: None,
+                settle_s: None,
                 runs: vec![row],
                 paced: None,
                 soak: None,

@@ -203,6 +203,9 @@ pub fn tls_config() -> Result<rustls::ClientConfig, String> {
     )
 }
 
+/// Idle upstream connections kept per deployment and serving thread.
+const POOL_MAX_IDLE: usize = 32;
+
 pub fn client(
     connect_timeout: Duration,
     tls: rustls::ClientConfig,
@@ -220,6 +223,9 @@ pub fn client(
         .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
+        // After a burst of streams, keep a working set of connections per deployment and
+        // thread, not one per stream of the burst (each holds its buffers, ~20 KiB).
+        .pool_max_idle_per_host(POOL_MAX_IDLE)
         .pool_timer(TokioTimer::new())
         .build(https)
 }
