@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 // The gateway allocates per request and per stream event; mimalloc measured 10-20% faster than
 // the system allocator on the translation benchmarks.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
