@@ -721,3 +721,106 @@ async fn a_change_on_one_instance_reaches_another_within_a_second() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_to_the_key_api_gets_a_clear_400_or_404() {
+    let (g, dir) = gateway().await;
+    let raw = |path: &'static str, body: &'static str| {
+        let http = g.http.clone();
+        let url = format!("{}{path}", g.url);
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(MASTER)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (
+                status,
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    assert_eq!(raw("/key/generate", "{not json").await.0, 400);
+    assert!(raw("/key/generate", "[1]").await.1.contains("JSON object"));
+    for (body, says) in [
+        (json!({"max_budget": -1}), "max_budget"),
+        (json!({"budget_duration": "5y"}), "budget_duration"),
+        (json!({"rpm_limit": "ten"}), "invalid field"),
+        (json!({"duration": 30}), "duration"),
+        (json!({"key": "short"}), "sk-"),
+        (
+            json!({"model_max_budget": {"gpt": {"budget_limit": -2}}}),
+            "model_max_budget.gpt",
+        ),
+    ] {
+        let (s, v) = g.admin("/key/generate", body.clone()).await;
+        assert_eq!(s, 400, "{body} → {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{body} → {v}"
+        );
+    }
+    let (s, _) = g.admin("/key/update", json!({"rpm_limit": 1})).await;
+    assert_eq!(s, 400);
+    let (s, v) = g
+        .admin("/key/update", json!({"key": "sk-not-a-known-key"}))
+        .await;
+    assert_eq!(s, 404, "{v}");
+    assert!(
+        !v.to_string().contains("sk-not-a-known-key"),
+        "the key is not echoed: {v}"
+    );
+    let (s, _) = g.admin("/key/delete", json!({})).await;
+    assert_eq!(s, 400);
+    let (s, _) = g.admin("/team/new", json!({"team_id": "t1"})).await;
+    assert_eq!(s, 200);
+    let (s, _) = g.admin("/team/new", json!({"team_id": "t1"})).await;
+    assert_eq!(s, 400, "a team id is taken once");
+    let (s, _) = g.admin("/team/member_add", json!({"team_id": "t1"})).await;
+    assert_eq!(s, 400);
+    let (s, _) = g
+        .admin(
+            "/team/member_add",
+            json!({"team_id": "t1", "member": {"role": "user"}}),
+        )
+        .await;
+    assert_eq!(s, 400, "a member needs a user_id or user_email");
+    let (s, _) = g
+        .admin(
+            "/team/member_delete",
+            json!({"team_id": "t1", "user_id": "nobody"}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = g
+        .admin("/user/delete", json!({"user_ids": ["nobody"]}))
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = g.get("/team/info", MASTER).await;
+    assert_eq!(s, 400);
+
+    // The body forms of regenerate and delete-by-alias.
+    let key = g.key(json!({"key_alias": "to-rotate"})).await;
+    let (s, re) = g
+        .admin(
+            "/key/regenerate",
+            json!({"key": key, "new_key": "sk-rotated-0123456789"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{re}");
+    assert_eq!(re["key"], "sk-rotated-0123456789");
+    assert_eq!(g.chat("sk-rotated-0123456789", "gpt").await.status(), 200);
+    let (s, d) = g
+        .admin("/key/delete", json!({"key_aliases": ["to-rotate"]}))
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(g.chat("sk-rotated-0123456789", "gpt").await.status(), 401);
+    let _ = std::fs::remove_dir_all(dir);
+}
