@@ -336,11 +336,18 @@ pub async fn admit(
     };
     let reserve_for = |caps: &Caps| if caps.budget.is_some() { reserve } else { 0 };
     let now = now_ms();
+    // Only meters that limit something are shared; the others count spend, which the records
+    // already hold for every instance.
+    let limited: Vec<usize> = (0..plans.len())
+        .filter(|&i| plans[i].caps.limits_anything())
+        .collect();
+    let shared = shared.filter(|_| !limited.is_empty());
     let global = |shared: &Arc<Shared>, plans: &[Plan]| Global {
         shared: shared.clone(),
         rid: ask.request_id.to_owned(),
-        parts: plans
+        parts: limited
             .iter()
+            .map(|&i| &plans[i])
             .map(|p| {
                 let ttl = p
                     .caps
@@ -358,8 +365,9 @@ pub async fn admit(
     if let Some(shared) = shared
         && shared.is_up()
     {
-        let parts: Vec<Part> = plans
+        let parts: Vec<Part> = limited
             .iter()
+            .map(|&i| &plans[i])
             .map(|p| Part {
                 base: p.base.clone().unwrap_or_default(),
                 caps: p.caps,
@@ -371,18 +379,25 @@ pub async fn admit(
         match shared.admit(ask.request_id, &parts, now).await {
             Ok(Verdict::Admitted(seen)) => {
                 let g = global(shared, &plans);
+                let mut seen = seen.into_iter();
                 let charges = plans
                     .into_iter()
-                    .zip(seen)
-                    .map(|(p, seen)| {
+                    .enumerate()
+                    .map(|(i, p)| {
                         let reserved = reserve_for(&p.caps);
-                        p.meter.record(&p.caps, now, reserved, Some(seen.spent));
+                        let seen = if limited.contains(&i) {
+                            seen.next()
+                        } else {
+                            None
+                        };
+                        p.meter
+                            .record(&p.caps, now, reserved, seen.map(|s| s.spent));
                         Charge {
                             counted: p.caps.rpm.is_some(),
                             meter: p.meter,
                             caps: p.caps,
                             reserved,
-                            seen: Some(seen),
+                            seen,
                         }
                     })
                     .collect();
@@ -394,7 +409,7 @@ pub async fn admit(
                 });
             }
             Ok(Verdict::Refused(i, what, value, limit)) => {
-                let Some(p) = plans.get(i) else {
+                let Some(p) = limited.get(i).and_then(|&i| plans.get(i)) else {
                     return Err(GatewayError::gateway(
                         ErrorKind::Server,
                         "the shared limiter answered for a meter it was not asked about",

@@ -273,6 +273,7 @@ async fn with_redis_stopped_each_instance_serves_its_share_and_heals_when_it_ret
     // Both heartbeats have been seen by now: two live instances.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let key = a.key(json!({"rpm_limit": 10, "max_budget": 1.0})).await;
+    let free = a.key(json!({"key_alias": "no-limits"})).await;
     b.wait_for(&key).await;
 
     redis.stop();
@@ -286,7 +287,10 @@ async fn with_redis_stopped_each_instance_serves_its_share_and_heals_when_it_ret
         }
     }
     assert_eq!(served_a, 5, "alone, an instance serves its half of rpm 10");
-    assert!(a.metric("dragoman_limit_local_decisions").await >= 1.0);
+    assert_eq!(a.metric("dragoman_limit_local_decisions").await, 8.0);
+    // A key that limits nothing has nothing to share: Redis being away changes nothing for it.
+    assert_eq!(a.chat(&free).await.status(), 200);
+    assert_eq!(a.metric("dragoman_limit_local_decisions").await, 8.0);
     assert!(a.metric("dragoman_redis_pending_settlements").await >= 5.0);
     let spent_alone: f64 = {
         let r = b.chat(&key).await;

@@ -27,6 +27,11 @@ pub struct Caps {
 }
 
 impl Caps {
+    /// Whether these caps limit anything (a meter without them only counts spend).
+    pub fn limits_anything(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some() || self.parallel.is_some() || self.budget.is_some()
+    }
+
     /// This instance's share of the caps when it must decide alone among `n` instances: each
     /// limit divided (at least 1), and of the budget what is left divided.
     pub fn share(&self, n: u64, spent: i64) -> Caps {
