@@ -27,6 +27,10 @@ pub struct Ask<'a> {
     pub worst_cost: &'a (dyn Fn() -> i64 + Sync),
     /// The request's id: its entry in the shared limiter's windows.
     pub request_id: &'a str,
+    /// Whether the request counts against limits and budgets. Token counting does not: it
+    /// costs nothing upstream, and Claude Code counts before many turns, so counting it would
+    /// spend a developer's rpm on bookkeeping.
+    pub metered: bool,
 }
 
 struct Charge {
@@ -290,6 +294,9 @@ pub async fn admit(
             )
             .with_status(403));
         }
+    }
+    if !ask.metered {
+        return Ok(Admission::free());
     }
     let shared = tenancy.shared();
     let base = |kind: &str, id: &str| shared.map(|s| s.base(kind, id));

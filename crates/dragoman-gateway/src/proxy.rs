@@ -272,6 +272,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
             group: &group.name,
             worst_cost: &worst_cost,
             request_id: &id,
+            metered: matches!(ep, Endpoint::Generate(_)),
         };
         crate::policy::admit(&gw.tenancy, &principal, &ask).await
     };

@@ -423,6 +423,34 @@ async fn rpm_is_exact_and_clients_see_their_limits_in_their_own_headers() {
     }
     assert_eq!(remaining, ["4", "3", "2", "1", "0"]);
     assert_eq!(refused, 3);
+    // Token counting is not a call against the limits (Claude Code counts before turns), but
+    // the key must still be allowed the model.
+    let counter = g.key(json!({"rpm_limit": 1, "models": ["claude"]})).await;
+    for model in ["claude", "claude", "gpt"] {
+        let r = g
+            .http
+            .post(format!("{}/v1/messages/count_tokens", g.url))
+            .header("x-api-key", &counter)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        let want = if model == "claude" { 200 } else { 403 };
+        assert_eq!(r.status(), want, "{model}: {}", r.text().await.unwrap());
+    }
+    let r = g
+        .http
+        .post(format!("{}/v1/messages", g.url))
+        .header("x-api-key", &counter)
+        .json(&json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the one request of the minute is still there"
+    );
     // An Anthropic client reads Anthropic's names.
     let other = g.key(json!({"rpm_limit": 10, "tpm_limit": 100000})).await;
     let r = g
