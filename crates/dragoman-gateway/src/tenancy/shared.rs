@@ -368,8 +368,8 @@ impl Shared {
                 r[1..]
                     .chunks(5)
                     .map(|c| Seen {
-                        requests: c[0].max(0) as u64,
-                        oldest_request_ms: c[1],
+                        requests: c.first().copied().unwrap_or(0).max(0) as u64,
+                        oldest_request_ms: c.get(1).copied().unwrap_or(0),
                         tokens: c.get(2).copied().unwrap_or(0).max(0) as u64,
                         oldest_token_ms: c.get(3).copied().unwrap_or(0),
                         spent: c.get(4).copied().unwrap_or(0),
