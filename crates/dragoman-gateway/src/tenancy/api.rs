@@ -342,7 +342,7 @@ async fn generate_key(
         budget_anchor_ms: now,
         ..KeyDoc::default()
     };
-    let (mut doc, mut unsupported) = docs::apply(&base, body, docs::KEY_FIELDS).map_err(bad)?;
+    let (mut doc, unsupported) = docs::apply(&base, body, docs::KEY_FIELDS).map_err(bad)?;
     if let Some(team) = str_field(body, "team_id") {
         doc.team_id = Some(team.to_owned());
     }
@@ -352,7 +352,6 @@ async fn generate_key(
     if let Some(e) = expiry(body, now)? {
         doc.expires_ms = e;
     }
-    unsupported.retain(|f| f != "spend");
     check_key(gw, &doc, &token)?;
     put_key(t, &doc, false).await?;
     let entry = t
