@@ -732,6 +732,14 @@ async fn a_change_on_one_instance_reaches_another_within_a_second() {
         }
     };
     let created = seen(&b, key.clone(), 200).await;
+    // Without Redis, A learns what B spent from the store's records.
+    b.flush().await;
+    let (_, info) = a.get(&format!("/key/info?key={key}"), MASTER).await;
+    let spent = (info["info"]["spend"].as_f64().unwrap() * 1e9).round() as i64;
+    assert!(
+        spent >= ONE_CALL_NANOS,
+        "A's /key/info shows B's spend: {info}"
+    );
     a.admin("/key/delete", json!({"keys": [key.clone()]})).await;
     let deleted = seen(&b, key.clone(), 401).await;
     eprintln!(

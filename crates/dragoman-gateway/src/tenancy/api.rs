@@ -166,6 +166,24 @@ fn money<D>(e: &Entry<D>, out: &mut Map<String, Value>) {
     out.insert("budget_reset_at".into(), reset.map(iso).into());
 }
 
+/// The info endpoints' spend: the larger of this instance's meter and the store's sum of every
+/// instance's records this period (the meter is ahead by the records not yet written; the
+/// store by what other instances spent without Redis to tell this one).
+async fn with_recorded_spend<D>(
+    t: &Tenancy,
+    e: &Entry<D>,
+    by: dragoman_store::GroupBy,
+    id: &str,
+    out: &mut Map<String, Value>,
+) {
+    let Some(store) = t.store() else { return };
+    let since = super::period_start(&e.caps, now_ms());
+    if let Ok(recorded) = store.spend(&[(by, id)], since).await {
+        let (local, _) = e.meter.spend(&e.caps, now_ms());
+        out.insert("spend".into(), usd(local.max(recorded)));
+    }
+}
+
 fn doc_json<T: serde::Serialize>(doc: &T) -> Map<String, Value> {
     match serde_json::to_value(doc) {
         Ok(Value::Object(m)) => m,
@@ -480,7 +498,18 @@ pub async fn key_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Par
         (_, None) => return bad("key: required (the key, or its token)"),
     };
     match entry {
-        Some(e) => axum::Json(json!({"key": e.doc.token, "info": key_json(&e)})).into_response(),
+        Some(e) => {
+            let mut info = key_json(&e);
+            with_recorded_spend(
+                &gw.tenancy,
+                &e,
+                dragoman_store::GroupBy::Key,
+                &e.doc.key_id,
+                &mut info,
+            )
+            .await;
+            axum::Json(json!({"key": e.doc.token, "info": info})).into_response()
+        }
         None => missing("key", &key_name(named.unwrap_or_default())),
     }
 }
@@ -842,7 +871,7 @@ pub async fn team_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
         return bad("team_id: required");
     };
     let dir = gw.tenancy.directory();
-    let Some(e) = dir.teams.get(id) else {
+    let Some(e) = dir.teams.get(id).cloned() else {
         return missing("team", id);
     };
     let keys: Vec<Value> = dir
@@ -851,7 +880,17 @@ pub async fn team_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
         .filter(|k| k.doc.team_id.as_ref() == Some(id))
         .map(|k| Value::Object(key_json(k)))
         .collect();
-    axum::Json(json!({"team_id": id, "team_info": team_json(e), "keys": keys, "team_memberships": e.doc.members_with_roles})).into_response()
+    drop(dir);
+    let mut info = team_json(&e);
+    with_recorded_spend(
+        &gw.tenancy,
+        &e,
+        dragoman_store::GroupBy::Team,
+        id,
+        &mut info,
+    )
+    .await;
+    axum::Json(json!({"team_id": id, "team_info": info, "keys": keys, "team_memberships": e.doc.members_with_roles})).into_response()
 }
 
 pub async fn team_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
@@ -1126,7 +1165,7 @@ pub async fn user_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
         return bad("user_id: required");
     };
     let dir = gw.tenancy.directory();
-    let Some(e) = dir.users.get(id) else {
+    let Some(e) = dir.users.get(id).cloned() else {
         return missing("user", id);
     };
     let keys: Vec<Value> = dir
@@ -1147,7 +1186,17 @@ pub async fn user_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
         })
         .map(|t| Value::Object(team_json(t)))
         .collect();
-    axum::Json(json!({"user_id": id, "user_info": user_json(e), "keys": keys, "teams": teams}))
+    drop(dir);
+    let mut info = user_json(&e);
+    with_recorded_spend(
+        &gw.tenancy,
+        &e,
+        dragoman_store::GroupBy::User,
+        id,
+        &mut info,
+    )
+    .await;
+    axum::Json(json!({"user_id": id, "user_info": info, "keys": keys, "teams": teams}))
         .into_response()
 }
 
