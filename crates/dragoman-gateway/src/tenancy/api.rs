@@ -17,12 +17,15 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::docs::{self, KeyDoc, Member, TeamDoc, UserDoc};
-use super::{Entry, KEY, TEAM, Tenancy, USER, hash_key, hex, now_ms};
+use super::docs::{self, KeyDoc, Member, TeamDoc, Tenant, UserDoc};
+use super::{Entry, Tenancy, hash_key, hex, now_ms};
 use crate::Gateway;
 use crate::principal::Principal;
 
 type Params = Query<std::collections::HashMap<String, String>>;
+
+/// Every handler's answer: the response, or the error response that ended it early.
+type Answer = Result<Response, Response>;
 
 /// LiteLLM's error envelope for its management API.
 fn fail(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -72,6 +75,16 @@ fn admin(gw: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// The master key's request body, as a JSON object: how every changing endpoint starts.
+fn admin_body(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Map<String, Value>, Response> {
+    admin(gw, headers)?;
+    object(body)
+}
+
 fn object(body: &Bytes) -> Result<Map<String, Value>, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
@@ -81,6 +94,11 @@ fn object(body: &Bytes) -> Result<Map<String, Value>, Response> {
         Ok(_) => Err(bad("request body must be a JSON object")),
         Err(e) => Err(bad(format!("invalid JSON body: {e}"))),
     }
+}
+
+/// A required string field, or the 400 naming it.
+fn required<'a>(body: &'a Map<String, Value>, name: &str, what: &str) -> Result<&'a str, Response> {
+    str_field(body, name).ok_or_else(|| bad(format!("{name}: required{what}")))
 }
 
 fn str_field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -184,88 +202,97 @@ async fn with_recorded_spend<D>(
     }
 }
 
-fn doc_json<T: serde::Serialize>(doc: &T) -> Map<String, Value> {
-    match serde_json::to_value(doc) {
+/// A team or user as the API shows it: its fields, its spend, when it was made.
+fn entity_json<D: Tenant>(e: &Entry<D>, created_at_ms: i64) -> Map<String, Value> {
+    let mut out = match serde_json::to_value(&e.doc) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
-    }
+    };
+    money(e, &mut out);
+    out.insert("created_at".into(), iso(created_at_ms).into());
+    out
 }
 
 pub fn key_json(e: &Entry<KeyDoc>) -> Map<String, Value> {
-    let mut out = doc_json(&e.doc);
-    money(e, &mut out);
+    let mut out = entity_json(e, e.doc.created_at_ms);
     out.insert("expires".into(), e.doc.expires_ms.map(iso).into());
-    out.insert("created_at".into(), iso(e.doc.created_at_ms).into());
     out.insert("updated_at".into(), iso(e.doc.updated_at_ms).into());
     out
 }
 
 fn team_json(e: &Entry<TeamDoc>) -> Map<String, Value> {
-    let mut out = doc_json(&e.doc);
-    money(e, &mut out);
-    out.insert("created_at".into(), iso(e.doc.created_at_ms).into());
-    out
+    entity_json(e, e.doc.created_at_ms)
 }
 
 fn user_json(e: &Entry<UserDoc>) -> Map<String, Value> {
-    let mut out = doc_json(&e.doc);
-    money(e, &mut out);
-    out.insert("created_at".into(), iso(e.doc.created_at_ms).into());
-    out
+    entity_json(e, e.doc.created_at_ms)
 }
 
-fn with_unsupported(mut out: Map<String, Value>, unsupported: &[String]) -> Response {
+fn json(out: Map<String, Value>) -> Answer {
+    Ok(axum::Json(Value::Object(out)).into_response())
+}
+
+fn with_unsupported(mut out: Map<String, Value>, unsupported: &[String]) -> Answer {
     if !unsupported.is_empty() {
         tracing::warn!(fields = ?unsupported, "key API: fields dragoman does not support were not applied");
         out.insert("unsupported_fields".into(), json!(unsupported));
     }
-    axum::Json(Value::Object(out)).into_response()
+    json(out)
 }
 
 /// The key a body or query names: the key itself (`sk-…`) or its token (hash).
-fn find_key(t: &Tenancy, named: &str) -> Option<Arc<Entry<KeyDoc>>> {
-    t.key(named).or_else(|| t.key_by_token(named))
+fn find_key(t: &Tenancy, named: &str) -> Result<Arc<Entry<KeyDoc>>, Response> {
+    t.key(named)
+        .or_else(|| t.key_by_token(named))
+        .ok_or_else(|| missing("key", &key_name(named)))
 }
 
-async fn put_key(t: &Tenancy, doc: &KeyDoc, deleted: bool) -> Result<(), Response> {
+fn find_team(t: &Tenancy, id: &str) -> Result<Arc<Entry<TeamDoc>>, Response> {
+    t.directory()
+        .teams
+        .get(id)
+        .cloned()
+        .ok_or_else(|| missing("team", id))
+}
+
+fn find_user(t: &Tenancy, id: &str) -> Result<Arc<Entry<UserDoc>>, Response> {
+    t.directory()
+        .users
+        .get(id)
+        .cloned()
+        .ok_or_else(|| missing("user", id))
+}
+
+/// Writes a key, team or user (a tombstone when `deleted`, stamped after its last change).
+async fn put<D: Tenant>(t: &Tenancy, doc: &D, deleted: bool) -> Result<(), Response> {
     let body = serde_json::to_string(doc).map_err(|e| stored(e.to_string()))?;
     let at = if deleted {
-        now_ms().max(doc.updated_at_ms + 1)
+        now_ms().max(doc.updated_at_ms() + 1)
     } else {
-        doc.updated_at_ms
+        doc.updated_at_ms()
     };
-    t.write(KEY, doc.token.clone(), body, at, deleted)
+    t.write(D::KIND, doc.id().to_owned(), body, at, deleted)
         .await
         .map_err(stored)
 }
 
-async fn put_team(t: &Tenancy, doc: &TeamDoc, deleted: bool) -> Result<(), Response> {
-    let body = serde_json::to_string(doc).map_err(|e| stored(e.to_string()))?;
-    let at = if deleted {
-        now_ms().max(doc.updated_at_ms + 1)
-    } else {
-        doc.updated_at_ms
-    };
-    t.write(TEAM, doc.team_id.clone(), body, at, deleted)
-        .await
-        .map_err(stored)
+/// Deletes every key `which` picks (the keys of a deleted team or user go with it).
+async fn delete_keys(t: &Tenancy, which: impl Fn(&KeyDoc) -> bool) -> Result<(), Response> {
+    let keys: Vec<_> = t
+        .directory()
+        .keys
+        .values()
+        .filter(|k| which(&k.doc))
+        .cloned()
+        .collect();
+    for k in keys {
+        put(t, &k.doc, true).await?;
+    }
+    Ok(())
 }
 
-async fn put_user(t: &Tenancy, doc: &UserDoc, deleted: bool) -> Result<(), Response> {
-    let body = serde_json::to_string(doc).map_err(|e| stored(e.to_string()))?;
-    let at = if deleted {
-        now_ms().max(doc.updated_at_ms + 1)
-    } else {
-        doc.updated_at_ms
-    };
-    t.write(USER, doc.user_id.clone(), body, at, deleted)
-        .await
-        .map_err(stored)
-}
-
-/// A change time strictly after the document's last, so every instance orders them.
-fn bump(previous: i64) -> i64 {
-    now_ms().max(previous + 1)
+fn arrived() -> Response {
+    stored("the change did not reach the directory".into())
 }
 
 fn expiry(body: &Map<String, Value>, now: i64) -> Result<Option<Option<i64>>, Response> {
@@ -279,7 +306,18 @@ fn expiry(body: &Map<String, Value>, now: i64) -> Result<Option<Option<i64>>, Re
     }
 }
 
-fn check_key(gw: &Gateway, k: &KeyDoc, token: &str) -> Result<(), Response> {
+/// A custom key from `field`, or a new random one.
+fn chosen_key(body: &Map<String, Value>, field: &str) -> Result<String, Response> {
+    match str_field(body, field) {
+        Some(k) if k.starts_with("sk-") && k.len() >= 12 => Ok(k.to_owned()),
+        Some(_) => Err(bad(format!(
+            "{field}: a custom key must start with `sk-` and be at least 12 characters"
+        ))),
+        None => new_key(),
+    }
+}
+
+fn check_key(gw: &Gateway, k: &KeyDoc) -> Result<(), Response> {
     k.limits.validate().map_err(bad)?;
     let dir = gw.tenancy.directory();
     if let Some(team) = &k.team_id
@@ -293,13 +331,23 @@ fn check_key(gw: &Gateway, k: &KeyDoc, token: &str) -> Result<(), Response> {
         && dir
             .keys
             .values()
-            .any(|e| e.doc.key_alias.as_deref() == Some(alias) && e.doc.token != token)
+            .any(|e| e.doc.key_alias.as_deref() == Some(alias) && e.doc.token != k.token)
     {
         return Err(bad(format!(
             "key_alias: another key is already called `{alias}`"
         )));
     }
     Ok(())
+}
+
+/// `team_id` and `user_id` as a body sets them (`null` or empty clears).
+fn set_owner(doc: &mut KeyDoc, body: &Map<String, Value>) {
+    if body.contains_key("team_id") {
+        doc.team_id = str_field(body, "team_id").map(str::to_owned);
+    }
+    if body.contains_key("user_id") {
+        doc.user_id = str_field(body, "user_id").map(str::to_owned);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,22 +357,11 @@ pub async fn key_generate(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match generate_key(&gw, &body).await {
-        Ok((key, out, unsupported)) => {
-            let mut out = out;
-            out.insert("key".into(), key.into());
-            with_unsupported(out, &unsupported)
-        }
-        Err(r) => r,
-    }
+) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
+    let (key, mut out, unsupported) = generate_key(&gw, &body).await?;
+    out.insert("key".into(), key.into());
+    with_unsupported(out, &unsupported)
 }
 
 /// Creates a key from a body's fields; returns the key (shown once), its info and the fields
@@ -336,15 +373,7 @@ async fn generate_key(
     let t = &gw.tenancy;
     let _lock = t.lock().await;
     let now = now_ms();
-    let key = match str_field(body, "key") {
-        Some(k) if k.starts_with("sk-") && k.len() >= 12 => k.to_owned(),
-        Some(_) => {
-            return Err(bad(
-                "key: a custom key must start with `sk-` and be at least 12 characters",
-            ));
-        }
-        None => new_key()?,
-    };
+    let key = chosen_key(body, "key")?;
     if t.key(&key).is_some() {
         return Err(bad("key: this key already exists"));
     }
@@ -361,157 +390,93 @@ async fn generate_key(
         ..KeyDoc::default()
     };
     let (mut doc, unsupported) = docs::apply(&base, body, docs::KEY_FIELDS).map_err(bad)?;
-    if let Some(team) = str_field(body, "team_id") {
-        doc.team_id = Some(team.to_owned());
-    }
-    if let Some(user) = str_field(body, "user_id") {
-        doc.user_id = Some(user.to_owned());
-    }
+    set_owner(&mut doc, body);
     if let Some(e) = expiry(body, now)? {
         doc.expires_ms = e;
     }
-    check_key(gw, &doc, &token)?;
-    put_key(t, &doc, false).await?;
-    let entry = t
-        .key_by_token(&token)
-        .ok_or_else(|| stored("the new key did not reach the directory".into()))?;
+    check_key(gw, &doc)?;
+    put(t, &doc, false).await?;
+    let entry = t.key_by_token(&token).ok_or_else(arrived)?;
     tracing::info!(key = %doc.key_name, alias = ?doc.key_alias, team = ?doc.team_id, "key generated");
     Ok((key, key_json(&entry), unsupported))
 }
 
-pub async fn key_update(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(named) = str_field(&body, "key") else {
-        return bad("key: required (the key, or its token)");
-    };
+pub async fn key_update(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
+    let named = required(&body, "key", " (the key, or its token)")?;
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let Some(entry) = find_key(t, named) else {
-        return missing("key", &key_name(named));
-    };
-    let (mut doc, unsupported) = match docs::apply(&entry.doc, &body, docs::KEY_FIELDS) {
-        Ok(v) => v,
-        Err(e) => return bad(e),
-    };
-    if body.contains_key("team_id") {
-        doc.team_id = str_field(&body, "team_id").map(str::to_owned);
+    let entry = find_key(t, named)?;
+    let (mut doc, unsupported) = docs::apply(&entry.doc, &body, docs::KEY_FIELDS).map_err(bad)?;
+    set_owner(&mut doc, &body);
+    if let Some(e) = expiry(&body, now_ms())? {
+        doc.expires_ms = e;
     }
-    if body.contains_key("user_id") {
-        doc.user_id = str_field(&body, "user_id").map(str::to_owned);
-    }
-    let now = now_ms();
-    match expiry(&body, now) {
-        Ok(Some(e)) => doc.expires_ms = e,
-        Ok(None) => {}
-        Err(r) => return r,
-    }
-    if doc.limits.budget_duration != entry.doc.limits.budget_duration {
-        doc.budget_anchor_ms = now;
-    }
-    doc.updated_at_ms = bump(entry.doc.updated_at_ms);
-    if let Err(r) = check_key(&gw, &doc, &doc.token.clone()) {
-        return r;
-    }
-    if let Err(r) = put_key(t, &doc, false).await {
-        return r;
-    }
-    match t.key_by_token(&doc.token) {
-        Some(e) => with_unsupported(key_json(&e), &unsupported),
-        None => stored("the key did not reach the directory".into()),
-    }
+    doc.changed_from(&entry.doc).map_err(bad)?;
+    check_key(&gw, &doc)?;
+    put(t, &doc, false).await?;
+    let e = t.key_by_token(&doc.token).ok_or_else(arrived)?;
+    with_unsupported(key_json(&e), &unsupported)
 }
 
-pub async fn key_delete(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn key_delete(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
     let t = &gw.tenancy;
     let _lock = t.lock().await;
     let mut targets = Vec::new();
     for named in list_field(&body, "keys") {
-        match find_key(t, &named) {
-            Some(e) => targets.push(e),
-            None => return missing("key", &key_name(&named)),
-        }
+        targets.push(find_key(t, &named)?);
     }
     for alias in list_field(&body, "key_aliases") {
         let dir = t.directory();
-        match dir
+        let e = dir
             .keys
             .values()
             .find(|e| e.doc.key_alias.as_deref() == Some(alias.as_str()))
-        {
-            Some(e) => targets.push(e.clone()),
-            None => return missing("key alias", &alias),
-        }
+            .ok_or_else(|| missing("key alias", &alias))?;
+        targets.push(e.clone());
     }
     if targets.is_empty() {
-        return bad("keys: name at least one key (or key_aliases)");
+        return Err(bad("keys: name at least one key (or key_aliases)"));
     }
     let mut deleted = Vec::new();
     for e in targets {
-        if let Err(r) = put_key(t, &e.doc, true).await {
-            return r;
-        }
+        put(t, &e.doc, true).await?;
         deleted.push(e.doc.token.clone());
     }
-    axum::Json(json!({"deleted_keys": deleted})).into_response()
+    Ok(axum::Json(json!({"deleted_keys": deleted})).into_response())
 }
 
-pub async fn key_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Response {
-    let caller = match gw.authenticate(&headers) {
-        Ok(p) => p,
-        Err(e) => return fail(StatusCode::UNAUTHORIZED, e.message()),
-    };
+pub async fn key_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
+    let caller = gw
+        .authenticate(&headers)
+        .map_err(|e| fail(StatusCode::UNAUTHORIZED, e.message()))?;
     let named = q.get("key").map(String::as_str);
-    let entry = match (&caller, named) {
+    let e = match (&caller, named) {
         // A virtual key may read about itself.
-        (Principal::Key(c), None) => Some(c.key.clone()),
+        (Principal::Key(c), None) => c.key.clone(),
         (Principal::Key(c), Some(n)) => match find_key(&gw.tenancy, n) {
-            Some(e) if e.doc.key_id == c.key.doc.key_id => Some(e),
+            Ok(e) if e.doc.key_id == c.key.doc.key_id => e,
             _ => {
-                return fail(
+                return Err(fail(
                     StatusCode::UNAUTHORIZED,
                     "a virtual key may only read its own info",
-                );
+                ));
             }
         },
-        (_, Some(n)) => find_key(&gw.tenancy, n),
-        (_, None) => return bad("key: required (the key, or its token)"),
+        (_, Some(n)) => find_key(&gw.tenancy, n)?,
+        (_, None) => return Err(bad("key: required (the key, or its token)")),
     };
-    match entry {
-        Some(e) => {
-            let mut info = key_json(&e);
-            with_recorded_spend(
-                &gw.tenancy,
-                &e,
-                dragoman_store::GroupBy::Key,
-                &e.doc.key_id,
-                &mut info,
-            )
-            .await;
-            axum::Json(json!({"key": e.doc.token, "info": info})).into_response()
-        }
-        None => missing("key", &key_name(named.unwrap_or_default())),
-    }
+    let mut info = key_json(&e);
+    with_recorded_spend(
+        &gw.tenancy,
+        &e,
+        dragoman_store::GroupBy::Key,
+        &e.doc.key_id,
+        &mut info,
+    )
+    .await;
+    Ok(axum::Json(json!({"key": e.doc.token, "info": info})).into_response())
 }
 
 fn page(q: &Params) -> (usize, usize) {
@@ -529,26 +494,18 @@ fn page(q: &Params) -> (usize, usize) {
     (page, size)
 }
 
-pub async fn key_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
+pub async fn key_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
+    admin(&gw, &headers)?;
     let dir = gw.tenancy.directory();
+    let is = |want: Option<&String>, have: &Option<String>| {
+        want.is_none_or(|w| have.as_ref() == Some(w))
+    };
     let mut keys: Vec<_> = dir
         .keys
         .values()
-        .filter(|e| {
-            q.get("team_id")
-                .is_none_or(|t| e.doc.team_id.as_ref() == Some(t))
-        })
-        .filter(|e| {
-            q.get("user_id")
-                .is_none_or(|u| e.doc.user_id.as_ref() == Some(u))
-        })
-        .filter(|e| {
-            q.get("key_alias")
-                .is_none_or(|a| e.doc.key_alias.as_ref() == Some(a))
-        })
+        .filter(|e| is(q.get("team_id"), &e.doc.team_id))
+        .filter(|e| is(q.get("user_id"), &e.doc.user_id))
+        .filter(|e| is(q.get("key_alias"), &e.doc.key_alias))
         .collect();
     keys.sort_by(|a, b| {
         b.doc
@@ -571,7 +528,7 @@ pub async fn key_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Par
             }
         })
         .collect();
-    axum::Json(json!({"keys": items, "total_count": total, "current_page": page, "total_pages": total.div_ceil(size)})).into_response()
+    Ok(axum::Json(json!({"keys": items, "total_count": total, "current_page": page, "total_pages": total.div_ceil(size)})).into_response())
 }
 
 pub async fn key_regenerate_path(
@@ -579,7 +536,7 @@ pub async fn key_regenerate_path(
     headers: HeaderMap,
     Path(key): Path<String>,
     body: Bytes,
-) -> Response {
+) -> Answer {
     regenerate(gw, headers, Some(key), body).await
 }
 
@@ -587,7 +544,7 @@ pub async fn key_regenerate(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     regenerate(gw, headers, None, body).await
 }
 
@@ -598,65 +555,32 @@ async fn regenerate(
     headers: HeaderMap,
     path_key: Option<String>,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(named) = path_key.or_else(|| str_field(&body, "key").map(str::to_owned)) else {
-        return bad("key: required (the key, or its token)");
+) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
+    let named = match path_key {
+        Some(k) => k,
+        None => required(&body, "key", " (the key, or its token)")?.to_owned(),
     };
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let Some(old) = find_key(t, &named) else {
-        return missing("key", &key_name(&named));
-    };
-    let key = match str_field(&body, "new_key") {
-        Some(k) if k.starts_with("sk-") && k.len() >= 12 => k.to_owned(),
-        Some(_) => {
-            return bad(
-                "new_key: a custom key must start with `sk-` and be at least 12 characters",
-            );
-        }
-        None => match new_key() {
-            Ok(k) => k,
-            Err(r) => return r,
-        },
-    };
+    let old = find_key(t, &named)?;
+    let key = chosen_key(&body, "new_key")?;
     let mut fields = body.clone();
     fields.remove("key");
     fields.remove("new_key");
-    let (mut doc, unsupported) = match docs::apply(&old.doc, &fields, docs::KEY_FIELDS) {
-        Ok(v) => v,
-        Err(e) => return bad(e),
-    };
+    let (mut doc, unsupported) = docs::apply(&old.doc, &fields, docs::KEY_FIELDS).map_err(bad)?;
     doc.token = hex(&hash_key(&key));
     doc.key_name = key_name(&key);
-    doc.updated_at_ms = bump(old.doc.updated_at_ms);
-    if let Err(r) = put_key(t, &doc, false).await {
-        return r;
-    }
-    if let Err(r) = put_key(t, &old.doc, true).await {
-        return r;
-    }
-    match t.key_by_token(&doc.token) {
-        Some(e) => {
-            let mut out = key_json(&e);
-            out.insert("key".into(), key.into());
-            with_unsupported(out, &unsupported)
-        }
-        None => stored("the key did not reach the directory".into()),
-    }
+    doc.changed_from(&old.doc).map_err(bad)?;
+    put(t, &doc, false).await?;
+    put(t, &old.doc, true).await?;
+    let e = t.key_by_token(&doc.token).ok_or_else(arrived)?;
+    let mut out = key_json(&e);
+    out.insert("key".into(), key.into());
+    with_unsupported(out, &unsupported)
 }
 
-pub async fn key_block(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn key_block(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
     set_blocked(gw, headers, body, true).await
 }
 
@@ -664,36 +588,21 @@ pub async fn key_unblock(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     set_blocked(gw, headers, body, false).await
 }
 
-async fn set_blocked(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, blocked: bool) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(named) = str_field(&body, "key") else {
-        return bad("key: required (the key, or its token)");
-    };
+async fn set_blocked(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, blocked: bool) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
+    let named = required(&body, "key", " (the key, or its token)")?;
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let Some(e) = find_key(t, named) else {
-        return missing("key", &key_name(named));
-    };
+    let e = find_key(t, named)?;
     let mut doc = e.doc.clone();
     doc.blocked = blocked;
-    doc.updated_at_ms = bump(doc.updated_at_ms);
-    if let Err(r) = put_key(t, &doc, false).await {
-        return r;
-    }
-    match t.key_by_token(&doc.token) {
-        Some(e) => axum::Json(Value::Object(key_json(&e))).into_response(),
-        None => stored("the key did not reach the directory".into()),
-    }
+    doc.changed_from(&e.doc).map_err(bad)?;
+    put(t, &doc, false).await?;
+    json(key_json(&*t.key_by_token(&doc.token).ok_or_else(arrived)?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,26 +629,22 @@ fn members(body: &Map<String, Value>, field: &str) -> Result<Vec<Member>, Respon
     Ok(list)
 }
 
-pub async fn team_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
+/// A new id with a readable prefix, for a team or user the body does not name.
+fn new_id(body: &Map<String, Value>, field: &str, prefix: &str) -> Result<String, Response> {
+    match str_field(body, field) {
+        Some(id) => Ok(id.to_owned()),
+        None => Ok(format!("{prefix}-{}", &new_key()?[3..19])),
     }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+}
+
+pub async fn team_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
     let t = &gw.tenancy;
     let _lock = t.lock().await;
     let now = now_ms();
-    let id = match str_field(&body, "team_id") {
-        Some(id) => id.to_owned(),
-        None => match new_key() {
-            Ok(k) => format!("team-{}", &k[3..19]),
-            Err(r) => return r,
-        },
-    };
+    let id = new_id(&body, "team_id", "team")?;
     if t.directory().teams.contains_key(&id) {
-        return bad(format!("team_id: team `{id}` already exists"));
+        return Err(bad(format!("team_id: team `{id}` already exists")));
     }
     let base = TeamDoc {
         team_id: id.clone(),
@@ -748,139 +653,70 @@ pub async fn team_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
         budget_anchor_ms: now,
         ..TeamDoc::default()
     };
-    let (mut doc, unsupported) = match docs::apply(&base, &body, docs::TEAM_FIELDS) {
-        Ok(v) => v,
-        Err(e) => return bad(e),
-    };
-    doc.members_with_roles = match members(&body, "members_with_roles") {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    if let Err(e) = doc.limits.validate() {
-        return bad(e);
-    }
-    if let Err(r) = put_team(t, &doc, false).await {
-        return r;
-    }
-    match t.directory().teams.get(&id) {
-        Some(e) => with_unsupported(team_json(e), &unsupported),
-        None => stored("the team did not reach the directory".into()),
-    }
+    let (mut doc, unsupported) = docs::apply(&base, &body, docs::TEAM_FIELDS).map_err(bad)?;
+    doc.members_with_roles = members(&body, "members_with_roles")?;
+    doc.limits.validate().map_err(bad)?;
+    put(t, &doc, false).await?;
+    with_unsupported(team_json(&*find_team(t, &id)?), &unsupported)
 }
 
 pub async fn team_update(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(id) = str_field(&body, "team_id") else {
-        return bad("team_id: required");
-    };
+) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
+    let id = required(&body, "team_id", "")?;
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let Some(e) = t.directory().teams.get(id).cloned() else {
-        return missing("team", id);
-    };
-    let (mut doc, unsupported) = match docs::apply(&e.doc, &body, docs::TEAM_FIELDS) {
-        Ok(v) => v,
-        Err(e) => return bad(e),
-    };
+    let e = find_team(t, id)?;
+    let (mut doc, unsupported) = docs::apply(&e.doc, &body, docs::TEAM_FIELDS).map_err(bad)?;
     if body.contains_key("members_with_roles") {
-        doc.members_with_roles = match members(&body, "members_with_roles") {
-            Ok(m) => m,
-            Err(r) => return r,
-        };
+        doc.members_with_roles = members(&body, "members_with_roles")?;
     }
-    if let Err(e) = doc.limits.validate() {
-        return bad(e);
-    }
-    if doc.limits.budget_duration != e.doc.limits.budget_duration {
-        doc.budget_anchor_ms = now_ms();
-    }
-    doc.updated_at_ms = bump(e.doc.updated_at_ms);
-    if let Err(r) = put_team(t, &doc, false).await {
-        return r;
-    }
-    match t.directory().teams.get(id) {
-        Some(e) => with_unsupported(team_json(e), &unsupported),
-        None => stored("the team did not reach the directory".into()),
-    }
+    doc.changed_from(&e.doc).map_err(bad)?;
+    put(t, &doc, false).await?;
+    with_unsupported(team_json(&*find_team(t, id)?), &unsupported)
 }
 
 pub async fn team_delete(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
     let ids = list_field(&body, "team_ids");
     if ids.is_empty() {
-        return bad("team_ids: name at least one team");
+        return Err(bad("team_ids: name at least one team"));
     }
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let dir = t.directory();
-    let mut teams = Vec::new();
-    for id in &ids {
-        match dir.teams.get(id) {
-            Some(e) => teams.push(e.clone()),
-            None => return missing("team", id),
-        }
-    }
+    let teams = ids
+        .iter()
+        .map(|id| find_team(t, id))
+        .collect::<Result<Vec<_>, _>>()?;
     // As LiteLLM does: a team's keys go with it.
-    let keys: Vec<_> = dir
-        .keys
-        .values()
-        .filter(|k| k.doc.team_id.as_ref().is_some_and(|t| ids.contains(t)))
-        .cloned()
-        .collect();
-    drop(dir);
-    for k in keys {
-        if let Err(r) = put_key(t, &k.doc, true).await {
-            return r;
-        }
-    }
+    delete_keys(t, |k| k.team_id.as_ref().is_some_and(|t| ids.contains(t))).await?;
     let mut out = Vec::new();
     for e in teams {
-        if let Err(r) = put_team(t, &e.doc, true).await {
-            return r;
-        }
+        put(t, &e.doc, true).await?;
         out.push(Value::Object(team_json(&e)));
     }
-    axum::Json(json!({"deleted_teams": out})).into_response()
+    Ok(axum::Json(json!({"deleted_teams": out})).into_response())
 }
 
-pub async fn team_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let Some(id) = q.get("team_id") else {
-        return bad("team_id: required");
-    };
-    let dir = gw.tenancy.directory();
-    let Some(e) = dir.teams.get(id).cloned() else {
-        return missing("team", id);
-    };
-    let keys: Vec<Value> = dir
+pub async fn team_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
+    admin(&gw, &headers)?;
+    let id = q.get("team_id").ok_or_else(|| bad("team_id: required"))?;
+    let e = find_team(&gw.tenancy, id)?;
+    let keys: Vec<Value> = gw
+        .tenancy
+        .directory()
         .keys
         .values()
         .filter(|k| k.doc.team_id.as_ref() == Some(id))
         .map(|k| Value::Object(key_json(k)))
         .collect();
-    drop(dir);
     let mut info = team_json(&e);
     with_recorded_spend(
         &gw.tenancy,
@@ -890,13 +726,11 @@ pub async fn team_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
         &mut info,
     )
     .await;
-    axum::Json(json!({"team_id": id, "team_info": info, "keys": keys, "team_memberships": e.doc.members_with_roles})).into_response()
+    Ok(axum::Json(json!({"team_id": id, "team_info": info, "keys": keys, "team_memberships": e.doc.members_with_roles})).into_response())
 }
 
-pub async fn team_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
+pub async fn team_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
+    admin(&gw, &headers)?;
     let dir = gw.tenancy.directory();
     let mut teams: Vec<_> = dir.teams.values().collect();
     teams.sort_by(|a, b| a.doc.team_id.cmp(&b.doc.team_id));
@@ -904,14 +738,14 @@ pub async fn team_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Re
         .into_iter()
         .map(|e| Value::Object(team_json(e)))
         .collect();
-    axum::Json(Value::Array(out)).into_response()
+    Ok(axum::Json(Value::Array(out)).into_response())
 }
 
 pub async fn team_member_add(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     team_members(gw, headers, body, true).await
 }
 
@@ -919,26 +753,16 @@ pub async fn team_member_delete(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     team_members(gw, headers, body, false).await
 }
 
-async fn team_members(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, add: bool) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(id) = str_field(&body, "team_id") else {
-        return bad("team_id: required");
-    };
+async fn team_members(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, add: bool) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
+    let id = required(&body, "team_id", "")?;
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let Some(e) = t.directory().teams.get(id).cloned() else {
-        return missing("team", id);
-    };
+    let e = find_team(t, id)?;
     let mut doc = e.doc.clone();
     let same = |m: &Member, user: Option<&str>, email: Option<&str>| {
         (user.is_some() && m.user_id.as_deref() == user)
@@ -946,11 +770,12 @@ async fn team_members(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, add: bo
     };
     let mut touched_users = Vec::new();
     if add {
-        let list = match members(&body, "member") {
-            Ok(m) if !m.is_empty() => m,
-            Ok(_) => return bad("member: required ({\"user_id\": …, \"role\": \"user\"})"),
-            Err(r) => return r,
-        };
+        let list = members(&body, "member")?;
+        if list.is_empty() {
+            return Err(bad(
+                "member: required ({\"user_id\": …, \"role\": \"user\"})",
+            ));
+        }
         for m in list {
             doc.members_with_roles
                 .retain(|x| !same(x, m.user_id.as_deref(), m.user_email.as_deref()));
@@ -961,22 +786,20 @@ async fn team_members(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, add: bo
         let user = str_field(&body, "user_id");
         let email = str_field(&body, "user_email");
         if user.is_none() && email.is_none() {
-            return bad("user_id or user_email: required");
+            return Err(bad("user_id or user_email: required"));
         }
         let before = doc.members_with_roles.len();
         doc.members_with_roles.retain(|x| !same(x, user, email));
         if doc.members_with_roles.len() == before {
-            return missing("team member", user.or(email).unwrap_or_default());
+            return Err(missing("team member", user.or(email).unwrap_or_default()));
         }
         touched_users.extend(user.map(str::to_owned));
     }
-    doc.updated_at_ms = bump(e.doc.updated_at_ms);
-    if let Err(r) = put_team(t, &doc, false).await {
-        return r;
-    }
+    doc.changed_from(&e.doc).map_err(bad)?;
+    put(t, &doc, false).await?;
     // The user's own list of teams follows, as LiteLLM keeps both.
     for uid in touched_users {
-        let Some(u) = t.directory().users.get(&uid).cloned() else {
+        let Ok(u) = find_user(t, &uid) else {
             continue;
         };
         let mut ud = u.doc.clone();
@@ -984,41 +807,24 @@ async fn team_members(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, add: bo
         if add {
             ud.teams.push(id.to_owned());
         }
-        ud.updated_at_ms = bump(ud.updated_at_ms);
-        if let Err(r) = put_user(t, &ud, false).await {
-            return r;
-        }
+        ud.changed_from(&u.doc).map_err(bad)?;
+        put(t, &ud, false).await?;
     }
-    match t.directory().teams.get(id) {
-        Some(e) => axum::Json(Value::Object(team_json(e))).into_response(),
-        None => stored("the team did not reach the directory".into()),
-    }
+    json(team_json(&*find_team(t, id)?))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Users
 
-pub async fn user_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn user_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
     let now = now_ms();
-    let id = match str_field(&body, "user_id") {
-        Some(id) => id.to_owned(),
-        None => match new_key() {
-            Ok(k) => format!("user-{}", &k[3..19]),
-            Err(r) => return r,
-        },
-    };
-    let user_out = {
+    let id = new_id(&body, "user_id", "user")?;
+    let (mut out, unsupported) = {
         let t = &gw.tenancy;
         let _lock = t.lock().await;
         if t.directory().users.contains_key(&id) {
-            return bad(format!("user_id: user `{id}` already exists"));
+            return Err(bad(format!("user_id: user `{id}` already exists")));
         }
         let base = UserDoc {
             user_id: id.clone(),
@@ -1027,23 +833,13 @@ pub async fn user_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
             budget_anchor_ms: now,
             ..UserDoc::default()
         };
-        let (doc, mut unsupported) = match docs::apply(&base, &body, docs::USER_FIELDS) {
-            Ok(v) => v,
-            Err(e) => return bad(e),
-        };
-        if let Err(e) = doc.limits.validate() {
-            return bad(e);
-        }
-        if let Err(r) = put_user(t, &doc, false).await {
-            return r;
-        }
+        let (doc, mut unsupported) = docs::apply(&base, &body, docs::USER_FIELDS).map_err(bad)?;
+        doc.limits.validate().map_err(bad)?;
+        put(t, &doc, false).await?;
+        // These two are the new key's, below.
         unsupported.retain(|f| f != "key_alias" && f != "duration");
-        match t.directory().users.get(&id) {
-            Some(e) => (user_json(e), unsupported),
-            None => return stored("the user did not reach the directory".into()),
-        }
+        (user_json(&*find_user(t, &id)?), unsupported)
     };
-    let (mut out, unsupported) = user_out;
     // As LiteLLM does, a new user gets a key of their own unless asked not to.
     if body.get("auto_create_key").and_then(Value::as_bool) != Some(false) {
         let mut key_body = Map::new();
@@ -1056,16 +852,12 @@ pub async fn user_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
         if let Some(team) = list_field(&body, "teams").first() {
             key_body.insert("team_id".into(), team.clone().into());
         }
-        match generate_key(&gw, &key_body).await {
-            Ok((key, info, _)) => {
-                out.insert("key".into(), key.into());
-                out.insert(
-                    "token".into(),
-                    info.get("token").cloned().unwrap_or(Value::Null),
-                );
-            }
-            Err(r) => return r,
-        }
+        let (key, info, _) = generate_key(&gw, &key_body).await?;
+        out.insert("key".into(), key.into());
+        out.insert(
+            "token".into(),
+            info.get("token").cloned().unwrap_or(Value::Null),
+        );
     }
     with_unsupported(out, &unsupported)
 }
@@ -1074,119 +866,68 @@ pub async fn user_update(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let Some(id) = str_field(&body, "user_id") else {
-        return bad("user_id: required");
-    };
+) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
+    let id = required(&body, "user_id", "")?;
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let Some(e) = t.directory().users.get(id).cloned() else {
-        return missing("user", id);
-    };
-    let (mut doc, unsupported) = match docs::apply(&e.doc, &body, docs::USER_FIELDS) {
-        Ok(v) => v,
-        Err(e) => return bad(e),
-    };
-    if let Err(e) = doc.limits.validate() {
-        return bad(e);
-    }
-    if doc.limits.budget_duration != e.doc.limits.budget_duration {
-        doc.budget_anchor_ms = now_ms();
-    }
-    doc.updated_at_ms = bump(e.doc.updated_at_ms);
-    if let Err(r) = put_user(t, &doc, false).await {
-        return r;
-    }
-    match t.directory().users.get(id) {
-        Some(e) => with_unsupported(user_json(e), &unsupported),
-        None => stored("the user did not reach the directory".into()),
-    }
+    let e = find_user(t, id)?;
+    let (mut doc, unsupported) = docs::apply(&e.doc, &body, docs::USER_FIELDS).map_err(bad)?;
+    doc.changed_from(&e.doc).map_err(bad)?;
+    put(t, &doc, false).await?;
+    with_unsupported(user_json(&*find_user(t, id)?), &unsupported)
 }
 
 pub async fn user_delete(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let body = match object(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let body = admin_body(&gw, &headers, &body)?;
     let ids = list_field(&body, "user_ids");
     if ids.is_empty() {
-        return bad("user_ids: name at least one user");
+        return Err(bad("user_ids: name at least one user"));
     }
     let t = &gw.tenancy;
     let _lock = t.lock().await;
-    let dir = t.directory();
-    let mut users = Vec::new();
-    for id in &ids {
-        match dir.users.get(id) {
-            Some(e) => users.push(e.clone()),
-            None => return missing("user", id),
-        }
-    }
+    let users = ids
+        .iter()
+        .map(|id| find_user(t, id))
+        .collect::<Result<Vec<_>, _>>()?;
     // A person's keys go with them.
-    let keys: Vec<_> = dir
-        .keys
-        .values()
-        .filter(|k| k.doc.user_id.as_ref().is_some_and(|u| ids.contains(u)))
-        .cloned()
-        .collect();
-    drop(dir);
-    for k in keys {
-        if let Err(r) = put_key(t, &k.doc, true).await {
-            return r;
-        }
-    }
+    delete_keys(t, |k| k.user_id.as_ref().is_some_and(|u| ids.contains(u))).await?;
     for e in &users {
-        if let Err(r) = put_user(t, &e.doc, true).await {
-            return r;
-        }
+        put(t, &e.doc, true).await?;
     }
-    axum::Json(json!({"deleted_users": ids})).into_response()
+    Ok(axum::Json(json!({"deleted_users": ids})).into_response())
 }
 
-pub async fn user_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
-    let Some(id) = q.get("user_id") else {
-        return bad("user_id: required");
+pub async fn user_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
+    admin(&gw, &headers)?;
+    let id = q.get("user_id").ok_or_else(|| bad("user_id: required"))?;
+    let e = find_user(&gw.tenancy, id)?;
+    let (keys, teams) = {
+        let dir = gw.tenancy.directory();
+        let keys: Vec<Value> = dir
+            .keys
+            .values()
+            .filter(|k| k.doc.user_id.as_ref() == Some(id))
+            .map(|k| Value::Object(key_json(k)))
+            .collect();
+        let teams: Vec<Value> = dir
+            .teams
+            .values()
+            .filter(|t| {
+                e.doc.teams.contains(&t.doc.team_id)
+                    || t.doc
+                        .members_with_roles
+                        .iter()
+                        .any(|m| m.user_id.as_ref() == Some(id))
+            })
+            .map(|t| Value::Object(team_json(t)))
+            .collect();
+        (keys, teams)
     };
-    let dir = gw.tenancy.directory();
-    let Some(e) = dir.users.get(id).cloned() else {
-        return missing("user", id);
-    };
-    let keys: Vec<Value> = dir
-        .keys
-        .values()
-        .filter(|k| k.doc.user_id.as_ref() == Some(id))
-        .map(|k| Value::Object(key_json(k)))
-        .collect();
-    let teams: Vec<Value> = dir
-        .teams
-        .values()
-        .filter(|t| {
-            e.doc.teams.contains(&t.doc.team_id)
-                || t.doc
-                    .members_with_roles
-                    .iter()
-                    .any(|m| m.user_id.as_ref() == Some(id))
-        })
-        .map(|t| Value::Object(team_json(t)))
-        .collect();
-    drop(dir);
     let mut info = user_json(&e);
     with_recorded_spend(
         &gw.tenancy,
@@ -1196,14 +937,14 @@ pub async fn user_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
         &mut info,
     )
     .await;
-    axum::Json(json!({"user_id": id, "user_info": info, "keys": keys, "teams": teams}))
-        .into_response()
+    Ok(
+        axum::Json(json!({"user_id": id, "user_info": info, "keys": keys, "teams": teams}))
+            .into_response(),
+    )
 }
 
-pub async fn user_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Response {
-    if let Err(r) = admin(&gw, &headers) {
-        return r;
-    }
+pub async fn user_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
+    admin(&gw, &headers)?;
     let dir = gw.tenancy.directory();
     let mut users: Vec<_> = dir
         .users
@@ -1222,7 +963,7 @@ pub async fn user_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
         .take(size)
         .map(|e| Value::Object(user_json(e)))
         .collect();
-    axum::Json(json!({"users": out, "total": total, "page": page, "page_size": size, "total_pages": total.div_ceil(size)})).into_response()
+    Ok(axum::Json(json!({"users": out, "total": total, "page": page, "page_size": size, "total_pages": total.div_ceil(size)})).into_response())
 }
 
 #[cfg(test)]

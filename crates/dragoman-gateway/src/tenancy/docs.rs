@@ -208,6 +208,56 @@ pub struct UserDoc {
     pub budget_anchor_ms: i64,
 }
 
+/// What the key API does alike for keys, teams and users: store them under their kind and id,
+/// and order their changes.
+pub trait Tenant: Serialize + serde::de::DeserializeOwned + Clone {
+    /// The store's kind (`key`, `team`, `user`).
+    const KIND: &'static str;
+    /// The store's id: a key's token, a team's or a user's id.
+    fn id(&self) -> &str;
+    fn limits(&self) -> &Limits;
+    fn stamps(&mut self) -> (&mut i64, &mut i64);
+    fn updated_at_ms(&self) -> i64;
+
+    /// Makes `self` the change of `previous`: its limits checked, its budget periods counted
+    /// afresh when their duration changed, its change time after the last.
+    fn changed_from(&mut self, previous: &Self) -> Result<(), String> {
+        self.limits().validate()?;
+        let restart = self.limits().budget_duration != previous.limits().budget_duration;
+        let now = super::now_ms();
+        let (updated, anchor) = self.stamps();
+        *updated = now.max(previous.updated_at_ms() + 1);
+        if restart {
+            *anchor = now;
+        }
+        Ok(())
+    }
+}
+
+macro_rules! tenant {
+    ($ty:ty, $kind:expr, $id:ident) => {
+        impl Tenant for $ty {
+            const KIND: &'static str = $kind;
+            fn id(&self) -> &str {
+                &self.$id
+            }
+            fn limits(&self) -> &Limits {
+                &self.limits
+            }
+            fn stamps(&mut self) -> (&mut i64, &mut i64) {
+                (&mut self.updated_at_ms, &mut self.budget_anchor_ms)
+            }
+            fn updated_at_ms(&self) -> i64 {
+                self.updated_at_ms
+            }
+        }
+    };
+}
+
+tenant!(KeyDoc, super::KEY, token);
+tenant!(TeamDoc, super::TEAM, team_id);
+tenant!(UserDoc, super::USER, user_id);
+
 /// Fields every kind takes from a request body.
 const LIMIT_FIELDS: &[&str] = &[
     "max_budget",
