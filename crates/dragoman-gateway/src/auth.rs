@@ -117,9 +117,11 @@ impl Gateway {
             .user_id
             .as_ref()
             .and_then(|u| dir.users.get(u).cloned());
-        Ok(Principal::Key(std::sync::Arc::new(Caller::new(
-            key, team, user,
-        ))))
+        Ok(Principal::Key(std::sync::Arc::new(Caller {
+            key,
+            team,
+            user,
+        })))
     }
 
     /// For the management endpoints: only the master key (or an open gateway) passes.

@@ -15,8 +15,8 @@ use dragoman_model::{ErrorKind, RateLimitHeaders};
 use crate::errors::GatewayError;
 use crate::principal::Principal;
 use crate::tenancy::docs::allows;
-use crate::tenancy::meter::{Caps, Headroom, Meter, Refusal, WINDOW_MS};
-use crate::tenancy::shared::{Part, Seen, Shared, Verdict};
+use crate::tenancy::meter::{Caps, Headroom, Meter, Refusal};
+use crate::tenancy::shared::{Part, Shared, Verdict};
 use crate::tenancy::{KEY, Tenancy, now_ms, period_start};
 
 /// What the policy stage needs to know about a request.
@@ -39,8 +39,8 @@ struct Charge {
     reserved: i64,
     /// Whether the meter holds the request's admission time (it has an rpm).
     counted: bool,
-    /// The global state this meter had at admission, when Redis decided.
-    seen: Option<Seen>,
+    /// What was left once the request was admitted (globally, when Redis decided).
+    room: Headroom,
 }
 
 /// The shared limiter's part in an admission: settled there too (or later, if it is away).
@@ -87,42 +87,11 @@ impl Admission {
         }
     }
 
-    /// One charge's headroom: the global state when Redis decided, else this instance's.
-    fn headroom_of(c: &Charge, now: i64) -> Headroom {
-        let Some(seen) = c.seen else {
-            return c.meter.headroom(&c.caps, now);
-        };
-        let reset = |oldest: i64| (oldest + WINDOW_MS - now).max(0);
-        Headroom {
-            requests: c.caps.rpm.map(|l| {
-                (
-                    l,
-                    l.saturating_sub(seen.requests + 1),
-                    reset(seen.oldest_request_ms),
-                )
-            }),
-            tokens: c.caps.tpm.map(|l| {
-                (
-                    l,
-                    l.saturating_sub(seen.tokens),
-                    reset(seen.oldest_token_ms),
-                )
-            }),
-            spent: seen.spent,
-            budget: c.caps.budget,
-        }
-    }
-
     /// The tightest headroom of the metered entities, and the key's spend and budget.
     fn headroom(&self) -> Option<Headroom> {
-        let key = self.charges.first()?;
-        let now = now_ms();
-        let mut out = Self::headroom_of(key, now);
+        let mut out = self.charges.first()?.room;
         for c in &self.charges[1..] {
-            if c.caps.rpm.is_none() && c.caps.tpm.is_none() {
-                continue;
-            }
-            let h = Self::headroom_of(c, now);
+            let h = c.room;
             let tighter = |a: Option<(u64, u64, i64)>, b: Option<(u64, u64, i64)>| match (a, b) {
                 (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
                 (a, b) => a.or(b),
@@ -141,7 +110,7 @@ impl Admission {
         };
         let now = now_ms();
         for (i, hr) in [h.requests, h.tokens].into_iter().enumerate() {
-            let Some((limit, remaining, reset_ms)) = hr else {
+            let Some((limit, remaining, reset_at)) = hr else {
                 continue;
             };
             let [limit_name, remaining_name, reset_name] = match style {
@@ -151,9 +120,9 @@ impl Admission {
             headers.insert(limit_name, HeaderValue::from(limit));
             headers.insert(remaining_name, HeaderValue::from(remaining));
             let reset = match style {
-                RateLimitHeaders::OpenAi => go_duration(reset_ms),
+                RateLimitHeaders::OpenAi => go_duration(reset_at - now),
                 RateLimitHeaders::Anthropic => {
-                    crate::tenancy::api::iso(now + reset_ms).replace(".000Z", "Z")
+                    crate::tenancy::api::iso(reset_at).replace(".000Z", "Z")
                 }
             };
             if let Ok(v) = HeaderValue::try_from(reset) {
@@ -397,14 +366,15 @@ pub async fn admit(
                         } else {
                             None
                         };
-                        p.meter
+                        let room = p
+                            .meter
                             .record(&p.caps, now, reserved, seen.map(|s| s.spent));
                         Charge {
                             counted: p.caps.rpm.is_some(),
+                            room: seen.map_or(room, |s| s.room(&p.caps, now)),
                             meter: p.meter,
                             caps: p.caps,
                             reserved,
-                            seen,
                         }
                     })
                     .collect();
@@ -471,19 +441,19 @@ pub async fn admit(
         match p.meter.admit(&caps, now, reserved) {
             // Dropping the admission gives back what the earlier meters took.
             Err(r) => return Err(refusal(p.who, caller.label_for(p.who), r, ask.group)),
-            Ok(()) => admission.charges.push(Charge {
+            Ok(room) => admission.charges.push(Charge {
                 meter: p.meter,
                 counted: caps.rpm.is_some(),
                 caps: p.caps,
                 reserved,
-                seen: None,
+                room,
             }),
         }
     }
     Ok(admission)
 }
 
-fn refusal(who: &str, name: String, r: Refusal, group: &str) -> GatewayError {
+fn refusal(who: &str, name: &str, r: Refusal, group: &str) -> GatewayError {
     match r {
         Refusal::Limit {
             what,

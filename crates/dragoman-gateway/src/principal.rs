@@ -22,44 +22,15 @@ pub struct Caller {
     pub key: Arc<KeyEntry>,
     pub team: Option<Arc<TeamEntry>>,
     pub user: Option<Arc<UserEntry>>,
-    label: String,
-}
-
-impl Caller {
-    pub fn new(
-        key: Arc<KeyEntry>,
-        team: Option<Arc<TeamEntry>>,
-        user: Option<Arc<UserEntry>>,
-    ) -> Caller {
-        // The alias, else a prefix of the key's id: never the key.
-        let label = match &key.doc.key_alias {
-            Some(a) => a.clone(),
-            None => format!("key-{}", key.doc.key_id.get(..12).unwrap_or_default()),
-        };
-        Caller {
-            key,
-            team,
-            user,
-            label,
-        }
-    }
 }
 
 impl Caller {
     /// How a refusal names the entity `who` (`key`, `key's model`, `team`, `user`).
-    pub fn label_for(&self, who: &str) -> String {
+    pub fn label_for(&self, who: &str) -> &str {
         match who {
-            "team" => self.team.as_ref().map_or_else(String::new, |t| {
-                t.doc
-                    .team_alias
-                    .clone()
-                    .unwrap_or_else(|| t.doc.team_id.clone())
-            }),
-            "user" => self
-                .user
-                .as_ref()
-                .map_or_else(String::new, |u| u.doc.user_id.clone()),
-            _ => self.label.clone(),
+            "team" => self.team.as_ref().map_or("", |t| t.label.as_str()),
+            "user" => self.user.as_ref().map_or("", |u| u.label.as_str()),
+            _ => &self.key.label,
         }
     }
 }
@@ -70,7 +41,7 @@ impl Principal {
         match self {
             Principal::Open => "open",
             Principal::Master => "master",
-            Principal::Key(c) => &c.label,
+            Principal::Key(c) => &c.key.label,
         }
     }
 }

@@ -254,6 +254,31 @@ macro_rules! tenant {
     };
 }
 
+impl KeyDoc {
+    /// How records and refusals name the key: its alias, else a prefix of its id (never the
+    /// key).
+    pub fn label(&self) -> String {
+        match &self.key_alias {
+            Some(a) => a.clone(),
+            None => format!("key-{}", self.key_id.get(..12).unwrap_or_default()),
+        }
+    }
+}
+
+impl TeamDoc {
+    pub fn label(&self) -> String {
+        self.team_alias
+            .clone()
+            .unwrap_or_else(|| self.team_id.clone())
+    }
+}
+
+impl UserDoc {
+    pub fn label(&self) -> String {
+        self.user_id.clone()
+    }
+}
+
 tenant!(KeyDoc, super::KEY, token);
 tenant!(TeamDoc, super::TEAM, team_id);
 tenant!(UserDoc, super::USER, user_id);

@@ -66,7 +66,8 @@ pub enum Refusal {
     },
 }
 
-/// Remaining headroom, for the rate-limit headers.
+/// Remaining headroom, for the rate-limit headers: `(limit, remaining, Unix ms when the window
+/// is whole again)` for requests and tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Headroom {
     pub requests: Option<(u64, u64, i64)>,
@@ -90,6 +91,28 @@ struct State {
 }
 
 impl State {
+    fn room(&self, caps: &Caps, now: i64) -> Headroom {
+        let reset_at = |oldest: Option<i64>| oldest.map_or(now, |t| (t + WINDOW_MS).max(now));
+        Headroom {
+            requests: caps.rpm.map(|l| {
+                (
+                    l,
+                    l.saturating_sub(self.requests.len() as u64),
+                    reset_at(self.requests.front().copied()),
+                )
+            }),
+            tokens: caps.tpm.map(|l| {
+                (
+                    l,
+                    l.saturating_sub(self.token_sum),
+                    reset_at(self.tokens.front().map(|&(sec, _)| sec * 1000)),
+                )
+            }),
+            spent: self.spent,
+            budget: caps.budget,
+        }
+    }
+
     fn prune(&mut self, now: i64) {
         while self.requests.front().is_some_and(|&t| t <= now - WINDOW_MS) {
             self.requests.pop_front();
@@ -138,14 +161,15 @@ impl Meter {
 
     /// Admits one request that may cost up to `reserve` nano-dollars, or says why not. An
     /// admitted request is counted at once (its minute, its slot in flight, its reservation)
-    /// and must be [`Meter::settle`]d or [`Meter::cancel`]led.
+    /// and must be [`Meter::settle`]d or [`Meter::cancel`]led. Returns the headroom left, read
+    /// under the same lock, for the response headers.
     ///
     /// A reservation that does not fit beside the others is still admitted when nothing else
     /// is reserved and the budget is not spent: the tail of a budget stays usable, and the
     /// spend passes the budget by at most that one request.
-    pub fn admit(&self, caps: &Caps, now: i64, reserve: i64) -> Result<(), Refusal> {
+    pub fn admit(&self, caps: &Caps, now: i64, reserve: i64) -> Result<Headroom, Refusal> {
         let Ok(mut s) = self.state.lock() else {
-            return Ok(());
+            return Ok(Headroom::default());
         };
         s.prune(now);
         s.roll(caps, now);
@@ -197,14 +221,14 @@ impl Meter {
         }
         s.in_flight += 1;
         s.reserved += reserve;
-        Ok(())
+        Ok(s.room(caps, now))
     }
 
     /// Counts a request admitted elsewhere (by the shared limiter): this instance's view
     /// stays current for when it must decide alone.
-    pub fn record(&self, caps: &Caps, now: i64, reserve: i64, spent: Option<i64>) {
+    pub fn record(&self, caps: &Caps, now: i64, reserve: i64, spent: Option<i64>) -> Headroom {
         let Ok(mut s) = self.state.lock() else {
-            return;
+            return Headroom::default();
         };
         s.prune(now);
         s.roll(caps, now);
@@ -217,6 +241,7 @@ impl Meter {
             // The global spend this period, as the shared counter holds it.
             s.spent = s.spent.max(g);
         }
+        s.room(caps, now)
     }
 
     /// Ends an admitted request: its reservation becomes its real cost (`None`: unknown, counted
@@ -267,28 +292,11 @@ impl Meter {
         };
         s.prune(now);
         s.roll(caps, now);
-        let reset = |oldest: Option<i64>| oldest.map_or(0, |t| (t + WINDOW_MS - now).max(0));
-        Headroom {
-            requests: caps.rpm.map(|l| {
-                (
-                    l,
-                    l.saturating_sub(s.requests.len() as u64),
-                    reset(s.requests.front().copied()),
-                )
-            }),
-            tokens: caps.tpm.map(|l| {
-                (
-                    l,
-                    l.saturating_sub(s.token_sum),
-                    reset(s.tokens.front().map(|&(sec, _)| sec * 1000)),
-                )
-            }),
-            spent: s.spent,
-            budget: caps.budget,
-        }
+        s.room(caps, now)
     }
 
-    /// Spend settled in the current period, and what is reserved now.
+    /// Spend settled in the current period, and what is reserved now (`room` reads it under
+    /// the same lock at admission).
     pub fn spend(&self, caps: &Caps, now: i64) -> (i64, i64) {
         let Ok(mut s) = self.state.lock() else {
             return (0, 0);
@@ -379,7 +387,7 @@ mod tests {
         m.cancel(0, 0, true);
         assert_eq!(m.in_flight(), 0);
         // A cancelled admission did not count against the minute either.
-        assert_eq!(m.headroom(&c, 2).requests, Some((10, 10, 0)));
+        assert_eq!(m.headroom(&c, 2).requests, Some((10, 10, 2)));
         assert!(m.admit(&c, 3, 0).is_ok());
     }
 

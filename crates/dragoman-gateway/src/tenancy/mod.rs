@@ -72,6 +72,8 @@ pub struct Entry<D> {
     pub doc: D,
     pub caps: Caps,
     pub meter: Arc<Meter>,
+    /// How records and refusals name it, made once here rather than per request.
+    pub label: String,
 }
 
 pub type KeyEntry = Entry<KeyDoc>;
@@ -285,6 +287,7 @@ impl Tenancy {
                     dir.keys.insert(
                         h,
                         Arc::new(Entry {
+                            label: k.label(),
                             doc: k,
                             caps,
                             meter,
@@ -314,6 +317,7 @@ impl Tenancy {
                     dir.teams.insert(
                         doc.id.clone(),
                         Arc::new(Entry {
+                            label: t.label(),
                             doc: t,
                             caps,
                             meter,
@@ -343,6 +347,7 @@ impl Tenancy {
                     dir.users.insert(
                         doc.id.clone(),
                         Arc::new(Entry {
+                            label: u.label(),
                             doc: u,
                             caps,
                             meter,

@@ -163,6 +163,32 @@ pub struct Seen {
     pub spent: i64,
 }
 
+impl Seen {
+    /// The headroom this meter had globally once the request was admitted (the script counted
+    /// before adding it).
+    pub fn room(&self, caps: &Caps, now: i64) -> super::meter::Headroom {
+        let reset_at = |oldest: i64| (oldest + super::meter::WINDOW_MS).max(now);
+        super::meter::Headroom {
+            requests: caps.rpm.map(|l| {
+                (
+                    l,
+                    l.saturating_sub(self.requests + 1),
+                    reset_at(self.oldest_request_ms),
+                )
+            }),
+            tokens: caps.tpm.map(|l| {
+                (
+                    l,
+                    l.saturating_sub(self.tokens),
+                    reset_at(self.oldest_token_ms),
+                )
+            }),
+            spent: self.spent,
+            budget: caps.budget,
+        }
+    }
+}
+
 /// Why Redis refused, by the part's index.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
