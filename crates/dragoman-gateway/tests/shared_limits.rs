@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,43 +190,52 @@ impl Gw {
     }
 }
 
-fn pg_url() -> Option<String> {
-    let url = std::env::var("DRAGOMAN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    (url != "skip").then_some(url)
+/// Two gateway instances sharing one PostgreSQL schema and a Redis server of their own.
+struct Pair {
+    a: Gw,
+    b: Gw,
+    redis: Redis,
+    url: String,
+    schema: String,
+    _mock: MockUpstream,
 }
 
-async fn drop_schema(url: &str, schema: &str) {
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+impl Pair {
+    /// `None` when PostgreSQL is skipped.
+    async fn start() -> Option<Pair> {
+        let url = common::pg_url()?;
+        let redis = Redis::start();
+        let schema = common::schema("dragoman_sl");
+        let prefix = format!("t{:08x}", fastrand::u32(..));
+        let mock = MockUpstream::start().await;
+        let mut gws = Vec::new();
+        for _ in 0..2 {
+            let store = Store::connect_with_schema(&url, &schema).await.unwrap();
+            gws.push(instance(&mock, store, redis.port, &prefix).await);
+        }
+        let b = gws.pop()?;
+        let a = gws.pop()?;
+        Some(Pair {
+            a,
+            b,
+            redis,
+            url,
+            schema,
+            _mock: mock,
+        })
+    }
+
+    async fn finish(self) {
+        common::drop_schema(&self.url, &self.schema).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpm_60_admits_exactly_60_of_200_calls_over_two_instances() {
-    let Some(url) = pg_url() else { return };
-    let redis = Redis::start();
-    let schema = format!("dragoman_sl_{:012x}", fastrand::u64(..) >> 16);
-    let prefix = format!("t{:08x}", fastrand::u32(..));
-    let mock = MockUpstream::start().await;
-    let a = instance(
-        &mock,
-        Store::connect_with_schema(&url, &schema).await.unwrap(),
-        redis.port,
-        &prefix,
-    )
-    .await;
-    let b = instance(
-        &mock,
-        Store::connect_with_schema(&url, &schema).await.unwrap(),
-        redis.port,
-        &prefix,
-    )
-    .await;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let (a, b) = (&pair.a, &pair.b);
     let key = a.key(json!({"rpm_limit": 60})).await;
     b.wait_for(&key).await;
     let started = Instant::now();
@@ -245,31 +256,23 @@ async fn rpm_60_admits_exactly_60_of_200_calls_over_two_instances() {
     );
     assert_eq!((ok, limited), (60, 140));
     assert_eq!(a.metric("dragoman_redis_up").await, 1.0);
-    drop_schema(&url, &schema).await;
+    pair.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_stopped_each_instance_serves_its_share_and_heals_when_it_returns() {
-    let Some(url) = pg_url() else { return };
-    let mut redis = Redis::start();
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let Pair {
+        a,
+        b,
+        mut redis,
+        url,
+        schema,
+        _mock,
+    } = pair;
     let port = redis.port;
-    let schema = format!("dragoman_sl_{:012x}", fastrand::u64(..) >> 16);
-    let prefix = format!("t{:08x}", fastrand::u32(..));
-    let mock = MockUpstream::start().await;
-    let a = instance(
-        &mock,
-        Store::connect_with_schema(&url, &schema).await.unwrap(),
-        port,
-        &prefix,
-    )
-    .await;
-    let b = instance(
-        &mock,
-        Store::connect_with_schema(&url, &schema).await.unwrap(),
-        port,
-        &prefix,
-    )
-    .await;
     // Both heartbeats have been seen by now: two live instances.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let key = a.key(json!({"rpm_limit": 10, "max_budget": 1.0})).await;
@@ -333,30 +336,15 @@ async fn with_redis_stopped_each_instance_serves_its_share_and_heals_when_it_ret
         (spent - 6.0 * 0.001354).abs() < 1e-9,
         "global spend after healing: {spent}"
     );
-    drop_schema(&url, &schema).await;
+    common::drop_schema(&url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployments_rpm_holds_across_instances() {
-    let Some(url) = pg_url() else { return };
-    let redis = Redis::start();
-    let schema = format!("dragoman_sl_{:012x}", fastrand::u64(..) >> 16);
-    let prefix = format!("t{:08x}", fastrand::u32(..));
-    let mock = MockUpstream::start().await;
-    let a = instance(
-        &mock,
-        Store::connect_with_schema(&url, &schema).await.unwrap(),
-        redis.port,
-        &prefix,
-    )
-    .await;
-    let b = instance(
-        &mock,
-        Store::connect_with_schema(&url, &schema).await.unwrap(),
-        redis.port,
-        &prefix,
-    )
-    .await;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let (a, b) = (&pair.a, &pair.b);
     let mut statuses = Vec::new();
     for i in 0..10 {
         let g = if i % 2 == 0 { &a } else { &b };
@@ -381,5 +369,5 @@ async fn a_deployments_rpm_holds_across_instances() {
         6,
         "{statuses:?}"
     );
-    drop_schema(&url, &schema).await;
+    pair.finish().await;
 }

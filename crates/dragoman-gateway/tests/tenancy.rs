@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -681,19 +683,13 @@ async fn per_model_limits_apply_to_their_model_only() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn pg_url() -> Option<String> {
-    let url = std::env::var("DRAGOMAN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    (url != "skip").then_some(url)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_instance_reaches_another_within_a_second() {
-    let Some(url) = pg_url() else {
+    let Some(url) = common::pg_url() else {
         eprintln!("DRAGOMAN_TEST_POSTGRES_URL=skip: skipped");
         return;
     };
-    let schema = format!("dragoman_ten_{:012x}", fastrand::u64(..) >> 16);
+    let schema = common::schema("dragoman_ten");
     let mock = Arc::new(MockUpstream::start().await);
     let a = gateway_on(
         mock.clone(),
@@ -749,13 +745,7 @@ async fn a_change_on_one_instance_reaches_another_within_a_second() {
         created < Duration::from_secs(1) && deleted < Duration::from_secs(1),
         "{created:?} {deleted:?}"
     );
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    common::drop_schema(&url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
