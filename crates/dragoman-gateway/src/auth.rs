@@ -57,7 +57,7 @@ impl AuthError {
             }
             AuthError::Invalid => "invalid api key".to_owned(),
             AuthError::Expired(at) => {
-                format!("this key expired at {}", crate::tenancy::api::iso(*at))
+                format!("this key expired at {}", crate::time::iso(*at))
             }
             AuthError::Blocked(what) => format!("this {what} is blocked; ask your administrator"),
         }

@@ -23,6 +23,7 @@ pub mod router;
 mod routes;
 mod spend;
 pub mod tenancy;
+mod time;
 mod tokens;
 mod upstream;
 

@@ -121,9 +121,7 @@ impl Admission {
             headers.insert(remaining_name, HeaderValue::from(remaining));
             let reset = match style {
                 RateLimitHeaders::OpenAi => go_duration(reset_at - now),
-                RateLimitHeaders::Anthropic => {
-                    crate::tenancy::api::iso(reset_at).replace(".000Z", "Z")
-                }
+                RateLimitHeaders::Anthropic => crate::time::iso(reset_at).replace(".000Z", "Z"),
             };
             if let Ok(v) = HeaderValue::try_from(reset) {
                 headers.insert(reset_name, v);
@@ -484,7 +482,7 @@ fn refusal(who: &str, name: &str, r: Refusal, group: &str) -> GatewayError {
             resets_at_ms,
         } => {
             let when = match resets_at_ms {
-                Some(at) => format!("it resets at {}", crate::tenancy::api::iso(at)),
+                Some(at) => format!("it resets at {}", crate::time::iso(at)),
                 None => "it does not reset (no budget_duration)".to_owned(),
             };
             let mut e = GatewayError::client(

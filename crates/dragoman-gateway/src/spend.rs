@@ -37,43 +37,6 @@ fn usd_value(nanos: Option<i64>) -> Value {
     }
 }
 
-/// Parses a time bound: Unix seconds or milliseconds, `YYYY-MM-DD`, or
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC), to Unix milliseconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = s.parse().ok()?;
-        return Some(if n > 100_000_000_000 { n } else { n * 1000 });
-    }
-    let (date, time) = match s.split_once(['T', ' ']) {
-        Some((d, t)) => (d, Some(t.trim_end_matches('Z'))),
-        None => (s, None),
-    };
-    let mut parts = date.split('-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let d: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut ms = days * 86_400_000;
-    if let Some(t) = time {
-        let mut tp = t.split(':');
-        let h: i64 = tp.next()?.parse().ok()?;
-        let mi: i64 = tp.next().unwrap_or("0").parse().ok()?;
-        let sec: f64 = tp.next().unwrap_or("0").parse().ok()?;
-        ms += h * 3_600_000 + mi * 60_000 + (sec * 1000.0) as i64;
-    }
-    Some(ms)
-}
-
 fn record_json(r: &UsageRecord) -> Value {
     let u = &r.usage;
     json!({
@@ -117,7 +80,7 @@ fn bounds(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), Box
     let mut out = [None, None];
     for (i, k) in ["since", "until"].iter().enumerate() {
         if let Some(v) = q.get(*k) {
-            out[i] = Some(parse_time(v).ok_or_else(|| {
+            out[i] = Some(crate::time::parse_time(v).ok_or_else(|| {
                 Box::new(refuse(ErrorKind::InvalidRequest, format!("{k}: expected Unix seconds or milliseconds, YYYY-MM-DD, or an RFC 3339 UTC time")))
             })?);
         }

@@ -21,6 +21,7 @@ use super::docs::{self, KeyDoc, Member, TeamDoc, Tenant, UserDoc};
 use super::{Entry, Tenancy, hash_key, hex, now_ms};
 use crate::Gateway;
 use crate::principal::Principal;
+use crate::time::iso;
 
 type Params = Query<std::collections::HashMap<String, String>>;
 
@@ -116,29 +117,6 @@ fn list_field(body: &Map<String, Value>, name: &str) -> Vec<String> {
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }
-}
-
-/// Unix ms as LiteLLM shows times: RFC 3339, UTC.
-pub fn iso(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    // Civil date from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
 }
 
 fn usd(nanos: i64) -> Value {
@@ -969,13 +947,6 @@ pub async fn user_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso(1_798_761_600_123), "2027-01-01T00:00:00.123Z");
-        assert_eq!(iso(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn key_names_show_only_the_tail() {
