@@ -23,7 +23,14 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "fixtures")
 OUT = os.path.join(ROOT, "test_data")
-DIALECTS = {"anthropic": "anthropic", "openai-chat": "chat", "openai-responses": "responses"}
+DIALECTS = {
+    "anthropic": "anthropic",
+    "openai-chat": "chat",
+    "openai-responses": "responses",
+    "gemini": "gemini",
+    # Gemini on Vertex AI speaks the Gemini dialect; its recordings are named vertex-<origin>.
+    "vertex": "gemini",
+}
 
 written = []  # (out path, source path, note)
 
@@ -51,7 +58,7 @@ def frame_chunks(dialect, lines):
     """Rebuilds SSE framing around bare data payloads (the vercel chunk lists drop it)."""
     out = []
     for line in lines:
-        if dialect == "chat":
+        if dialect in ("chat", "gemini"):
             out.append(f"data: {line}\n\n")
         else:
             t = json.loads(line).get("type", "message")
@@ -72,6 +79,12 @@ def split_streams(dialect, lines):
             new = True
         elif dialect == "responses" and t == "response.created" and cur:
             new = True
+        elif dialect == "gemini":
+            rid = obj.get("responseId")
+            if rid and last_id and rid != last_id:
+                new = True
+            if rid:
+                last_id = rid
         elif dialect == "chat":
             cid = obj.get("id")
             if cid and last_id and cid != last_id and any(json.loads(l).get("id") == last_id for l in cur):
@@ -117,6 +130,10 @@ def body_of(resp):
 
 def dialect_of_uri(uri, default):
     """Cassettes of one dialect sometimes hold a call of another (cross-dialect histories)."""
+    if ":generateContent" in uri or ":streamGenerateContent" in uri:
+        return "gemini"
+    if ":rawPredict" in uri or ":streamRawPredict" in uri:
+        return "anthropic"
     if "/chat/completions" in uri:
         return "chat"
     if "/responses" in uri:
@@ -136,7 +153,9 @@ def import_cassette(folder_dialect, origin, path, rel):
         req = it.get("request", {})
         uri = req.get("uri", "")
         dialect = dialect_of_uri(uri, folder_dialect)
-        is_count = "count_tokens" in uri or "input_tokens" in uri
+        is_count = "count_tokens" in uri or "input_tokens" in uri or ":countTokens" in uri
+        if dialect == "gemini" and ":generateContent" not in uri and ":streamGenerateContent" not in uri:
+            continue  # cachedContents, token endpoints and other calls beside generation
         rb = req.get("parsed_body")
         if rb is None and isinstance(req.get("body"), str):
             try:
@@ -161,11 +180,12 @@ def main():
         shutil.rmtree(OUT)
     for folder, dialect in DIALECTS.items():
         base = os.path.join(SRC, folder)
-        for origin in sorted(os.listdir(base)):
-            od = os.path.join(base, origin)
+        for origin_dir in sorted(os.listdir(base)):
+            od = os.path.join(base, origin_dir)
+            origin = f"vertex-{origin_dir}" if folder == "vertex" else origin_dir
             for name in sorted(os.listdir(od)):
                 path = os.path.join(od, name)
-                rel = f"{folder}/{origin}/{name}"
+                rel = f"{folder}/{origin_dir}/{name}"
                 stem = f"{origin}__{name}"
                 if name.endswith(".chunks.txt"):
                     lines = [l for l in open(path).read().splitlines() if l.strip()]

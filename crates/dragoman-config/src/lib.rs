@@ -689,13 +689,16 @@ fn deployment(
             _ => warnings.push(format!("{p} is not supported yet and is ignored")),
         }
     }
-    let anthropic = provider.native_dialect() == Dialect::Anthropic;
+    // Providers with a dialect of their own speak only it; the OpenAI ones pick Chat or
+    // Responses by mode.
+    let native = provider.native_dialect();
+    let own = native != Dialect::Chat;
     let dialect = match mode.as_deref() {
-        None | Some("chat") | Some("messages") if anthropic => Dialect::Anthropic,
-        Some(other @ ("responses" | "completion")) if anthropic => {
+        None | Some("chat") | Some("messages") if own => native,
+        Some(other @ ("responses" | "completion")) if own => {
             return Err(err(
                 format!("{path}.model_info.mode"),
-                format!("`{other}` is not served by anthropic deployments"),
+                format!("`{other}` is not served by {} deployments", provider.name()),
             ));
         }
         None | Some("chat") | Some("completion") => Dialect::Chat,
@@ -828,8 +831,16 @@ pub fn embedded(env: &dyn Env) -> Config {
             add(prefix, Provider::OpenAi, &k, Dialect::Chat);
         }
     }
+    // LiteLLM reads GEMINI_API_KEY; Google's SDKs also read GOOGLE_API_KEY.
+    if let Some(k) = env
+        .var("GEMINI_API_KEY")
+        .or_else(|| env.var("GOOGLE_API_KEY"))
+        .filter(|k| !k.is_empty())
+    {
+        add("gemini-", Provider::Gemini, &k, Dialect::Gemini);
+    }
     if deployments.is_empty() {
-        warnings.push("no config file and neither OPENAI_API_KEY nor ANTHROPIC_API_KEY is set: no models are served".into());
+        warnings.push("no config file and none of OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY is set: no models are served".into());
     }
     let master_key = env
         .var("DRAGOMAN_MASTER_KEY")

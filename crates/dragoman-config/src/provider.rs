@@ -1,4 +1,5 @@
-//! The provider catalogue: who we call (OpenAI, Anthropic, Azure, OpenAI-compatible servers), with
+//! The provider catalogue: who we call (OpenAI, Anthropic, Azure, Google's Gemini API,
+//! OpenAI-compatible servers), with
 //! their default base URL and native dialect. A provider is not a dialect: Azure and vLLM speak
 //! OpenAI's dialects.
 
@@ -9,6 +10,8 @@ pub enum Provider {
     OpenAi,
     Anthropic,
     Azure,
+    /// The Gemini API (AI Studio keys), LiteLLM's `gemini/` prefix.
+    Gemini,
     /// Any server speaking the OpenAI dialects (vLLM, Ollama, LM Studio, Groq, DeepSeek, xAI,
     /// OpenRouter, …), named by its LiteLLM prefix.
     OpenAiCompatible(&'static str),
@@ -48,6 +51,7 @@ impl Provider {
                 "openai" | "text-completion-openai" => Some(Provider::OpenAi),
                 "anthropic" => Some(Provider::Anthropic),
                 "azure" => Some(Provider::Azure),
+                "gemini" => Some(Provider::Gemini),
                 p => COMPATIBLE
                     .iter()
                     .find(|(n, _)| *n == p)
@@ -57,7 +61,7 @@ impl Provider {
                 Some(p) if !rest.is_empty() => Ok((p, rest.to_owned())),
                 Some(_) => Err("the model name after the provider is empty".into()),
                 None => Err(format!(
-                    "provider `{prefix}` is not supported yet (supported: openai, anthropic, azure, and OpenAI-compatible: {})",
+                    "provider `{prefix}` is not supported yet (supported: openai, anthropic, azure, gemini, and OpenAI-compatible: {})",
                     COMPATIBLE
                         .iter()
                         .map(|(n, _)| *n)
@@ -94,6 +98,7 @@ impl Provider {
             Provider::OpenAi => "openai",
             Provider::Anthropic => "anthropic",
             Provider::Azure => "azure",
+            Provider::Gemini => "gemini",
             Provider::OpenAiCompatible(n) => n,
         }
     }
@@ -101,6 +106,7 @@ impl Provider {
     pub fn native_dialect(self) -> Dialect {
         match self {
             Provider::Anthropic => Dialect::Anthropic,
+            Provider::Gemini => Dialect::Gemini,
             _ => Dialect::Chat,
         }
     }
@@ -110,6 +116,7 @@ impl Provider {
             Provider::OpenAi => Some("https://api.openai.com/v1"),
             Provider::Anthropic => Some("https://api.anthropic.com"),
             Provider::Azure => None,
+            Provider::Gemini => Some("https://generativelanguage.googleapis.com"),
             Provider::OpenAiCompatible(n) => COMPATIBLE
                 .iter()
                 .find(|(p, _)| *p == n)

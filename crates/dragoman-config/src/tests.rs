@@ -186,8 +186,8 @@ model_list:
     model_info: {base_model: azure/gpt-4o, max_input_tokens: 128000}
   - model_name: gpt-4o
     litellm_params: {model: azure/gpt-4o-eu, api_base: "https://eu.example", api_key: sk-b, api_version: "2024-10-21", rpm: 100}
-  - model_name: gemini
-    litellm_params: {model: gemini/gemini-2.5-pro, api_key: g}
+  - model_name: bedrock
+    litellm_params: {model: bedrock/anthropic.claude-3-haiku, api_key: g}
   - model_name: embed
     litellm_params: {model: openai/text-embedding-3-small}
     model_info: {mode: embedding}
@@ -252,7 +252,7 @@ fn a_router_section_is_honoured_and_every_ignored_key_named() {
     assert_eq!(r.health_check_interval, Some(Duration::from_secs(60)));
     let w = c.warnings.join("\n");
     for named in [
-        "model_list[2]: skipped: `gemini/gemini-2.5-pro`",
+        "model_list[2]: skipped: `bedrock/anthropic.claude-3-haiku`",
         "model_list[3]: skipped: model_info.mode `embedding`",
         "litellm_settings.success_callback is not supported yet",
         "router_settings.allowed_fails_policy.BadRequestErrorAllowedFails is ignored",
@@ -270,7 +270,7 @@ fn a_router_section_is_honoured_and_every_ignored_key_named() {
 fn strict_refuses_what_it_would_skip() {
     let e = parse_with(ROUTED, &env, ParseOptions { strict: true }).unwrap_err();
     assert_eq!(e.path, "model_list[2]");
-    assert!(e.message.contains("gemini"), "{e}");
+    assert!(e.message.contains("bedrock"), "{e}");
 }
 
 #[test]

@@ -414,12 +414,19 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
         return Err(e);
     };
     if dep.dialect == client {
-        return Ok(Prepared {
-            body: ex.envelope.passthrough_body(
+        // A dialect that names its model in the URL has the upstream's in the deployment's
+        // address already; its body goes as it came.
+        let body = if client.model_in_body() {
+            ex.envelope.passthrough_body(
                 ex.body,
                 &upstream_model,
                 client == Dialect::Chat && ex.stream,
-            ),
+            )
+        } else {
+            ex.body.clone()
+        };
+        return Ok(Prepared {
+            body,
             upstream_model,
             losses: Losses::new(),
             custom_tools: Vec::new(),
@@ -455,6 +462,8 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
         )));
     }
     req.model = upstream_model.clone();
+    // Gemini clients say it in the path, not the body.
+    req.stream = ex.stream;
     let mut losses = decode_losses.clone();
     let custom_tools = hub::custom_tools_to_unwrap(req, dep.dialect);
     let estimate = (ex.stream && dep.dialect != Dialect::Anthropic)
@@ -485,7 +494,13 @@ async fn try_once(
     let gw = ex.gw;
     let dep = &gw.config.deployments[idx];
     let req = gw.adapters[idx]
-        .build(Op::Generate, ex.client, ex.headers, prepared.body.clone())
+        .build(
+            if ex.stream { Op::Stream } else { Op::Generate },
+            &prepared.upstream_model,
+            ex.client,
+            ex.headers,
+            prepared.body.clone(),
+        )
         .map_err(|b| GatewayError::gateway(b.kind, b.message))?;
     let now = Instant::now();
     // `timeout` bounds a whole answer from the call to its last byte; a stream's first byte

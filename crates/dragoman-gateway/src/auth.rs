@@ -27,7 +27,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         }
     }
     // An empty header is no key at all: it must never match anything.
-    for name in ["x-api-key", "api-key"] {
+    for name in ["x-api-key", "api-key", "x-goog-api-key"] {
         if let Some(k) = headers.get(name).and_then(|v| v.to_str().ok()) {
             let k = k.trim();
             if !k.is_empty() {

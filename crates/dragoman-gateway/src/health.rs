@@ -100,11 +100,16 @@ async fn probe(gw: &Gateway, i: usize, client: &upstream::HttpClient) -> Probe {
     let body = bytes::Bytes::from(
         serde_json::to_vec(&hub::encode_request(d.dialect, &req, &mut losses)).unwrap_or_default(),
     );
-    let http_req =
-        match gw.adapters[i].build(Op::Generate, d.dialect, &http::HeaderMap::new(), body) {
-            Ok(r) => r,
-            Err(e) => return Probe::Unhealthy(e.message),
-        };
+    let http_req = match gw.adapters[i].build(
+        Op::Generate,
+        &d.upstream_model,
+        d.dialect,
+        &http::HeaderMap::new(),
+        body,
+    ) {
+        Ok(r) => r,
+        Err(e) => return Probe::Unhealthy(e.message),
+    };
     let limit = d.timeout.min(PROBE_TIMEOUT);
     let started = Instant::now();
     let resp = match upstream::send(client, http_req, limit).await {

@@ -68,11 +68,14 @@ const TOKEN_BUCKETS: [&str; 5] = [
     "reasoning",
 ];
 
+const DIALECTS: usize = Dialect::ALL.len();
+
 fn dialect_index(d: Dialect) -> usize {
     match d {
         Dialect::Anthropic => 0,
         Dialect::Chat => 1,
         Dialect::Responses => 2,
+        Dialect::Gemini => 3,
     }
 }
 
@@ -94,13 +97,13 @@ fn outcome_index(o: Outcome) -> usize {
 pub struct GroupSeries {
     model: String,
     /// client dialect × upstream dialect (or none) × outcome.
-    requests: [[[OnceLock<Counter>; 6]; 4]; 3],
+    requests: [[[OnceLock<Counter>; 6]; DIALECTS + 1]; DIALECTS],
     tokens: [OnceLock<Counter>; 5],
     cost: OnceLock<Counter>,
     unpriced: OnceLock<Counter>,
     /// client dialect × streamed.
-    latency: [[OnceLock<Histogram>; 2]; 3],
-    ttft: [[OnceLock<Histogram>; 2]; 3],
+    latency: [[OnceLock<Histogram>; 2]; DIALECTS],
+    ttft: [[OnceLock<Histogram>; 2]; DIALECTS],
 }
 
 pub struct Metrics {
@@ -284,7 +287,7 @@ impl Metrics {
     /// Counts one finished request of group `g`.
     pub fn observe(&self, rec: &UsageRecord, g: &GroupSeries) {
         let model = g.model.as_str();
-        let upstream = rec.upstream_dialect.map(dialect_index).unwrap_or(3);
+        let upstream = rec.upstream_dialect.map(dialect_index).unwrap_or(DIALECTS);
         g.requests[dialect_index(rec.client_dialect)][upstream][outcome_index(rec.outcome)]
             .get_or_init(|| {
                 self.requests

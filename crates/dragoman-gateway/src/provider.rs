@@ -13,11 +13,13 @@ use crate::upstream::{self, Op};
 pub type UpstreamRequest = http::Request<http_body_util::Full<Bytes>>;
 
 pub trait Adapter: Send + Sync {
-    /// Builds the request for `op` carrying `body` (already in the deployment's dialect),
-    /// from the client's headers where the provider reads any (Anthropic's beta flags).
+    /// Builds the request for `op` on upstream model `model` carrying `body` (already in the
+    /// deployment's dialect), from the client's headers where the provider reads any
+    /// (Anthropic's beta flags).
     fn build(
         &self,
         op: Op,
+        model: &str,
         client: Dialect,
         client_headers: &HeaderMap,
         body: Bytes,
@@ -32,13 +34,17 @@ impl Adapter for Static {
     fn build(
         &self,
         op: Op,
+        model: &str,
         client: Dialect,
         client_headers: &HeaderMap,
         body: Bytes,
     ) -> Result<UpstreamRequest, ErrorBody> {
         let mut req = http::Request::new(http_body_util::Full::new(body));
         *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = self.0.get(op);
+        *req.uri_mut() = self
+            .0
+            .get(op, model)
+            .map_err(|m| ErrorBody::new(dragoman_model::ErrorKind::InvalidRequest, m))?;
         *req.headers_mut() = upstream::headers(&self.0, client, client_headers);
         Ok(req)
     }

@@ -30,6 +30,14 @@ pub enum Endpoint {
     CountTokens,
 }
 
+/// The model and stream flag a dialect carries in its URL rather than its body (Gemini's
+/// `/v1beta/models/{model}:streamGenerateContent`), put on the request by its route.
+#[derive(Debug, Clone)]
+pub struct PathModel {
+    pub model: String,
+    pub stream: bool,
+}
+
 /// A request id that sorts by time: milliseconds first, then randomness. Time order keeps the
 /// store's request-id index appending at its end instead of writing pages all over it (measured:
 /// 12 µs of SQLite CPU per record with random ids, 6 µs with ordered ones).
@@ -199,7 +207,8 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let _in_flight = InFlight::new(&gw.metrics.in_flight_requests);
     let mut tracker = Tracker::new(gw.clone(), &id, client);
     let started = tracker.started();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let path_model = parts.extensions.remove::<PathModel>();
     let headers = parts.headers;
     let principal = match gw.authenticate(&headers) {
         Ok(p) => p,
@@ -233,7 +242,13 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         }
     };
     let envelope = match Envelope::read(&body) {
-        Ok(e) => e,
+        Ok(mut e) => {
+            if let Some(p) = path_model {
+                e.model = Some(p.model);
+                e.stream = p.stream;
+            }
+            e
+        }
         Err(EnvelopeError::NotAnObject) => {
             let e = error(
                 ErrorKind::InvalidRequest,
@@ -651,10 +666,15 @@ async fn count_tokens(call: Call<'_>) -> Response {
     // Not on the hot path: the counting endpoint edits the body as a tree.
     let mut envelope: Value = serde_json::from_slice(&body).unwrap_or_default();
     if dep.dialect == Dialect::Anthropic {
-        envelope["model"] = Value::String(upstream_model);
+        envelope["model"] = Value::String(upstream_model.clone());
         let body = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
-        let req = match gw.adapters[idx].build(Op::CountTokens, Dialect::Anthropic, &headers, body)
-        {
+        let req = match gw.adapters[idx].build(
+            Op::CountTokens,
+            &upstream_model,
+            Dialect::Anthropic,
+            &headers,
+            body,
+        ) {
             Ok(r) => r,
             Err(e) => return refuse(tracker, Dialect::Anthropic, &e, Some(500), &id, false),
         };

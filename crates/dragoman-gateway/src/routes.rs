@@ -33,6 +33,11 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             )
             .route(&format!("{prefix}/models"), get(models));
     }
+    // Gemini names the model and the operation in the path; `{*target}` because model names
+    // of a config may hold slashes.
+    for prefix in ["/v1beta", "/v1"] {
+        r = r.route(&format!("{prefix}/models/{{*target}}"), post(gemini));
+    }
     use crate::tenancy::api as t;
     r = r
         .route("/key/generate", post(t::key_generate))
@@ -77,6 +82,65 @@ async fn chat(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 
 async fn responses(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     proxy::handle(gw, Endpoint::Generate(Dialect::Responses), req).await
+}
+
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`: the
+/// Gemini dialect (google-genai SDKs, Gemini CLI with `GOOGLE_GEMINI_BASE_URL`).
+async fn gemini(
+    State(gw): State<Arc<Gateway>>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    mut req: Request,
+) -> Response {
+    let refuse = |status: u16, kind, msg: String| {
+        let id = proxy::new_request_id();
+        render(
+            Dialect::Gemini,
+            &dragoman_model::ErrorBody::new(kind, msg),
+            Some(status),
+            &id,
+        )
+    };
+    let Some((model, action)) = target.rsplit_once(':') else {
+        return refuse(
+            404,
+            dragoman_model::ErrorKind::NotFound,
+            format!(
+                "no operation in `{target}`: expected {{model}}:generateContent or :streamGenerateContent"
+            ),
+        );
+    };
+    let stream = match action {
+        "generateContent" => false,
+        "streamGenerateContent" => {
+            // Without `alt=sse` Google streams one JSON array; only the SSE form is served.
+            let sse = req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+            if !sse {
+                return refuse(
+                    400,
+                    dragoman_model::ErrorKind::InvalidRequest,
+                    "streamGenerateContent is served as server-sent events only: add ?alt=sse"
+                        .into(),
+                );
+            }
+            true
+        }
+        other => {
+            return refuse(
+                404,
+                dragoman_model::ErrorKind::NotFound,
+                format!(
+                    "operation `{other}` is not served (generateContent and streamGenerateContent are)"
+                ),
+            );
+        }
+    };
+    let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
+    req.extensions_mut()
+        .insert(proxy::PathModel { model, stream });
+    proxy::handle(gw, Endpoint::Generate(Dialect::Gemini), req).await
 }
 
 async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {

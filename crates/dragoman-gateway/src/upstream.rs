@@ -23,25 +23,46 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Generate,
+    /// A streamed generation: the same address as `Generate` where the body says `stream`,
+    /// another one where the URL does (Gemini).
+    Stream,
     CountTokens,
 }
 
-pub fn url(dep: &Deployment, op: Op) -> String {
+/// The address of `op` on deployment `dep` for upstream model `model` (the deployment's own
+/// unless it is a wildcard).
+pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
     let base = dep.api_base.as_str();
     let version = dep.api_version.as_deref().unwrap_or("2024-10-21");
     match (dep.provider, dep.dialect, op) {
         (_, Dialect::Anthropic, op) => {
             let root = base.strip_suffix("/v1").unwrap_or(base);
             match op {
-                Op::Generate => format!("{root}/v1/messages"),
+                Op::Generate | Op::Stream => format!("{root}/v1/messages"),
                 Op::CountTokens => format!("{root}/v1/messages/count_tokens"),
             }
         }
+        (_, Dialect::Gemini, op) => {
+            // `api_base` may name the API version (LiteLLM users write either form).
+            let root = base
+                .strip_suffix("/v1beta")
+                .or_else(|| base.strip_suffix("/v1"))
+                .unwrap_or(base);
+            let version = if base.ends_with("/v1") {
+                "v1"
+            } else {
+                "v1beta"
+            };
+            let model = model.strip_prefix("models/").unwrap_or(model);
+            let action = match op {
+                Op::Generate => "generateContent",
+                Op::Stream => "streamGenerateContent?alt=sse",
+                Op::CountTokens => "countTokens",
+            };
+            format!("{root}/{version}/models/{model}:{action}")
+        }
         (Provider::Azure, Dialect::Chat, _) => {
-            format!(
-                "{base}/openai/deployments/{}/chat/completions?api-version={version}",
-                dep.upstream_model
-            )
+            format!("{base}/openai/deployments/{model}/chat/completions?api-version={version}")
         }
         (Provider::Azure, Dialect::Responses, _) => {
             format!("{base}/openai/responses?api-version={version}")
@@ -102,6 +123,12 @@ fn fixed_headers(dep: &Deployment) -> HeaderMap {
         (_, Dialect::Anthropic) => {
             if let Some(k) = key("") {
                 h.insert("x-api-key", k);
+            }
+        }
+        // In a header rather than `?key=`, so that no URL (logged by proxies) holds it.
+        (_, Dialect::Gemini) => {
+            if let Some(k) = key("") {
+                h.insert("x-goog-api-key", k);
             }
         }
         (Provider::Azure, _) => {
@@ -230,10 +257,14 @@ pub fn client(
         .build(https)
 }
 
-/// The parsed address of each operation of a deployment, made once at start.
+/// The parsed address of each operation of a deployment, made once at start, except where the
+/// model is part of the address and the deployment is a wildcard (Gemini, Azure Chat): those
+/// are made per call from `per_model`.
 pub struct Endpoints {
-    pub generate: http::Uri,
-    pub count_tokens: http::Uri,
+    generate: http::Uri,
+    stream: http::Uri,
+    count_tokens: http::Uri,
+    per_model: Option<Box<Deployment>>,
     dialect: Dialect,
     fixed_headers: HeaderMap,
     /// `extra_headers` from the config, parsed (invalid names or values are skipped).
@@ -243,7 +274,7 @@ pub struct Endpoints {
 impl Endpoints {
     pub fn new(dep: &Deployment) -> Result<Endpoints, String> {
         let parse = |op| {
-            let u = url(dep, op);
+            let u = url(dep, &dep.upstream_model, op);
             http::Uri::try_from(u.as_str())
                 .map_err(|e| format!("deployment {}: api_base is not a valid URL: {e}", dep.id))
         };
@@ -259,18 +290,28 @@ impl Endpoints {
             .collect();
         Ok(Endpoints {
             generate: parse(Op::Generate)?,
+            stream: parse(Op::Stream)?,
             count_tokens: parse(Op::CountTokens)?,
+            per_model: (dep.upstream_model.contains('*')
+                && url(dep, "a", Op::Generate) != url(dep, "b", Op::Generate))
+            .then(|| Box::new(dep.clone())),
             dialect: dep.dialect,
             fixed_headers: fixed_headers(dep),
             extra_headers,
         })
     }
 
-    pub fn get(&self, op: Op) -> http::Uri {
-        match op {
-            Op::Generate => self.generate.clone(),
-            Op::CountTokens => self.count_tokens.clone(),
+    /// The address of `op` for upstream model `model`.
+    pub fn get(&self, op: Op, model: &str) -> Result<http::Uri, String> {
+        if let Some(dep) = &self.per_model {
+            return http::Uri::try_from(url(dep, model, op).as_str())
+                .map_err(|e| format!("model `{model}` does not make a valid URL: {e}"));
         }
+        Ok(match op {
+            Op::Generate => self.generate.clone(),
+            Op::Stream => self.stream.clone(),
+            Op::CountTokens => self.count_tokens.clone(),
+        })
     }
 }
 
@@ -364,32 +405,53 @@ mod tests {
     #[test]
     fn urls_follow_each_provider() {
         assert_eq!(
-            url(
-                &dep("azure/gpt4o-prod", "https://x.openai.azure.com", "chat"),
-                Op::Generate
-            ),
+            {
+                let d = dep("azure/gpt4o-prod", "https://x.openai.azure.com", "chat");
+                url(&d, &d.upstream_model, Op::Generate)
+            },
             "https://x.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2025-01-01"
         );
         assert_eq!(
-            url(
-                &dep("azure/gpt5", "https://x.openai.azure.com", "responses"),
-                Op::Generate
-            ),
+            {
+                let d = dep("azure/gpt5", "https://x.openai.azure.com", "responses");
+                url(&d, &d.upstream_model, Op::Generate)
+            },
             "https://x.openai.azure.com/openai/responses?api-version=2025-01-01"
         );
         assert_eq!(
-            url(
-                &dep("anthropic/claude", "https://api.anthropic.com/v1", "chat"),
-                Op::CountTokens
-            ),
+            {
+                let d = dep("anthropic/claude", "https://api.anthropic.com/v1", "chat");
+                url(&d, &d.upstream_model, Op::CountTokens)
+            },
             "https://api.anthropic.com/v1/messages/count_tokens"
         );
         assert_eq!(
-            url(
-                &dep("hosted_vllm/q", "http://h:8000/v1", "responses"),
-                Op::Generate
-            ),
+            {
+                let d = dep("hosted_vllm/q", "http://h:8000/v1", "responses");
+                url(&d, &d.upstream_model, Op::Generate)
+            },
             "http://h:8000/v1/responses"
+        );
+        let g = dep(
+            "gemini/gemini-2.5-pro",
+            "https://generativelanguage.googleapis.com",
+            "chat",
+        );
+        assert_eq!(
+            url(&g, &g.upstream_model, Op::Stream),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            url(&g, &g.upstream_model, Op::Generate),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-pro:generateContent"
+        );
+        assert_eq!(
+            url(
+                &dep("gemini/gemini-2.5-flash", "http://h/v1", "chat"),
+                "gemini-2.5-flash",
+                Op::CountTokens
+            ),
+            "http://h/v1/models/gemini-2.5-flash:countTokens"
         );
     }
 
@@ -430,5 +492,17 @@ mod tests {
             &client,
         );
         assert_eq!(oa["authorization"], "Bearer sk-up");
+        let ge = headers(
+            &Endpoints::new(&dep(
+                "gemini/g",
+                "https://generativelanguage.googleapis.com",
+                "chat",
+            ))
+            .unwrap(),
+            Dialect::Anthropic,
+            &client,
+        );
+        assert_eq!(ge["x-goog-api-key"], "sk-up");
+        assert!(ge.get("authorization").is_none() && ge.get("x-api-key").is_none());
     }
 }

@@ -43,6 +43,10 @@ model_list:
   - model_name: "r/*"
     litellm_params: {{model: "openai/*", api_base: "{v1}", api_key: sk-upstream-openai, {prices}}}
     model_info: {{mode: responses}}
+  - model_name: "g/*"
+    litellm_params: {{model: "gemini/*", api_base: "{base}", api_key: sk-upstream-gemini, {prices}}}
+  - model_name: "fg/*"
+    litellm_params: {{model: "gemini/*", api_base: "{base}", stream_timeout: 1, timeout: 3}}
   - model_name: "fa/*"
     litellm_params: {{model: "anthropic/*", api_base: "{base}", stream_timeout: 1, timeout: 3}}
   - model_name: "fc/*"
@@ -127,14 +131,35 @@ fn prefix(d: Dialect) -> &'static str {
         Dialect::Anthropic => "a",
         Dialect::Chat => "c",
         Dialect::Responses => "r",
+        Dialect::Gemini => "g",
     }
 }
 
-fn path(d: Dialect) -> &'static str {
+/// The path a client of dialect `d` posts `body` to, and the body it sends: Gemini takes the
+/// model and the stream flag out of the body (where [`body`] keeps them for every dialect)
+/// and into the path.
+fn path_and_body(d: Dialect, body: &Value) -> (String, Value) {
     match d {
-        Dialect::Anthropic => "/v1/messages",
-        Dialect::Chat => "/v1/chat/completions",
-        Dialect::Responses => "/v1/responses",
+        Dialect::Anthropic => ("/v1/messages".into(), body.clone()),
+        Dialect::Chat => ("/v1/chat/completions".into(), body.clone()),
+        Dialect::Responses => ("/v1/responses".into(), body.clone()),
+        Dialect::Gemini => {
+            let mut b = body.clone();
+            let o = b.as_object_mut().unwrap();
+            let model = o
+                .remove("model")
+                .and_then(|m| m.as_str().map(str::to_owned));
+            let stream = o.remove("stream").and_then(|s| s.as_bool()) == Some(true);
+            let action = if stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            (
+                format!("/v1beta/models/{}:{action}", model.unwrap_or_default()),
+                b,
+            )
+        }
     }
 }
 
@@ -146,16 +171,19 @@ fn body(client: Dialect, model: &str, stream: bool) -> Value {
             json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello"}]})
         }
         Dialect::Responses => json!({"model": model, "stream": stream, "input": "Say hello"}),
+        Dialect::Gemini => json!({"model": model, "stream": stream,
+            "contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}),
     }
 }
 
 impl Harness {
     async fn post(&self, client: Dialect, body: &Value) -> reqwest::Response {
+        let (path, body) = path_and_body(client, body);
         self.http
-            .post(format!("{}{}", self.url, path(client)))
+            .post(format!("{}{path}", self.url))
             .header("authorization", format!("Bearer {KEY}"))
             .header("anthropic-version", "2023-06-01")
-            .json(body)
+            .json(&body)
             .send()
             .await
             .unwrap()
@@ -215,6 +243,15 @@ fn usage_of(client: Dialect, v: &Value) -> (u64, u64, u64) {
                 n(&u["output_tokens"]),
             )
         }
+        Dialect::Gemini => {
+            let u = &v["usageMetadata"];
+            let cached = u["cachedContentTokenCount"].as_u64().unwrap_or(0);
+            (
+                n(&u["promptTokenCount"]) - cached,
+                cached,
+                n(&u["candidatesTokenCount"]) + u["thoughtsTokenCount"].as_u64().unwrap_or(0),
+            )
+        }
     }
 }
 
@@ -237,6 +274,13 @@ fn text_of(client: Dialect, v: &Value) -> String {
             .filter(|i| i["type"] == "message")
             .flat_map(|i| i["content"].as_array().unwrap().iter())
             .filter_map(|c| c["text"].as_str())
+            .collect(),
+        Dialect::Gemini => v["candidates"][0]["content"]["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["thought"] != true)
+            .filter_map(|p| p["text"].as_str())
             .collect(),
     }
 }
@@ -296,6 +340,14 @@ fn stream_usage(client: Dialect, events: &[dragoman_sse::Event]) -> ((u64, u64, 
                 .find(|d| d["type"] == "response.completed")
                 .unwrap();
             (usage_of(client, &done["response"]), None)
+        }
+        Dialect::Gemini => {
+            let last = events
+                .iter()
+                .map(data)
+                .rfind(|d| d["usageMetadata"].is_object())
+                .unwrap();
+            (usage_of(client, &last), None)
         }
     }
 }
@@ -445,8 +497,8 @@ async fn tool_calls_round_trip_in_both_directions() {
 async fn auth_is_required_and_rendered_in_each_dialect() {
     let h = start("", true).await;
     for client in Dialect::ALL {
-        let url = format!("{}{}", h.url, path(client));
-        let b = body(client, "a/script/text", false);
+        let (p, b) = path_and_body(client, &body(client, "a/script/text", false));
+        let url = format!("{}{p}", h.url);
         let none = h.http.post(&url).json(&b).send().await.unwrap();
         assert_eq!(none.status(), 401);
         let v: Value = none.json().await.unwrap();
@@ -562,6 +614,13 @@ async fn failures_after_the_first_byte_become_the_clients_error_event() {
                             "{tag}"
                         );
                     }
+                    Dialect::Gemini => {
+                        assert!(data(last)["error"].is_object(), "{tag}");
+                        assert!(
+                            !events.iter().any(|e| e.data.contains("\"finishReason\"")),
+                            "{tag}"
+                        );
+                    }
                 }
             }
         }
@@ -656,7 +715,7 @@ async fn bodies_arriving_in_pieces_are_read_whole_and_within_the_limit() {
             p
         });
         h.http
-            .post(format!("{}{}", h.url, path(Dialect::Anthropic)))
+            .post(format!("{}/v1/messages", h.url))
             .header("x-api-key", KEY)
             .header("anthropic-version", "2023-06-01")
             .header("content-type", "application/json")
@@ -833,6 +892,20 @@ impl Harness {
     }
 }
 
+/// What an upstream of dialect `up` reports of the accounting scenario, and its cost in
+/// nano-dollars: 200×3 + 1000×0.3 + 34×3.75 + 50×15 micro-dollars = 1 777 500. Gemini has no
+/// cache-write count, so there the 34 written tokens arrive as uncached input (234×3 + 1000×0.3
+/// + 50×15 = 1 752 000).
+fn accounting_seen(up: Dialect) -> (dragoman_model::Usage, i64) {
+    let mut u = dragoman_testkit::accounting_usage();
+    if up == Dialect::Gemini {
+        u.input_uncached = Some(234);
+        u.cache_write = None;
+        return (u, 1_752_000);
+    }
+    (u, 1_777_500)
+}
+
 #[tokio::test]
 async fn every_pair_leaves_one_exact_usage_record_with_its_cost() {
     let h = start_with("", true, true).await;
@@ -845,10 +918,9 @@ async fn every_pair_leaves_one_exact_usage_record_with_its_cost() {
                 assert_eq!(r.status(), 200);
                 let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
                 if !stream {
-                    // 200×3 + 1000×0.3 + 34×3.75 + 50×15 micro-dollars = 1 777 500 nano-dollars.
                     assert_eq!(
                         r.headers()["x-litellm-response-cost"],
-                        "0.001777500",
+                        format!("0.00{}", accounting_seen(up).1),
                         "{client}←{up}"
                     );
                 }
@@ -865,8 +937,9 @@ async fn every_pair_leaves_one_exact_usage_record_with_its_cost() {
             .find(|r| r.request_id == id)
             .unwrap_or_else(|| panic!("no record for {id}"));
         let tag = format!("{client}←{up} stream={stream}");
-        assert_eq!(rec.usage, dragoman_testkit::accounting_usage(), "{tag}");
-        assert_eq!(rec.cost_nanos, Some(1_777_500), "{tag}");
+        let (usage, cost) = accounting_seen(up);
+        assert_eq!(rec.usage, usage, "{tag}");
+        assert_eq!(rec.cost_nanos, Some(cost), "{tag}");
         assert_eq!(rec.outcome, dragoman_accounting::Outcome::Ok, "{tag}");
         assert_eq!(
             (rec.client_dialect, rec.upstream_dialect, rec.stream),
@@ -962,7 +1035,7 @@ async fn shutdown_under_load_leaves_one_record_per_accepted_request() {
     let mut tasks = Vec::new();
     for i in 0..n {
         let http = h.http.clone();
-        let url = format!("{}{}", h.url, path(Dialect::Chat));
+        let url = format!("{}/v1/chat/completions", h.url);
         let tx = tx.clone();
         let up = ["a", "c", "r"][i % 3];
         tasks.push(tokio::spawn(async move {
@@ -1184,9 +1257,10 @@ async fn an_unreachable_upstream_is_a_clear_502_in_each_dialect() {
     let (url, server) = serve_forever(gw).await;
     let http = reqwest::Client::new();
     for client in Dialect::ALL {
+        let (p, b) = path_and_body(client, &body(client, "gone", false));
         let r = http
-            .post(format!("{url}{}", path(client)))
-            .json(&body(client, "gone", false))
+            .post(format!("{url}{p}"))
+            .json(&b)
             .send()
             .await
             .unwrap();

@@ -45,10 +45,17 @@ pub enum Dialect {
     Anthropic,
     Chat,
     Responses,
+    /// Google Gemini `generateContent` (the Gemini API and Vertex AI).
+    Gemini,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 3] = [Dialect::Anthropic, Dialect::Chat, Dialect::Responses];
+    pub const ALL: [Dialect; 4] = [
+        Dialect::Anthropic,
+        Dialect::Chat,
+        Dialect::Responses,
+        Dialect::Gemini,
+    ];
 
     /// The status to answer an upstream's error with: Anthropic clients get the kind's own
     /// status (their SDKs decide retries by it, 529 for overload); OpenAI clients keep the
@@ -56,7 +63,7 @@ impl Dialect {
     pub fn upstream_error_status(self, kind: ErrorKind, upstream: Option<u16>) -> Option<u16> {
         match self {
             Dialect::Anthropic => Some(kind.status()),
-            Dialect::Chat | Dialect::Responses => upstream,
+            Dialect::Chat | Dialect::Responses | Dialect::Gemini => upstream,
         }
     }
 
@@ -64,7 +71,8 @@ impl Dialect {
     pub fn rate_limit_headers(self) -> RateLimitHeaders {
         match self {
             Dialect::Anthropic => RateLimitHeaders::Anthropic,
-            Dialect::Chat | Dialect::Responses => RateLimitHeaders::OpenAi,
+            // Google sends no rate-limit headers; the OpenAI form is the common one.
+            Dialect::Chat | Dialect::Responses | Dialect::Gemini => RateLimitHeaders::OpenAi,
         }
     }
 
@@ -73,6 +81,7 @@ impl Dialect {
             Dialect::Anthropic => "anthropic",
             Dialect::Chat => "chat",
             Dialect::Responses => "responses",
+            Dialect::Gemini => "gemini",
         }
     }
 
@@ -81,7 +90,20 @@ impl Dialect {
         match self {
             Dialect::Anthropic => Family::Anthropic,
             Dialect::Chat | Dialect::Responses => Family::OpenAi,
+            Dialect::Gemini => Family::Google,
         }
+    }
+
+    /// Whether requests name their model in the body; Gemini names it in the URL path
+    /// (`/v1beta/models/{model}:generateContent`), and its codec leaves `model` empty.
+    pub fn model_in_body(self) -> bool {
+        self != Dialect::Gemini
+    }
+
+    /// Whether the dialect declares freeform (custom) tools; where it does not, they travel as
+    /// functions taking one string `input`.
+    pub fn has_freeform_tools(self) -> bool {
+        matches!(self, Dialect::Chat | Dialect::Responses)
     }
 }
 
@@ -92,8 +114,9 @@ impl std::str::FromStr for Dialect {
             "anthropic" | "messages" => Ok(Dialect::Anthropic),
             "chat" | "openai-chat" | "chat_completions" => Ok(Dialect::Chat),
             "responses" | "openai-responses" => Ok(Dialect::Responses),
+            "gemini" | "google" => Ok(Dialect::Gemini),
             other => Err(format!(
-                "unknown dialect `{other}` (expected anthropic, chat or responses)"
+                "unknown dialect `{other}` (expected anthropic, chat, responses or gemini)"
             )),
         }
     }

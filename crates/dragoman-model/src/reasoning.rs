@@ -20,13 +20,15 @@ pub enum Family {
     Anthropic,
     #[serde(rename = "openai")]
     OpenAi,
+    /// Gemini `thoughtSignature`s.
+    Google,
 }
 
 /// What the opaque payload is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SealKind {
-    /// Anthropic `thinking.signature`.
+    /// Anthropic `thinking.signature`, Gemini `thoughtSignature`.
     Signature,
     /// Anthropic `redacted_thinking.data`: the whole block is opaque.
     Redacted,

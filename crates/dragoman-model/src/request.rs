@@ -89,8 +89,8 @@ impl Extension {
     /// Whether `target` can take this field as it is.
     pub fn portable_to(&self, target: Dialect) -> bool {
         self.dialect == target
-            || (self.dialect != Dialect::Anthropic
-                && target != Dialect::Anthropic
+            || (self.dialect.family() == crate::Family::OpenAi
+                && target.family() == crate::Family::OpenAi
                 && OPENAI_SHARED_KEYS.contains(&self.key.as_str()))
     }
 }

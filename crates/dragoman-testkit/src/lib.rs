@@ -1,4 +1,4 @@
-//! Test helpers: a scripted mock upstream that speaks all three dialects over real HTTP.
+//! Test helpers: a scripted mock upstream that speaks every dialect over real HTTP.
 //!
 //! Test-only code: it may panic when the machine cannot give it a socket.
 //!
@@ -97,6 +97,7 @@ impl MockUpstream {
             .route("/v1/responses", post(responses))
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count))
+            .route("/v1beta/models/{*target}", post(gemini))
             .route("/mock/requests", axum::routing::get(recorded))
             .with_state(state.clone());
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
@@ -156,6 +157,19 @@ async fn responses(State(s): State<Arc<MockState>>, req: Request) -> Response {
 async fn messages(State(s): State<Arc<MockState>>, req: Request) -> Response {
     serve(s, Dialect::Anthropic, req).await
 }
+/// Gemini names the model and whether to stream in the path.
+async fn gemini(
+    State(s): State<Arc<MockState>>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let Some((model, action)) = target.rsplit_once(':') else {
+        return (StatusCode::NOT_FOUND, "no operation").into_response();
+    };
+    let stream = action == "streamGenerateContent";
+    let model = model.to_owned();
+    serve_as(s, Dialect::Gemini, req, Some((model, stream))).await
+}
 async fn count(State(s): State<Arc<MockState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -173,6 +187,16 @@ async fn count(State(s): State<Arc<MockState>>, req: Request) -> Response {
 }
 
 async fn serve(state: Arc<MockState>, dialect: Dialect, req: Request) -> Response {
+    serve_as(state, dialect, req, None).await
+}
+
+/// Serves one request; `path` is the model and stream flag a dialect gives in its URL.
+async fn serve_as(
+    state: Arc<MockState>,
+    dialect: Dialect,
+    req: Request,
+    path: Option<(String, bool)>,
+) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -185,8 +209,19 @@ async fn serve(state: Arc<MockState>, dialect: Dialect, req: Request) -> Respons
             body: body.clone(),
         });
     }
-    let model = body["model"].as_str().unwrap_or_default().to_owned();
-    let stream = body["stream"].as_bool().unwrap_or(false);
+    let (model, stream) = path.unwrap_or_else(|| {
+        (
+            body["model"].as_str().unwrap_or_default().to_owned(),
+            body["stream"].as_bool().unwrap_or(false),
+        )
+    });
+    let mut body = body;
+    if dialect == Dialect::Gemini
+        && let Some(o) = body.as_object_mut()
+    {
+        // What the scripts read of any request.
+        o.insert("model".into(), json!(model));
+    }
     if let Some(name) = model.strip_prefix("fixture/") {
         return fixture(state, dialect, name, stream);
     }
@@ -244,6 +279,22 @@ fn http_ct() -> axum::http::HeaderName {
     axum::http::header::CONTENT_TYPE
 }
 
+/// Reasoning state sealed by this upstream's family: a client must replay it untouched.
+fn mock_seal(dialect: Dialect) -> ReasoningSeal {
+    match dialect.family() {
+        dragoman_model::Family::Anthropic => ReasoningSeal::anthropic_signature("sig-mock-1"),
+        dragoman_model::Family::OpenAi => {
+            ReasoningSeal::openai_encrypted(Some("rs_mock_1".into()), "enc-mock-1")
+        }
+        dragoman_model::Family::Google => ReasoningSeal {
+            family: dragoman_model::Family::Google,
+            kind: dragoman_model::SealKind::Signature,
+            payload: "Z2VtaW5pLXNpZy1tb2NrLTE=".into(),
+            item_id: None,
+        },
+    }
+}
+
 /// The scripted canonical answer for a scenario.
 fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::Response {
     let mut content = Vec::new();
@@ -257,17 +308,9 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
         "tools" | "reasoning-tools" => {
             if scenario == "reasoning-tools" {
                 // Reasoning sealed by this upstream's family: a client must replay it untouched.
-                let seal = match dialect.family() {
-                    dragoman_model::Family::Anthropic => {
-                        ReasoningSeal::anthropic_signature("sig-mock-1")
-                    }
-                    dragoman_model::Family::OpenAi => {
-                        ReasoningSeal::openai_encrypted(Some("rs_mock_1".into()), "enc-mock-1")
-                    }
-                };
                 content.push(Part::Reasoning {
                     text: "I should use the tool.".into(),
-                    seal: Some(seal),
+                    seal: Some(mock_seal(dialect)),
                 });
             }
             let names = tool_names(request);
@@ -300,17 +343,9 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
             stop = StopReason::ToolUse;
         }
         "reasoning" => {
-            let seal = match dialect.family() {
-                dragoman_model::Family::Anthropic => {
-                    ReasoningSeal::anthropic_signature("sig-mock-1")
-                }
-                dragoman_model::Family::OpenAi => {
-                    ReasoningSeal::openai_encrypted(Some("rs_mock_1".into()), "enc-mock-1")
-                }
-            };
             content.push(Part::Reasoning {
                 text: "Thinking it over.".into(),
-                seal: Some(seal),
+                seal: Some(mock_seal(dialect)),
             });
             content.push(Part::text("Done thinking."));
             usage.output = Some(30);
@@ -328,6 +363,7 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
             Dialect::Anthropic => "msg_mock_1".into(),
             Dialect::Chat => "chatcmpl-mock1".into(),
             Dialect::Responses => "resp_mock_1".into(),
+            Dialect::Gemini => "gemini_mock_1".into(),
         },
         model: request["model"].as_str().unwrap_or("mock").to_owned(),
         content,
@@ -337,18 +373,24 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
     }
 }
 
-/// Names of the function tools a request offers, in any of the three dialects.
+/// Names of the function tools a request offers, in any dialect.
 fn tool_names(request: &Value) -> Vec<String> {
     request["tools"]
         .as_array()
         .map(|tools| {
             tools
                 .iter()
-                .filter_map(|t| {
-                    t["name"]
+                .flat_map(|t| {
+                    let own = t["name"]
                         .as_str()
                         .or_else(|| t["function"]["name"].as_str())
-                        .map(str::to_owned)
+                        .map(str::to_owned);
+                    let gemini = t["functionDeclarations"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["name"].as_str().map(str::to_owned));
+                    own.into_iter().chain(gemini).collect::<Vec<_>>()
                 })
                 .collect()
         })
@@ -370,7 +412,14 @@ fn has_tool_result(request: &Value) -> bool {
             .iter()
             .any(|i| i["type"] == "function_call_output" || i["type"] == "custom_tool_call_output")
     });
-    in_messages || in_input
+    let in_contents = request["contents"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["parts"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p.get("functionResponse").is_some()))
+        })
+    });
+    in_messages || in_input || in_contents
 }
 
 async fn scripted(
@@ -431,6 +480,7 @@ async fn scripted(
         let first = request["messages"]
             .get(0)
             .or_else(|| request["input"].get(0))
+            .or_else(|| request["contents"].get(0))
             .map(|m| m.to_string())
             .unwrap_or_default();
         let hit = state

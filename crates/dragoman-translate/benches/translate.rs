@@ -15,9 +15,9 @@ use serde_json::json;
 mod events;
 use events::stream_events;
 
-// The binary runs on mimalloc; measure what it runs.
+// The binary runs on jemalloc; measure what it runs.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// A canonical request of about `size` bytes: a system prompt, a tool and a conversation.
 fn request(size: usize) -> Request {

@@ -26,6 +26,7 @@ pub fn decode_request(
         Dialect::Anthropic => dragoman_anthropic::decode_request(body, losses),
         Dialect::Chat => dragoman_openai_chat::decode_request(body, losses),
         Dialect::Responses => dragoman_openai_responses::decode_request(body, losses),
+        Dialect::Gemini => dragoman_gemini::decode_request(body, losses),
     }
 }
 
@@ -41,7 +42,7 @@ pub fn unresolvable_items(from: Dialect, to: Dialect, req: &Request) -> Vec<Stri
             .into_iter()
             .map(|id| format!("item_reference `{id}`"))
             .collect(),
-        Dialect::Anthropic | Dialect::Chat => Vec::new(),
+        Dialect::Anthropic | Dialect::Chat | Dialect::Gemini => Vec::new(),
     }
 }
 
@@ -51,6 +52,7 @@ pub fn encode_request(d: Dialect, req: &Request, losses: &mut Losses) -> Value {
         Dialect::Anthropic => dragoman_anthropic::encode_request(req, losses),
         Dialect::Chat => dragoman_openai_chat::encode_request(req, losses),
         Dialect::Responses => dragoman_openai_responses::encode_request(req, losses),
+        Dialect::Gemini => dragoman_gemini::encode_request(req, losses),
     }
 }
 
@@ -64,6 +66,7 @@ pub fn decode_response(
         Dialect::Anthropic => dragoman_anthropic::decode_response(body, losses),
         Dialect::Chat => dragoman_openai_chat::decode_response(body, losses),
         Dialect::Responses => dragoman_openai_responses::decode_response(body, losses),
+        Dialect::Gemini => dragoman_gemini::decode_response(body, losses),
     }
 }
 
@@ -78,6 +81,7 @@ pub fn check_response(
         Dialect::Anthropic => dragoman_anthropic::check_response(body),
         Dialect::Chat => dragoman_openai_chat::check_response(body),
         Dialect::Responses => dragoman_openai_responses::check_response(body),
+        Dialect::Gemini => dragoman_gemini::check_response(body),
     }
 }
 
@@ -87,6 +91,7 @@ pub fn decode_response_usage(d: Dialect, body: &[u8]) -> Option<dragoman_model::
         Dialect::Anthropic => dragoman_anthropic::decode_response_usage(body),
         Dialect::Chat => dragoman_openai_chat::decode_response_usage(body),
         Dialect::Responses => dragoman_openai_responses::decode_response_usage(body),
+        Dialect::Gemini => dragoman_gemini::decode_response_usage(body),
     }
 }
 
@@ -96,6 +101,7 @@ pub fn encode_response(d: Dialect, resp: &Response, losses: &mut Losses) -> Valu
         Dialect::Anthropic => dragoman_anthropic::encode_response(resp, losses),
         Dialect::Chat => dragoman_openai_chat::encode_response(resp, losses),
         Dialect::Responses => dragoman_openai_responses::encode_response(resp, losses),
+        Dialect::Gemini => dragoman_gemini::encode_response(resp, losses),
     }
 }
 
@@ -106,6 +112,7 @@ pub fn decode_error(d: Dialect, status: Option<u16>, body: &[u8]) -> ErrorBody {
         Dialect::Anthropic => dragoman_anthropic::decode_error(status, body),
         Dialect::Chat => dragoman_openai_chat::decode_error(status, body),
         Dialect::Responses => dragoman_openai_responses::decode_error(status, body),
+        Dialect::Gemini => dragoman_gemini::decode_error(status, body),
     }
 }
 
@@ -115,6 +122,7 @@ pub fn encode_error(d: Dialect, err: &ErrorBody) -> (u16, Value) {
         Dialect::Anthropic => dragoman_anthropic::encode_error(err),
         Dialect::Chat => dragoman_openai_chat::encode_error(err),
         Dialect::Responses => dragoman_openai_responses::encode_error(err),
+        Dialect::Gemini => dragoman_gemini::encode_error(err),
     }
 }
 
@@ -170,6 +178,7 @@ pub enum StreamDecoder {
     Anthropic(dragoman_anthropic::StreamDecoder),
     Chat(dragoman_openai_chat::StreamDecoder),
     Responses(dragoman_openai_responses::StreamDecoder),
+    Gemini(dragoman_gemini::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -182,6 +191,7 @@ impl StreamDecoder {
             Dialect::Responses => {
                 StreamDecoder::Responses(dragoman_openai_responses::StreamDecoder::new())
             }
+            Dialect::Gemini => StreamDecoder::Gemini(dragoman_gemini::StreamDecoder::new()),
         }
     }
 
@@ -190,6 +200,7 @@ impl StreamDecoder {
             StreamDecoder::Anthropic(d) => d.push(ev, out),
             StreamDecoder::Chat(d) => d.push(ev, out),
             StreamDecoder::Responses(d) => d.push(ev, out),
+            StreamDecoder::Gemini(d) => d.push(ev, out),
         }
     }
 
@@ -198,6 +209,7 @@ impl StreamDecoder {
             StreamDecoder::Anthropic(d) => d.finish(out),
             StreamDecoder::Chat(d) => d.finish(out),
             StreamDecoder::Responses(d) => d.finish(out),
+            StreamDecoder::Gemini(d) => d.finish(out),
         }
     }
 
@@ -208,6 +220,7 @@ impl StreamDecoder {
             StreamDecoder::Anthropic(d) => d.is_error_trailer(ev),
             StreamDecoder::Chat(d) => d.is_error_trailer(ev),
             StreamDecoder::Responses(d) => d.is_error_trailer(ev),
+            StreamDecoder::Gemini(d) => d.is_error_trailer(ev),
         }
     }
 }
@@ -219,6 +232,7 @@ pub enum StreamEncoder {
     Anthropic(dragoman_anthropic::StreamEncoder),
     Chat(dragoman_openai_chat::StreamEncoder),
     Responses(dragoman_openai_responses::StreamEncoder),
+    Gemini(dragoman_gemini::StreamEncoder),
 }
 
 impl StreamEncoder {
@@ -231,6 +245,7 @@ impl StreamEncoder {
             Dialect::Responses => {
                 StreamEncoder::Responses(dragoman_openai_responses::StreamEncoder::new(opts))
             }
+            Dialect::Gemini => StreamEncoder::Gemini(dragoman_gemini::StreamEncoder::new(opts)),
         }
     }
 
@@ -239,6 +254,7 @@ impl StreamEncoder {
             StreamEncoder::Anthropic(e) => e.push(ev, out, losses),
             StreamEncoder::Chat(e) => e.push(ev, out, losses),
             StreamEncoder::Responses(e) => e.push(ev, out, losses),
+            StreamEncoder::Gemini(e) => e.push(ev, out, losses),
         }
     }
 
@@ -249,6 +265,7 @@ impl StreamEncoder {
             StreamEncoder::Anthropic(e) => e.continue_after(last),
             StreamEncoder::Chat(e) => e.continue_after(last),
             StreamEncoder::Responses(e) => e.continue_after(last),
+            StreamEncoder::Gemini(e) => e.continue_after(last),
         }
     }
 
@@ -257,6 +274,7 @@ impl StreamEncoder {
             StreamEncoder::Anthropic(e) => e.finish(out, losses),
             StreamEncoder::Chat(e) => e.finish(out, losses),
             StreamEncoder::Responses(e) => e.finish(out, losses),
+            StreamEncoder::Gemini(e) => e.finish(out, losses),
         }
     }
 }
@@ -267,6 +285,7 @@ pub enum Validator {
     Anthropic(dragoman_anthropic::Validator),
     Chat(dragoman_openai_chat::Validator),
     Responses(dragoman_openai_responses::Validator),
+    Gemini(dragoman_gemini::Validator),
 }
 
 impl Validator {
@@ -275,6 +294,7 @@ impl Validator {
             Dialect::Anthropic => Validator::Anthropic(dragoman_anthropic::Validator::new()),
             Dialect::Chat => Validator::Chat(dragoman_openai_chat::Validator::new()),
             Dialect::Responses => Validator::Responses(dragoman_openai_responses::Validator::new()),
+            Dialect::Gemini => Validator::Gemini(dragoman_gemini::Validator::new()),
         }
     }
 
@@ -283,6 +303,7 @@ impl Validator {
             Validator::Anthropic(v) => v.push(ev),
             Validator::Chat(v) => v.push(ev),
             Validator::Responses(v) => v.push(ev),
+            Validator::Gemini(v) => v.push(ev),
         }
     }
 
@@ -291,6 +312,7 @@ impl Validator {
             Validator::Anthropic(v) => v.finish(),
             Validator::Chat(v) => v.finish(),
             Validator::Responses(v) => v.finish(),
+            Validator::Gemini(v) => v.finish(),
         }
     }
 }
@@ -330,9 +352,9 @@ pub struct StreamTranslator {
 }
 
 /// The custom tools of `req` that `upstream` cannot declare and receives wrapped as functions
-/// taking one string `input` (Anthropic has no freeform tools; the OpenAI dialects do).
+/// taking one string `input` (Anthropic and Gemini have no freeform tools; the OpenAI dialects do).
 pub fn custom_tools_to_unwrap(req: &Request, upstream: Dialect) -> Vec<String> {
-    if upstream != Dialect::Anthropic {
+    if upstream.has_freeform_tools() {
         return Vec::new();
     }
     req.tools

@@ -144,6 +144,20 @@ fn every_recorded_response_translates_into_every_dialect() {
     );
 }
 
+/// Renames call ids to their position among the calls, in the calls and in the results.
+fn positional(calls: &mut [Call], results: &mut [String]) {
+    let ids: Vec<String> = calls.iter().map(|c| c.id.clone()).collect();
+    for (i, c) in calls.iter_mut().enumerate() {
+        c.id = format!("#{i}");
+    }
+    for r in results {
+        *r = ids
+            .iter()
+            .position(|id| id == r)
+            .map_or_else(|| "?".into(), |i| format!("#{i}"));
+    }
+}
+
 #[test]
 fn every_recorded_request_translates_into_every_dialect() {
     use dragoman_model::{Part, Role};
@@ -198,7 +212,7 @@ fn every_recorded_request_translates_into_every_dialect() {
                         continue;
                     }
                 };
-                if back.model != source.model {
+                if target.model_in_body() && back.model != source.model {
                     failures.push(format!("{tag}: model changed"));
                 }
                 for role in [Role::User, Role::Assistant] {
@@ -206,12 +220,20 @@ fn every_recorded_request_translates_into_every_dialect() {
                         failures.push(format!("{tag}: {role:?} text differs"));
                     }
                 }
-                let (a, b) = (all_calls(&source), all_calls(&back));
+                let (mut a, mut b) = (all_calls(&source), all_calls(&back));
+                let (mut ra, mut rb) = (results(&source), results(&back));
+                if target == Dialect::Gemini {
+                    // Gemini requests carry no ids of other providers (Gemini pairs a result
+                    // with its call by order and name): compare which call each result answers.
+                    positional(&mut a, &mut ra);
+                    positional(&mut b, &mut rb);
+                }
                 let custom = a.iter().any(|c| c.kind == dragoman_model::ToolKind::Custom);
-                if !(custom && target == Dialect::Anthropic) && a != b {
+                let wrapped = custom && !target.has_freeform_tools();
+                if !wrapped && a != b {
                     failures.push(format!("{tag}: tool calls differ:\n  {a:?}\n  {b:?}"));
                 }
-                if results(&source) != results(&back) {
+                if ra != rb {
                     failures.push(format!("{tag}: tool result ids differ"));
                 }
             }

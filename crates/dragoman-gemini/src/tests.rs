@@ -1,0 +1,1 @@
+//! Unit tests over recorded Gemini traffic.
