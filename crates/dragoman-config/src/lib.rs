@@ -110,6 +110,10 @@ pub struct ServerSettings {
     /// `general_settings.public_metrics` (default true, as LiteLLM's `/metrics`): whether
     /// `/metrics` answers without the master key.
     pub public_metrics: bool,
+    /// `dragoman_settings.strict_translation`: a request whose translation for a deployment
+    /// would drop or approximate a field is refused with a 400 naming it, instead of sent
+    /// with the loss reported (a client can ask the same per request: `x-dragoman-strict`).
+    pub strict_translation: bool,
 }
 
 impl Default for ServerSettings {
@@ -126,6 +130,7 @@ impl Default for ServerSettings {
             body_read_timeout: Duration::from_secs(60),
             max_connections: 0,
             public_metrics: true,
+            strict_translation: false,
         }
     }
 }
@@ -166,6 +171,11 @@ pub struct Deployment {
     pub base_model: Option<String>,
     /// Price overrides in LiteLLM's keys (dollars per token), kept for the accounting issue.
     pub prices: Map<String, Value>,
+    /// The assistant-message field in which this Chat upstream wants its own reasoning back on
+    /// every turn of the history (`reasoning_content` for DeepSeek, Kimi, Qwen): without it
+    /// their thinking models refuse a tool loop's next turn. The provider's default, or
+    /// `litellm_params.replay_reasoning` (a field name, or `false`).
+    pub reasoning_field: Option<String>,
 }
 
 impl Deployment {
@@ -309,6 +319,7 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
                             server.keepalive = seconds(v, &path)?
                         }
                         "shutdown_grace_seconds" => server.shutdown_grace = seconds(v, &path)?,
+                        "strict_translation" => server.strict_translation = boolean(v, &path)?,
                         "database_path" => {
                             database.path = string_value(v, &path, env, &mut warnings)?
                         }
@@ -645,6 +656,7 @@ fn deployment(
     let mut stream_timeout = None;
     let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
     let mut extra_headers = Vec::new();
+    let mut reasoning_field = provider.reasoning_field().map(str::to_owned);
     for (k, v) in params {
         let p = format!("{params_path}.{k}");
         match k.as_str() {
@@ -655,6 +667,21 @@ fn deployment(
             "timeout" | "request_timeout" => timeout = seconds(v, &p)?,
             "stream_timeout" => stream_timeout = Some(seconds(v, &p)?),
             "connect_timeout" => connect_timeout = seconds(v, &p)?,
+            "replay_reasoning" => {
+                reasoning_field = match v {
+                    Value::Bool(false) => None,
+                    Value::Bool(true) => Some("reasoning_content".into()),
+                    Value::String(s) if s == "reasoning_content" || s == "reasoning" => {
+                        Some(s.clone())
+                    }
+                    _ => {
+                        return Err(err(
+                            &p,
+                            "expected reasoning_content, reasoning, true or false",
+                        ));
+                    }
+                }
+            }
             "rpm" => rpm = Some(uint(v, &p)?),
             "tpm" => tpm = Some(uint(v, &p)?),
             "max_parallel_requests" => {
@@ -760,6 +787,7 @@ fn deployment(
         max_retries,
         base_model,
         prices,
+        reasoning_field,
     })))
 }
 
@@ -821,6 +849,7 @@ pub fn embedded(env: &dyn Env) -> Config {
             max_retries: None,
             base_model: None,
             prices: Map::new(),
+            reasoning_field: provider.reasoning_field().map(str::to_owned),
         });
     };
     if let Some(k) = env.var("ANTHROPIC_API_KEY").filter(|k| !k.is_empty()) {

@@ -31,6 +31,11 @@ const COMPATIBLE: &[(&str, Option<&str>)] = &[
     ("deepseek", Some("https://api.deepseek.com/v1")),
     ("xai", Some("https://api.x.ai/v1")),
     ("openrouter", Some("https://openrouter.ai/api/v1")),
+    ("moonshot", Some("https://api.moonshot.ai/v1")),
+    (
+        "dashscope",
+        Some("https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),
+    ),
     ("mistral", Some("https://api.mistral.ai/v1")),
     ("together_ai", Some("https://api.together.xyz/v1")),
     (
@@ -108,6 +113,18 @@ impl Provider {
             Provider::Anthropic => Dialect::Anthropic,
             Provider::Gemini => Dialect::Gemini,
             _ => Dialect::Chat,
+        }
+    }
+
+    /// The assistant-message field in which the provider's reasoning models want their own
+    /// reasoning replayed on later turns (see `Deployment::reasoning_field`).
+    pub fn reasoning_field(self) -> Option<&'static str> {
+        match self {
+            Provider::OpenAiCompatible("deepseek" | "moonshot" | "dashscope") => {
+                Some("reasoning_content")
+            }
+            Provider::OpenAiCompatible("openrouter") => Some("reasoning"),
+            _ => None,
         }
     }
 

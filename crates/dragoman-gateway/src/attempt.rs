@@ -400,6 +400,21 @@ fn outcome_label(e: &GatewayError) -> String {
     }
 }
 
+/// Whether losses refuse the request: `x-dragoman-strict: true|false` decides, else
+/// `dragoman_settings.strict_translation`.
+fn strict(ex: &Exchange<'_>) -> bool {
+    match ex
+        .headers
+        .get("x-dragoman-strict")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        _ => ex.gw.config.server.strict_translation,
+    }
+}
+
 /// Builds deployment `idx`'s request body. An error with `Retry::Elsewhere` means this
 /// deployment cannot take this request (another of the group may); others end the request.
 fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, GatewayError> {
@@ -464,6 +479,9 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
     req.model = upstream_model.clone();
     // Gemini clients say it in the path, not the body.
     req.stream = ex.stream;
+    if let Some(field) = &dep.reasoning_field {
+        hub::replay_reasoning(dep.dialect, req, field);
+    }
     let mut losses = decode_losses.clone();
     let custom_tools = hub::custom_tools_to_unwrap(req, dep.dialect);
     let estimate = (ex.stream && dep.dialect != Dialect::Anthropic)
@@ -473,6 +491,14 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
     );
     if !losses.is_empty() {
         tracing::debug!(request_id = %ex.request_id, losses = ?losses.iter().map(|l| l.to_string()).collect::<Vec<_>>(), "request translation losses");
+        if strict(ex) {
+            let list: Vec<String> = losses.iter().map(|l| l.to_string()).collect();
+            return Err(elsewhere(format!(
+                "strict translation: this request cannot reach `{group}` (served by the {} API) without loss: {}",
+                dep.dialect,
+                list.join("; ")
+            )));
+        }
     }
     Ok(Prepared {
         upstream_model,

@@ -47,6 +47,8 @@ model_list:
     litellm_params: {{model: "gemini/*", api_base: "{base}", api_key: sk-upstream-gemini, {prices}}}
   - model_name: "fg/*"
     litellm_params: {{model: "gemini/*", api_base: "{base}", stream_timeout: 1, timeout: 3}}
+  - model_name: "ds/*"
+    litellm_params: {{model: "deepseek/*", api_base: "{v1}", api_key: sk-upstream-deepseek}}
   - model_name: "fa/*"
     litellm_params: {{model: "anthropic/*", api_base: "{base}", stream_timeout: 1, timeout: 3}}
   - model_name: "fc/*"
@@ -490,6 +492,161 @@ async fn tool_calls_round_trip_in_both_directions() {
     let last = sent["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["content"][0]["type"], "tool_result");
     assert_eq!(last["content"][0]["tool_use_id"], "call_mock_1");
+    h.shutdown().await;
+}
+
+/// A DeepSeek-style thinking model refuses a tool loop's next turn when the history lost its
+/// reasoning; dragoman writes it back as `reasoning_content` for such providers, whatever the
+/// client speaks. The same scenario behind a plain OpenAI deployment shows the refusal.
+#[tokio::test]
+async fn reasoning_is_replayed_to_upstreams_that_need_it() {
+    let h = start("", true).await;
+    for client in [Dialect::Anthropic, Dialect::Responses, Dialect::Gemini] {
+        for (prefix, want) in [("ds", 200), ("c", 400)] {
+            let tag = format!("{client} → {prefix}");
+            let model = format!("{prefix}/script/think-tools");
+            let mut b = body(client, &model, false);
+            let weather = json!({"type": "object", "properties": {"city": {"type": "string"}}});
+            match client {
+                Dialect::Anthropic => {
+                    b["tools"] = json!([{"name": "get_weather", "input_schema": weather}])
+                }
+                Dialect::Responses => {
+                    b["tools"] =
+                        json!([{"type": "function", "name": "get_weather", "parameters": weather}])
+                }
+                _ => {
+                    b["tools"] = json!([{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": weather}]}])
+                }
+            }
+            let r = h.post(client, &b).await;
+            assert_eq!(r.status(), 200, "{tag}");
+            let v: Value = r.json().await.unwrap();
+            // The client replays the turn as its SDK would, with the tool's result.
+            let mut follow = b.clone();
+            match client {
+                Dialect::Anthropic => {
+                    let id = v["content"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|c| c["type"] == "tool_use")
+                        .unwrap()["id"]
+                        .clone();
+                    follow["messages"] = json!([
+                        {"role": "user", "content": "Say hello"},
+                        {"role": "assistant", "content": v["content"]},
+                        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "sunny"}]}
+                    ]);
+                }
+                Dialect::Responses => {
+                    let mut input = vec![json!({"role": "user", "content": "Say hello"})];
+                    input.extend(v["output"].as_array().unwrap().iter().cloned());
+                    let call = input.iter().find(|i| i["type"] == "function_call").unwrap();
+                    let id = call["call_id"].clone();
+                    input.push(
+                        json!({"type": "function_call_output", "call_id": id, "output": "sunny"}),
+                    );
+                    follow["input"] = json!(input);
+                }
+                _ => {
+                    let parts = v["candidates"][0]["content"]["parts"].clone();
+                    let call = parts
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|p| p.get("functionCall").is_some())
+                        .unwrap()["functionCall"]
+                        .clone();
+                    follow["contents"] = json!([
+                        {"role": "user", "parts": [{"text": "Say hello"}]},
+                        {"role": "model", "parts": parts},
+                        {"role": "user", "parts": [{"functionResponse": {"id": call["id"], "name": "get_weather", "response": {"output": "sunny"}}}]}
+                    ]);
+                }
+            }
+            let r = h.post(client, &follow).await;
+            assert_eq!(r.status(), want, "{tag}");
+            if want == 200 {
+                let sent = h.mock.last_request().unwrap().body;
+                let assistant = sent["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["role"] == "assistant")
+                    .unwrap()
+                    .clone();
+                assert_eq!(
+                    assistant["reasoning_content"], "I should use the tool.",
+                    "{tag}: {assistant}"
+                );
+            }
+        }
+    }
+    h.shutdown().await;
+}
+
+/// `x-dragoman-strict: true` turns a translation loss into a 400 naming the field; without it
+/// the request goes with the loss reported.
+#[tokio::test]
+async fn strict_translation_refuses_what_it_would_lose() {
+    let h = start("", true).await;
+    let mut b = body(Dialect::Anthropic, "c/script/text", false);
+    b["messages"] = json!([{"role": "user", "content": [
+        {"type": "text", "text": "Say hello", "cache_control": {"type": "ephemeral"}}]}]);
+    let lenient = h.post(Dialect::Anthropic, &b).await;
+    assert_eq!(lenient.status(), 200);
+    assert!(
+        lenient.headers()["x-dragoman-dropped"]
+            .to_str()
+            .unwrap()
+            .contains("cache_control")
+    );
+    let strict = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-api-key", KEY)
+        .header("x-dragoman-strict", "true")
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(strict.status(), 400);
+    let v: Value = strict.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("strict") && msg.contains("cache_control"),
+        "{msg}"
+    );
+    // Same dialect in and out loses nothing, so strict changes nothing there.
+    let mut same = b.clone();
+    same["model"] = json!("a/script/text");
+    let r = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-api-key", KEY)
+        .header("x-dragoman-strict", "true")
+        .json(&same)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    h.shutdown().await;
+
+    // The setting makes it the default; the header can still turn it off.
+    let h = start("  strict_translation: true\n", true).await;
+    assert_eq!(h.post(Dialect::Anthropic, &b).await.status(), 400);
+    let r = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-api-key", KEY)
+        .header("x-dragoman-strict", "false")
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     h.shutdown().await;
 }
 

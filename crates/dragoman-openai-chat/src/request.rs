@@ -675,6 +675,18 @@ fn decode_response_format(v: &Value) -> Result<Option<ResponseFormat>, DecodeErr
 // Encoding
 // ---------------------------------------------------------------------------------------------
 
+/// Asks the encoder to write the history's reasoning back in `field` (`reasoning_content` or
+/// `reasoning`) on every assistant message: the upstream needs it, whatever the client spoke.
+pub fn replay_reasoning(req: &mut Request, field: &str) {
+    req.extensions
+        .retain(|e| !(e.dialect == Dialect::Chat && e.key == MARKER_REASONING));
+    req.extensions.push(Extension::new(
+        Dialect::Chat,
+        MARKER_REASONING,
+        Value::String(field.to_owned()),
+    ));
+}
+
 fn marker<'a>(req: &'a Request, key: &str) -> Option<&'a str> {
     req.extensions
         .iter()

@@ -301,16 +301,23 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
     let mut stop = StopReason::EndTurn;
     let mut usage = scripted_usage();
     match scenario {
-        "tools" | "reasoning-tools" if has_tool_result(request) => {
+        "tools" | "reasoning-tools" | "think-tools" if has_tool_result(request) => {
             // The follow-up turn: the client ran the tool and sent its output back.
             content.push(Part::text("The tool ran."));
         }
-        "tools" | "reasoning-tools" => {
+        "tools" | "reasoning-tools" | "think-tools" => {
             if scenario == "reasoning-tools" {
                 // Reasoning sealed by this upstream's family: a client must replay it untouched.
                 content.push(Part::Reasoning {
                     text: "I should use the tool.".into(),
                     seal: Some(mock_seal(dialect)),
+                });
+            }
+            if scenario == "think-tools" {
+                // DeepSeek's and Kimi's reasoning: plain text, no opaque state.
+                content.push(Part::Reasoning {
+                    text: "I should use the tool.".into(),
+                    seal: None,
                 });
             }
             let names = tool_names(request);
@@ -397,6 +404,15 @@ fn tool_names(request: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The index of the first Chat assistant message with tool calls but no `reasoning_content`.
+fn missing_reasoning(request: &Value) -> Option<usize> {
+    request["messages"].as_array()?.iter().position(|m| {
+        m["role"] == "assistant"
+            && m["tool_calls"].as_array().is_some_and(|c| !c.is_empty())
+            && !m["reasoning_content"].is_string()
+    })
+}
+
 /// Whether the conversation already carries a tool's output (any dialect).
 fn has_tool_result(request: &Value) -> bool {
     let in_messages = request["messages"].as_array().is_some_and(|ms| {
@@ -447,6 +463,19 @@ async fn scripted(
         }
         r
     };
+    if scenario == "think-tools"
+        && let Some(i) = missing_reasoning(request)
+    {
+        // DeepSeek's thinking models refuse a tool loop whose history lost their reasoning.
+        let e = ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "Missing `reasoning_content` field in the assistant message at message index {i}"
+            ),
+        );
+        let (_, body) = hub::encode_error(dialect, &e);
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     match scenario {
         "http429" => return error_answer(ErrorKind::RateLimited, 429, Some("7")),
         "http429-now" => {

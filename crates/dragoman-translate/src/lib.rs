@@ -46,6 +46,16 @@ pub fn unresolvable_items(from: Dialect, to: Dialect, req: &Request) -> Vec<Stri
     }
 }
 
+/// Asks dialect `d`'s encoder to write the history's reasoning text back on every assistant
+/// turn in `field`, for upstreams whose reasoning models need it (DeepSeek, Kimi). Only Chat
+/// has such a field; other dialects carry reasoning in their own way already.
+pub fn replay_reasoning(d: Dialect, req: &mut Request, field: &str) {
+    match d {
+        Dialect::Chat => dragoman_openai_chat::replay_reasoning(req, field),
+        Dialect::Anthropic | Dialect::Responses | Dialect::Gemini => {}
+    }
+}
+
 /// Encodes a canonical request as dialect `d`.
 pub fn encode_request(d: Dialect, req: &Request, losses: &mut Losses) -> Value {
     match d {
