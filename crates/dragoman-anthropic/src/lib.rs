@@ -35,3 +35,23 @@ pub use request::{
 pub use response::{check_response, decode_response, decode_response_usage, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use validate::{Validator, validate};
+
+/// Decodes a `/v1/messages/count_tokens` body: a Messages request without `max_tokens`.
+pub fn decode_count_request(
+    body: &[u8],
+    losses: &mut dragoman_model::Losses,
+) -> Result<dragoman_model::Request, dragoman_model::DecodeError> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| dragoman_model::DecodeError::json("", &e))?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("max_tokens").or_insert(serde_json::json!(1));
+    }
+    let mut req = decode_request(&serde_json::to_vec(&v).unwrap_or_default(), losses)?;
+    req.max_tokens = None;
+    Ok(req)
+}
+
+/// The answer to a token count: `{"input_tokens": n}`.
+pub fn encode_token_count(n: u64) -> serde_json::Value {
+    serde_json::json!({ "input_tokens": n })
+}

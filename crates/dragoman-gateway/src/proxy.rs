@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses, StreamOptions, Usage};
 use dragoman_translate as hub;
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Gateway;
 use crate::accounting::Tracker;
@@ -27,7 +27,9 @@ use crate::upstream::{self, Op};
 #[derive(Clone, Copy)]
 pub enum Endpoint {
     Generate(Dialect),
-    CountTokens,
+    /// A token count in the dialect's own endpoint (Anthropic's `count_tokens`, Gemini's
+    /// `:countTokens`).
+    CountTokens(Dialect),
 }
 
 /// The model and stream flag a dialect carries in its URL rather than its body (Gemini's
@@ -202,7 +204,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let id = new_request_id();
     let client = match ep {
         Endpoint::Generate(d) => d,
-        Endpoint::CountTokens => Dialect::Anthropic,
+        Endpoint::CountTokens(d) => d,
     };
     let _in_flight = InFlight::new(&gw.metrics.in_flight_requests);
     let mut tracker = Tracker::new(gw.clone(), &id, client);
@@ -312,7 +314,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         tracker,
     };
     match ep {
-        Endpoint::CountTokens => count_tokens(call).await,
+        Endpoint::CountTokens(_) => count_tokens(call).await,
         Endpoint::Generate(_) => generate(call, stream).await,
     }
 }
@@ -631,9 +633,9 @@ fn log_usage(ctx: &Context, u: &Usage) {
     );
 }
 
-/// `count_tokens`: the provider's own counting endpoint for Anthropic deployments; OpenAI's
-/// tokenizer over the translated request for the others. The `x-dragoman-token-count` header
-/// says which.
+/// A token count (Anthropic's `count_tokens`, Gemini's `:countTokens`): the provider's own
+/// counting endpoint for deployments of the client's dialect; a local tokenizer over the
+/// translated request for the others. The `x-dragoman-token-count` header says which.
 async fn count_tokens(call: Call<'_>) -> Response {
     let Call {
         gw,
@@ -641,6 +643,7 @@ async fn count_tokens(call: Call<'_>) -> Response {
         body,
         headers,
         request_id: id,
+        client,
         mut tracker,
         ..
     } = call;
@@ -657,7 +660,7 @@ async fn count_tokens(call: Call<'_>) -> Response {
                     at.retry_after.as_secs()
                 ),
             );
-            return refuse(tracker, Dialect::Anthropic, &e, Some(429), &id, false);
+            return refuse(tracker, client, &e, Some(429), &id, false);
         }
     };
     let dep = &gw.config.deployments[idx];
@@ -665,30 +668,28 @@ async fn count_tokens(call: Call<'_>) -> Response {
     tracker.attempt(idx, &upstream_model);
     // Not on the hot path: the counting endpoint edits the body as a tree.
     let mut envelope: Value = serde_json::from_slice(&body).unwrap_or_default();
-    if dep.dialect == Dialect::Anthropic {
-        envelope["model"] = Value::String(upstream_model.clone());
-        let body = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
+    // A deployment of the client's own dialect counts with the provider's endpoint.
+    if dep.dialect == client {
+        let body = if client.model_in_body() {
+            envelope["model"] = Value::String(upstream_model.clone());
+            Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
+        } else {
+            body
+        };
         let req = match gw.adapters[idx].build(
             Op::CountTokens,
             &upstream_model,
-            Dialect::Anthropic,
+            client,
             &headers,
             body,
         ) {
             Ok(r) => r,
-            Err(e) => return refuse(tracker, Dialect::Anthropic, &e, Some(500), &id, false),
+            Err(e) => return refuse(tracker, client, &e, Some(500), &id, false),
         };
         let resp = match upstream::send(gw.client(idx), req, dep.timeout).await {
             Ok(r) => r,
             Err(e) => {
-                return refuse(
-                    tracker,
-                    Dialect::Anthropic,
-                    &e.body,
-                    Some(e.status),
-                    &id,
-                    true,
-                );
+                return refuse(tracker, client, &e.body, Some(e.status), &id, true);
             }
         };
         let status = resp.status();
@@ -718,18 +719,13 @@ async fn count_tokens(call: Call<'_>) -> Response {
         }
         return (status, out_headers, bytes).into_response();
     }
-    // count_tokens bodies carry no max_tokens; the request decoder may want one.
-    if envelope.get("max_tokens").is_none() {
-        envelope["max_tokens"] = json!(1);
-    }
     let mut losses = Losses::new();
-    let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
-    let mut req = match hub::decode_request(Dialect::Anthropic, &bytes, &mut losses) {
+    let mut req = match hub::decode_count_request(client, &body, &mut losses) {
         Ok(r) => r,
         Err(e) => {
             return refuse(
                 tracker,
-                Dialect::Anthropic,
+                client,
                 &error(ErrorKind::InvalidRequest, e.to_string()),
                 None,
                 &id,
@@ -743,7 +739,7 @@ async fn count_tokens(call: Call<'_>) -> Response {
     let n = crate::tokens::count_body(&translated, &upstream_model);
     let (_, name) = crate::tokens::tokenizer_for(&upstream_model);
     tracker.answered(200, Usage::default());
-    let mut resp = axum::Json(json!({"input_tokens": n})).into_response();
+    let mut resp = axum::Json(hub::encode_token_count(client, n as u64)).into_response();
     set_request_id(resp.headers_mut(), &id);
     if let Ok(v) = HeaderValue::from_str(&format!("local; tokenizer={name}")) {
         resp.headers_mut().insert("x-dragoman-token-count", v);

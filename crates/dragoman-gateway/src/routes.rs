@@ -110,6 +110,14 @@ async fn gemini(
         );
     };
     let stream = match action {
+        "countTokens" => {
+            let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
+            req.extensions_mut().insert(proxy::PathModel {
+                model,
+                stream: false,
+            });
+            return proxy::handle(gw, Endpoint::CountTokens(Dialect::Gemini), req).await;
+        }
         "generateContent" => false,
         "streamGenerateContent" => {
             // Without `alt=sse` Google streams one JSON array; only the SSE form is served.
@@ -132,7 +140,7 @@ async fn gemini(
                 404,
                 dragoman_model::ErrorKind::NotFound,
                 format!(
-                    "operation `{other}` is not served (generateContent and streamGenerateContent are)"
+                    "operation `{other}` is not served (generateContent, streamGenerateContent and countTokens are)"
                 ),
             );
         }
@@ -144,7 +152,7 @@ async fn gemini(
 }
 
 async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    proxy::handle(gw, Endpoint::CountTokens, req).await
+    proxy::handle(gw, Endpoint::CountTokens(Dialect::Anthropic), req).await
 }
 
 /// Codex tries a WebSocket upgrade on `/v1/responses` first; 426 makes it fall back to HTTP at

@@ -925,6 +925,37 @@ async fn count_tokens_uses_the_provider_or_the_right_tokenizer() {
         .as_u64()
         .unwrap();
     assert!((8..60).contains(&n), "{n}");
+
+    // Gemini's :countTokens: Gemini's own endpoint for a Gemini deployment (the body as the
+    // client sent it), a local count in Gemini's shape for the others.
+    let contents =
+        json!({"contents": [{"role": "user", "parts": [{"text": "Hello there, how are you?"}]}]});
+    let count = |model: &str, body: Value| {
+        h.http
+            .post(format!("{}/v1beta/models/{model}:countTokens", h.url))
+            .header("x-goog-api-key", KEY)
+            .json(&body)
+            .send()
+    };
+    let r = count("g/gemini-x", contents.clone()).await.unwrap();
+    assert_eq!(r.headers()["x-dragoman-token-count"], "provider");
+    assert_eq!(r.json::<Value>().await.unwrap()["totalTokens"], 4242);
+    let sent = h.mock.last_request().unwrap();
+    assert_eq!(sent.path, "/v1beta/models/gemini-x:countTokens");
+    assert_eq!(sent.body, contents);
+    assert_eq!(sent.headers["x-goog-api-key"], "sk-upstream-gemini");
+    let wrapped = json!({"generateContentRequest": contents});
+    let r = count("gpt-4o", wrapped).await.unwrap();
+    assert!(
+        r.headers()["x-dragoman-token-count"]
+            .to_str()
+            .unwrap()
+            .starts_with("local")
+    );
+    let n = r.json::<Value>().await.unwrap()["totalTokens"]
+        .as_u64()
+        .unwrap();
+    assert!((4..60).contains(&n), "{n}");
     h.shutdown().await;
 }
 

@@ -40,6 +40,23 @@ pub use response::{check_response, decode_response, decode_response_usage, encod
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use validate::{Validator, validate};
 
+/// Decodes a `:countTokens` body: `{contents, …}` or `{generateContentRequest: {…}}`.
+pub fn decode_count_request(
+    body: &[u8],
+    losses: &mut dragoman_model::Losses,
+) -> Result<dragoman_model::Request, DecodeError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError::json("", &e))?;
+    match v.get("generateContentRequest") {
+        Some(inner @ Value::Object(_)) => request::decode_request_value(inner, losses),
+        _ => request::decode_request_value(&v, losses),
+    }
+}
+
+/// The answer to a token count: `{"totalTokens": n}`.
+pub fn encode_token_count(n: u64) -> Value {
+    serde_json::json!({ "totalTokens": n })
+}
+
 use dragoman_model::{DecodeError, JsonMap};
 use serde_json::Value;
 

@@ -166,6 +166,20 @@ async fn gemini(
     let Some((model, action)) = target.rsplit_once(':') else {
         return (StatusCode::NOT_FOUND, "no operation").into_response();
     };
+    if action == "countTokens" {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        if let Ok(mut r) = s.requests.lock() {
+            r.push(Recorded {
+                path: parts.uri.path().to_owned(),
+                headers: parts.headers,
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            });
+        }
+        return axum::Json(json!({"totalTokens": 4242})).into_response();
+    }
     let stream = action == "streamGenerateContent";
     let model = model.to_owned();
     serve_as(s, Dialect::Gemini, req, Some((model, stream))).await

@@ -46,6 +46,30 @@ pub fn unresolvable_items(from: Dialect, to: Dialect, req: &Request) -> Vec<Stri
     }
 }
 
+/// Decodes a token-count request of dialect `d`: a generation request that may lack what only
+/// generation needs. Only Anthropic and Gemini define a counting endpoint.
+pub fn decode_count_request(
+    d: Dialect,
+    body: &[u8],
+    losses: &mut Losses,
+) -> Result<Request, DecodeError> {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::decode_count_request(body, losses),
+        Dialect::Gemini => dragoman_gemini::decode_count_request(body, losses),
+        Dialect::Chat | Dialect::Responses => decode_request(d, body, losses),
+    }
+}
+
+/// The answer to a token count in dialect `d`.
+pub fn encode_token_count(d: Dialect, n: u64) -> Value {
+    match d {
+        Dialect::Gemini => dragoman_gemini::encode_token_count(n),
+        Dialect::Anthropic | Dialect::Chat | Dialect::Responses => {
+            dragoman_anthropic::encode_token_count(n)
+        }
+    }
+}
+
 /// Asks dialect `d`'s encoder to write the history's reasoning text back on every assistant
 /// turn in `field`, for upstreams whose reasoning models need it (DeepSeek, Kimi). Only Chat
 /// has such a field; other dialects carry reasoning in their own way already.
