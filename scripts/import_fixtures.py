@@ -176,8 +176,11 @@ def import_cassette(folder_dialect, origin, path, rel):
 
 
 def main():
-    if os.path.isdir(OUT):
-        shutil.rmtree(OUT)
+    # Only the imported dialect folders are rebuilt; hand-made test data (test_data/vertex)
+    # stays.
+    for d in set(DIALECTS.values()):
+        if os.path.isdir(os.path.join(OUT, d)):
+            shutil.rmtree(os.path.join(OUT, d))
     for folder, dialect in DIALECTS.items():
         base = os.path.join(SRC, folder)
         for origin_dir in sorted(os.listdir(base)):

@@ -176,6 +176,18 @@ pub struct Deployment {
     /// their thinking models refuse a tool loop's next turn. The provider's default, or
     /// `litellm_params.replay_reasoning` (a field name, or `false`).
     pub reasoning_field: Option<String>,
+    /// Vertex AI: where and as whom to call.
+    pub google: Option<GoogleSettings>,
+}
+
+/// A Vertex AI deployment's project, location and credentials (LiteLLM's `vertex_project`,
+/// `vertex_location`, `vertex_credentials`).
+#[derive(Debug, Clone)]
+pub struct GoogleSettings {
+    pub project: String,
+    pub location: String,
+    /// The service-account key file's JSON.
+    pub credentials: Secret,
 }
 
 impl Deployment {
@@ -657,6 +669,9 @@ fn deployment(
     let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
     let mut extra_headers = Vec::new();
     let mut reasoning_field = provider.reasoning_field().map(str::to_owned);
+    let mut vertex_project = None;
+    let mut vertex_location = None;
+    let mut vertex_credentials = None;
     for (k, v) in params {
         let p = format!("{params_path}.{k}");
         match k.as_str() {
@@ -667,6 +682,19 @@ fn deployment(
             "timeout" | "request_timeout" => timeout = seconds(v, &p)?,
             "stream_timeout" => stream_timeout = Some(seconds(v, &p)?),
             "connect_timeout" => connect_timeout = seconds(v, &p)?,
+            "vertex_project" | "vertex_ai_project" => {
+                vertex_project = string_value(v, &p, env, warnings)?
+            }
+            "vertex_location" | "vertex_ai_location" => {
+                vertex_location = string_value(v, &p, env, warnings)?
+            }
+            "vertex_credentials" | "vertex_ai_credentials" => {
+                vertex_credentials = match v {
+                    // LiteLLM also takes the key file inline as a mapping.
+                    Value::Object(_) => Some(v.to_string()),
+                    _ => string_value(v, &p, env, warnings)?,
+                }
+            }
             "replay_reasoning" => {
                 reasoning_field = match v {
                     Value::Bool(false) => None,
@@ -717,8 +745,13 @@ fn deployment(
         }
     }
     // Providers with a dialect of their own speak only it; the OpenAI ones pick Chat or
-    // Responses by mode.
-    let native = provider.native_dialect();
+    // Responses by mode. Vertex serves Claude in Anthropic's dialect (`rawPredict`).
+    let native = match provider {
+        Provider::Vertex if upstream_model.to_ascii_lowercase().starts_with("claude") => {
+            Dialect::Anthropic
+        }
+        p => p.native_dialect(),
+    };
     let own = native != Dialect::Chat;
     let dialect = match mode.as_deref() {
         None | Some("chat") | Some("messages") if own => native,
@@ -742,8 +775,25 @@ fn deployment(
             ));
         }
     };
+    let google = if provider == Provider::Vertex {
+        Some(google_settings(
+            vertex_project,
+            vertex_location,
+            vertex_credentials,
+            &params_path,
+            env,
+        )?)
+    } else {
+        None
+    };
     let api_base = match api_base {
         Some(b) => b.trim_end_matches('/').to_owned(),
+        None if provider == Provider::Vertex => {
+            let location = google
+                .as_ref()
+                .map_or("us-central1", |g| g.location.as_str());
+            vertex_base(location)
+        }
         None => match provider.default_base() {
             Some(b) => b.to_owned(),
             None => {
@@ -788,7 +838,74 @@ fn deployment(
         base_model,
         prices,
         reasoning_field,
+        google,
     })))
+}
+
+/// Vertex AI's host for a location: the global location has no regional prefix.
+fn vertex_base(location: &str) -> String {
+    match location {
+        "global" => "https://aiplatform.googleapis.com".into(),
+        "us" | "eu" => format!("https://aiplatform.{location}.rep.googleapis.com"),
+        l => format!("https://{l}-aiplatform.googleapis.com"),
+    }
+}
+
+/// A Vertex deployment's project, location and service-account key, from its parameters or
+/// LiteLLM's environment fallbacks (`VERTEXAI_PROJECT`, `VERTEXAI_LOCATION`,
+/// `VERTEXAI_CREDENTIALS`, then `GOOGLE_APPLICATION_CREDENTIALS`). The credentials are a path
+/// or the key file's JSON itself; the project defaults to the key's.
+fn google_settings(
+    project: Option<String>,
+    location: Option<String>,
+    credentials: Option<String>,
+    params_path: &str,
+    env: &dyn Env,
+) -> Result<GoogleSettings, ConfigError> {
+    let cred_path = format!("{params_path}.vertex_credentials");
+    let given = credentials
+        .or_else(|| env.var("VERTEXAI_CREDENTIALS").filter(|s| !s.is_empty()))
+        .or_else(|| {
+            env.var("GOOGLE_APPLICATION_CREDENTIALS")
+                .filter(|s| !s.is_empty())
+        })
+        .ok_or_else(|| {
+            err(
+                &cred_path,
+                "required: a service-account key file (path or JSON), or GOOGLE_APPLICATION_CREDENTIALS; the metadata server and gcloud user credentials are not supported yet",
+            )
+        })?;
+    let json = if given.trim_start().starts_with('{') {
+        given
+    } else {
+        std::fs::read_to_string(&given)
+            .map_err(|e| err(&cred_path, format!("cannot read `{given}`: {e}")))?
+    };
+    let key: Value = serde_json::from_str(&json)
+        .map_err(|e| err(&cred_path, format!("not a key file's JSON: {e}")))?;
+    if key.get("type").and_then(Value::as_str) != Some("service_account") {
+        return Err(err(
+            &cred_path,
+            "only service-account keys (\"type\": \"service_account\") are supported",
+        ));
+    }
+    let project = project
+        .or_else(|| env.var("VERTEXAI_PROJECT").filter(|s| !s.is_empty()))
+        .or_else(|| {
+            key.get("project_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| err(format!("{params_path}.vertex_project"), "required"))?;
+    let location = location
+        .or_else(|| env.var("VERTEXAI_LOCATION").filter(|s| !s.is_empty()))
+        .or_else(|| env.var("VERTEX_LOCATION").filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "us-central1".into());
+    Ok(GoogleSettings {
+        project,
+        location,
+        credentials: Secret::new(json),
+    })
 }
 
 /// LiteLLM's `model_info.mode` values: a known one dragoman does not serve yet skips the
@@ -850,6 +967,7 @@ pub fn embedded(env: &dyn Env) -> Config {
             base_model: None,
             prices: Map::new(),
             reasoning_field: provider.reasoning_field().map(str::to_owned),
+            google: None,
         });
     };
     if let Some(k) = env.var("ANTHROPIC_API_KEY").filter(|k| !k.is_empty()) {

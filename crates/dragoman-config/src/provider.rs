@@ -12,6 +12,9 @@ pub enum Provider {
     Azure,
     /// The Gemini API (AI Studio keys), LiteLLM's `gemini/` prefix.
     Gemini,
+    /// Vertex AI (`vertex_ai/`): Gemini models in the Gemini dialect, Claude models in
+    /// Anthropic's, both behind Google OAuth.
+    Vertex,
     /// Any server speaking the OpenAI dialects (vLLM, Ollama, LM Studio, Groq, DeepSeek, xAI,
     /// OpenRouter, …), named by its LiteLLM prefix.
     OpenAiCompatible(&'static str),
@@ -57,6 +60,7 @@ impl Provider {
                 "anthropic" => Some(Provider::Anthropic),
                 "azure" => Some(Provider::Azure),
                 "gemini" => Some(Provider::Gemini),
+                "vertex_ai" | "vertex_ai_beta" => Some(Provider::Vertex),
                 p => COMPATIBLE
                     .iter()
                     .find(|(n, _)| *n == p)
@@ -66,7 +70,7 @@ impl Provider {
                 Some(p) if !rest.is_empty() => Ok((p, rest.to_owned())),
                 Some(_) => Err("the model name after the provider is empty".into()),
                 None => Err(format!(
-                    "provider `{prefix}` is not supported yet (supported: openai, anthropic, azure, gemini, and OpenAI-compatible: {})",
+                    "provider `{prefix}` is not supported yet (supported: openai, anthropic, azure, gemini, vertex_ai, and OpenAI-compatible: {})",
                     COMPATIBLE
                         .iter()
                         .map(|(n, _)| *n)
@@ -104,6 +108,7 @@ impl Provider {
             Provider::Anthropic => "anthropic",
             Provider::Azure => "azure",
             Provider::Gemini => "gemini",
+            Provider::Vertex => "vertex_ai",
             Provider::OpenAiCompatible(n) => n,
         }
     }
@@ -111,7 +116,7 @@ impl Provider {
     pub fn native_dialect(self) -> Dialect {
         match self {
             Provider::Anthropic => Dialect::Anthropic,
-            Provider::Gemini => Dialect::Gemini,
+            Provider::Gemini | Provider::Vertex => Dialect::Gemini,
             _ => Dialect::Chat,
         }
     }
@@ -134,6 +139,8 @@ impl Provider {
             Provider::Anthropic => Some("https://api.anthropic.com"),
             Provider::Azure => None,
             Provider::Gemini => Some("https://generativelanguage.googleapis.com"),
+            // Per location: see `Deployment::google`.
+            Provider::Vertex => None,
             Provider::OpenAiCompatible(n) => COMPATIBLE
                 .iter()
                 .find(|(p, _)| *p == n)

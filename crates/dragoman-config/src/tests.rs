@@ -297,3 +297,62 @@ fn redis_comes_from_any_of_litellms_places() {
     assert_eq!((r.url.expose(), r.prefix.as_str()), ("redis://a:1", "blue"));
     assert!(parse("model_list: []\n", &env).unwrap().redis.is_none());
 }
+
+#[test]
+fn vertex_entries_take_litellms_keys_and_fallbacks() {
+    let key = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../test_data/vertex/service-account.json"),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("dragoman-cfg-{:016x}", fastrand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("key.json");
+    std::fs::write(&path, &key).unwrap();
+    let yaml = format!(
+        r#"
+model_list:
+  - model_name: g
+    litellm_params: {{model: vertex_ai/gemini-2.5-pro, vertex_project: p1, vertex_location: global, vertex_credentials: "{}"}}
+  - model_name: c
+    litellm_params: {{model: vertex_ai/claude-sonnet-4-5@20250929, vertex_location: us-east5}}
+"#,
+        path.display()
+    );
+    let path_s = path.display().to_string();
+    let env = move |n: &str| (n == "GOOGLE_APPLICATION_CREDENTIALS").then(|| path_s.clone());
+    let c = parse(&yaml, &env).unwrap();
+    let (g, cl) = (&c.deployments[0], &c.deployments[1]);
+    assert_eq!((g.provider, g.dialect), (Provider::Vertex, Dialect::Gemini));
+    assert_eq!(g.api_base, "https://aiplatform.googleapis.com");
+    assert_eq!(g.google.as_ref().unwrap().project, "p1");
+    assert_eq!(
+        cl.dialect,
+        Dialect::Anthropic,
+        "Claude on Vertex speaks Anthropic"
+    );
+    assert_eq!(cl.api_base, "https://us-east5-aiplatform.googleapis.com");
+    let gc = cl.google.as_ref().unwrap();
+    assert_eq!(
+        gc.project, "dragoman-test",
+        "the key's project when none is named"
+    );
+    assert!(gc.credentials.expose().contains("service_account"));
+    assert!(!format!("{cl:?}").contains("PRIVATE KEY"), "never printed");
+
+    // Without credentials anywhere the entry is a start error that says what is missing.
+    let e = parse(
+        "model_list:\n  - model_name: g\n    litellm_params: {model: vertex_ai/gemini-2.5-pro, vertex_project: p}\n",
+        &|_: &str| None,
+    )
+    .unwrap_err();
+    assert!(e.path.ends_with("vertex_credentials"), "{e}");
+    assert!(e.message.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{e}");
+}
+
+fn fastrand_u64() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

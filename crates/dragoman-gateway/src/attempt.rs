@@ -519,6 +519,10 @@ async fn try_once(
 ) -> Result<(HeaderMap, Answer), GatewayError> {
     let gw = ex.gw;
     let dep = &gw.config.deployments[idx];
+    if let Some(auth) = gw.adapters[idx].pending_auth() {
+        auth.await
+            .map_err(|b| GatewayError::gateway(b.kind, b.message).with_status(502))?;
+    }
     let req = gw.adapters[idx]
         .build(
             if ex.stream { Op::Stream } else { Op::Generate },

@@ -100,6 +100,11 @@ async fn probe(gw: &Gateway, i: usize, client: &upstream::HttpClient) -> Probe {
     let body = bytes::Bytes::from(
         serde_json::to_vec(&hub::encode_request(d.dialect, &req, &mut losses)).unwrap_or_default(),
     );
+    if let Some(auth) = gw.adapters[i].pending_auth()
+        && let Err(e) = auth.await
+    {
+        return Probe::Unhealthy(e.message);
+    }
     let http_req = match gw.adapters[i].build(
         Op::Generate,
         &d.upstream_model,

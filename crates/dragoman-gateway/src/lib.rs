@@ -11,6 +11,7 @@ mod auth;
 mod dealer;
 mod envelope;
 mod errors;
+mod google;
 mod health;
 mod logsafe;
 mod metrics;
@@ -206,8 +207,16 @@ impl Gateway {
         }
         let mut adapters: Vec<Box<dyn provider::Adapter>> =
             Vec::with_capacity(config.deployments.len());
+        let mut token_sources = google::TokenSources::default();
         for d in &config.deployments {
-            adapters.push(Box::new(provider::Static(upstream::Endpoints::new(d)?)));
+            adapters.push(match d.provider {
+                dragoman_config::Provider::Vertex => {
+                    let token_client =
+                        || upstream::client(d.connect_timeout, tls.clone(), proxies.clone());
+                    Box::new(google::Vertex::new(d, token_client, &mut token_sources)?)
+                }
+                _ => Box::new(provider::Static(upstream::Endpoints::new(d)?)),
+            });
         }
         let router = router::Router::new(&config);
         let metrics = Metrics::new();

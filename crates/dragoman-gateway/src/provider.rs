@@ -12,7 +12,18 @@ use crate::upstream::{self, Op};
 /// The request one attempt sends.
 pub type UpstreamRequest = http::Request<http_body_util::Full<Bytes>>;
 
+/// Credentials an adapter must fetch before it can build a request.
+pub type AuthFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ErrorBody>> + Send + 'a>>;
+
 pub trait Adapter: Send + Sync {
+    /// What to await before [`Adapter::build`] when the adapter has no usable credential yet
+    /// (a short-lived token that is missing or expired). `None`, the usual case, costs
+    /// nothing; adapters with static keys never have anything to wait for.
+    fn pending_auth(&self) -> Option<AuthFuture<'_>> {
+        None
+    }
+
     /// Builds the request for `op` on upstream model `model` carrying `body` (already in the
     /// deployment's dialect), from the client's headers where the provider reads any
     /// (Anthropic's beta flags).

@@ -676,6 +676,11 @@ async fn count_tokens(call: Call<'_>) -> Response {
         } else {
             body
         };
+        if let Some(auth) = gw.adapters[idx].pending_auth()
+            && let Err(e) = auth.await
+        {
+            return refuse(tracker, client, &e, Some(502), &id, true);
+        }
         let req = match gw.adapters[idx].build(
             Op::CountTokens,
             &upstream_model,

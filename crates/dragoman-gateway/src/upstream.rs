@@ -35,6 +35,27 @@ pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
     let base = dep.api_base.as_str();
     let version = dep.api_version.as_deref().unwrap_or("2024-10-21");
     match (dep.provider, dep.dialect, op) {
+        (Provider::Vertex, dialect, op) => {
+            let (project, location) = dep
+                .google
+                .as_ref()
+                .map_or(("", ""), |g| (g.project.as_str(), g.location.as_str()));
+            let (publisher, action) = match (dialect, op) {
+                (Dialect::Anthropic, Op::Generate) => ("anthropic", format!("{model}:rawPredict")),
+                (Dialect::Anthropic, Op::Stream) => {
+                    ("anthropic", format!("{model}:streamRawPredict"))
+                }
+                (Dialect::Anthropic, Op::CountTokens) => {
+                    ("anthropic", "count-tokens:rawPredict".to_owned())
+                }
+                (_, Op::Generate) => ("google", format!("{model}:generateContent")),
+                (_, Op::Stream) => ("google", format!("{model}:streamGenerateContent?alt=sse")),
+                (_, Op::CountTokens) => ("google", format!("{model}:countTokens")),
+            };
+            format!(
+                "{base}/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{action}"
+            )
+        }
         (_, Dialect::Anthropic, op) => {
             let root = base.strip_suffix("/v1").unwrap_or(base);
             match op {
@@ -80,7 +101,14 @@ pub fn headers(ep: &Endpoints, client: Dialect, client_headers: &HeaderMap) -> H
     if let Some(ua) = client_headers.get(http::header::USER_AGENT) {
         h.insert(http::header::USER_AGENT, ua.clone());
     }
-    if ep.dialect == Dialect::Anthropic {
+    // Claude on Vertex takes its version in the body (the Vertex adapter writes it).
+    if ep.dialect == Dialect::Anthropic && ep.provider == Provider::Vertex {
+        if client == Dialect::Anthropic
+            && let Some(beta) = client_headers.get(ANTHROPIC_BETA)
+        {
+            h.insert(ANTHROPIC_BETA, beta.clone());
+        }
+    } else if ep.dialect == Dialect::Anthropic {
         let version = match client {
             Dialect::Anthropic => client_headers.get(ANTHROPIC_VERSION).cloned(),
             _ => None,
@@ -120,6 +148,8 @@ fn fixed_headers(dep: &Deployment) -> HeaderMap {
         })
     };
     match (dep.provider, dep.dialect) {
+        // A bearer token per call, from the Vertex adapter.
+        (Provider::Vertex, _) => {}
         (_, Dialect::Anthropic) => {
             if let Some(k) = key("") {
                 h.insert("x-api-key", k);
@@ -266,6 +296,7 @@ pub struct Endpoints {
     count_tokens: http::Uri,
     per_model: Option<Box<Deployment>>,
     dialect: Dialect,
+    provider: Provider,
     fixed_headers: HeaderMap,
     /// `extra_headers` from the config, parsed (invalid names or values are skipped).
     extra_headers: Vec<(HeaderName, HeaderValue)>,
@@ -296,9 +327,14 @@ impl Endpoints {
                 && url(dep, "a", Op::Generate) != url(dep, "b", Op::Generate))
             .then(|| Box::new(dep.clone())),
             dialect: dep.dialect,
+            provider: dep.provider,
             fixed_headers: fixed_headers(dep),
             extra_headers,
         })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The address of `op` for upstream model `model`.

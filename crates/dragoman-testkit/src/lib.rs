@@ -98,6 +98,14 @@ impl MockUpstream {
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count))
             .route("/v1beta/models/{*target}", post(gemini))
+            .route(
+                "/v1/projects/{project}/locations/{location}/publishers/google/models/{*target}",
+                post(vertex_gemini),
+            )
+            .route(
+                "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{*target}",
+                post(vertex_claude),
+            )
             .route("/mock/requests", axum::routing::get(recorded))
             .with_state(state.clone());
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
@@ -157,6 +165,97 @@ async fn responses(State(s): State<Arc<MockState>>, req: Request) -> Response {
 async fn messages(State(s): State<Arc<MockState>>, req: Request) -> Response {
     serve(s, Dialect::Anthropic, req).await
 }
+/// Vertex refuses a call without an OAuth access token (the tests' tokens start `ya29.`).
+fn vertex_unauthorized(req: &Request) -> Option<Response> {
+    let ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer ya29."));
+    (!ok).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}})),
+        )
+            .into_response()
+    })
+}
+
+/// Gemini on Vertex: the Gemini dialect under a project and location.
+async fn vertex_gemini(
+    State(s): State<Arc<MockState>>,
+    axum::extract::Path((_, _, target)): axum::extract::Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    if let Some(r) = vertex_unauthorized(&req) {
+        return r;
+    }
+    gemini(State(s), axum::extract::Path(target), req).await
+}
+
+/// Claude on Vertex: Anthropic's dialect through `rawPredict` / `streamRawPredict`, the model
+/// in the path and Vertex's `anthropic_version` in the body (anything else is refused, as
+/// Vertex refuses it).
+async fn vertex_claude(
+    State(s): State<Arc<MockState>>,
+    axum::extract::Path((_, _, target)): axum::extract::Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    if let Some(r) = vertex_unauthorized(&req) {
+        return r;
+    }
+    let Some((model, action)) = target.rsplit_once(':') else {
+        return (StatusCode::NOT_FOUND, "no operation").into_response();
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if model == "count-tokens" {
+        if let Ok(mut r) = s.requests.lock() {
+            r.push(Recorded {
+                path: parts.uri.path().to_owned(),
+                headers: parts.headers,
+                body,
+            });
+        }
+        return axum::Json(json!({"input_tokens": 4242})).into_response();
+    }
+    let bad = if body.get("model").is_some() {
+        Some("model: Extra inputs are not permitted")
+    } else if body["anthropic_version"] != "vertex-2023-10-16" {
+        Some("anthropic_version: must be vertex-2023-10-16")
+    } else if parts.headers.contains_key("anthropic-version") {
+        Some("the anthropic-version header is not accepted here")
+    } else {
+        None
+    };
+    if let Some(why) = bad {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"type": "error", "error": {"type": "invalid_request_error", "message": why}})),
+        )
+            .into_response();
+    }
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    if (action == "streamRawPredict") != stream {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("{action} with stream={stream}"),
+        )
+            .into_response();
+    }
+    if let Some(o) = body.as_object_mut() {
+        o.insert("model".into(), json!(model));
+    }
+    let req = Request::from_parts(
+        parts,
+        axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default()),
+    );
+    serve(s, Dialect::Anthropic, req).await
+}
+
 /// Gemini names the model and whether to stream in the path.
 async fn gemini(
     State(s): State<Arc<MockState>>,
