@@ -64,6 +64,10 @@ model_list:
   - model_name: "r/*"
     litellm_params: {{model: "openai/*", api_base: "http://127.0.0.1:{mock_port}/v1", api_key: sk-up}}
     model_info: {{mode: responses}}
+  - model_name: "g/*"
+    litellm_params: {{model: "gemini/*", api_base: "http://127.0.0.1:{mock_port}", api_key: sk-up}}
+  - model_name: "ds/*"
+    litellm_params: {{model: "deepseek/*", api_base: "http://127.0.0.1:{mock_port}/v1", api_key: sk-up}}
   - model_name: routed
     litellm_params: {{model: "openai/script/text", api_base: "http://127.0.0.1:{dead_port}/v1", api_key: sk-up}}
     model_info: {{id: dead}}
