@@ -1,5 +1,6 @@
-"""The real coding agents through dragoman: Claude Code 2.1.332 against OpenAI-dialect models,
-Codex CLI 0.169.0 against Anthropic and Chat models, offline, with the scripted mock upstream.
+"""The real coding agents through dragoman: Claude Code 2.1.332 against OpenAI-dialect, Gemini and
+DeepSeek models, Codex CLI 0.169.0 against Anthropic and Chat models, Gemini CLI 0.61.0 against
+Anthropic, Chat and Gemini models, offline, with the scripted mock upstream.
 
 The clients are installed by scripts/test.sh into .scratch/clients. If npm could not reach its
 registry they are absent and these tests are skipped, loudly.
@@ -17,10 +18,11 @@ from conftest import MASTER_KEY, ROOT
 CLIENTS = os.path.join(ROOT, ".scratch", "clients", "node_modules", ".bin")
 CLAUDE = os.path.join(CLIENTS, "claude")
 CODEX = os.path.join(CLIENTS, "codex")
+GEMINI = os.path.join(CLIENTS, "gemini")
 
 pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CLAUDE) and os.path.exists(CODEX)),
-    reason="SKIPPED LOUDLY: Claude Code / Codex CLI not installed (npm registry unreachable?)",
+    not (os.path.exists(CLAUDE) and os.path.exists(CODEX) and os.path.exists(GEMINI)),
+    reason="SKIPPED LOUDLY: Claude Code / Codex CLI / Gemini CLI not installed (npm registry unreachable?)",
 )
 
 
@@ -78,7 +80,74 @@ def codex(gateway, model, prompt, key=MASTER_KEY):
     return events, paths["work"]
 
 
-@pytest.mark.parametrize("up", ["r", "c"])
+def gemini(gateway, model, prompt, key=MASTER_KEY):
+    """Gemini CLI headless, with an API key and dragoman as its Gemini API (GOOGLE_GEMINI_BASE_URL)."""
+    run = tempfile.mkdtemp()
+    home, work = os.path.join(run, "home"), os.path.join(run, "work")
+    os.makedirs(os.path.join(home, ".gemini"))
+    os.makedirs(work)
+    settings = {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False},
+        "telemetry": {"enabled": False},
+        "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
+    }
+    with open(os.path.join(home, ".gemini", "settings.json"), "w") as f:
+        json.dump(settings, f)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": home,
+        "TERM": "dumb",
+        "GEMINI_CLI_TRUST_WORKSPACE": "true",
+        "GEMINI_API_KEY": key,
+        "GOOGLE_GEMINI_BASE_URL": gateway,
+    }
+    args = [GEMINI, "-p", prompt, "-m", model, "--approval-mode", "yolo", "--output-format", "json"]
+    out = subprocess.run(args, env=env, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout), work
+
+
+@pytest.mark.parametrize("up", ["a", "c", "g"])
+def test_gemini_cli_text_turn_reports_cache_reads(gateway, up):
+    result, _ = gemini(gateway, f"{up}/script/cached", "say hi")
+    assert result["response"] == "Hello from the mock."
+    tokens = [m["tokens"] for m in result["stats"]["models"].values()]
+    assert tokens and tokens[0]["prompt"] == 1234 and tokens[0]["cached"] == 1024 and tokens[0]["candidates"] == 12
+
+
+@pytest.mark.parametrize("up", ["a", "c", "g"])
+def test_gemini_cli_runs_its_shell_tool_and_sends_the_result_back(gateway, gateway_mock, up):
+    result, work = gemini(gateway, f"{up}/script/tools", "Create the marker file")
+    assert result["response"] == "The tool ran."
+    with open(os.path.join(work, "dragoman_tool_marker.txt")) as f:
+        assert f.read().strip() == "dragoman-tool-ok"
+    last = mock_requests(gateway_mock)[-1]["body"]
+    assert "dragoman-tool-ok" in json.dumps(last)
+    if up == "a":
+        results = [b for m in last["messages"] if isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result"]
+        assert results and results[0]["tool_use_id"] == "call_mock_1"
+    elif up == "c":
+        tools = [m for m in last["messages"] if m["role"] == "tool"]
+        assert tools and tools[0]["tool_call_id"] == "call_mock_1"
+    else:
+        responses = [p["functionResponse"] for c in last["contents"] for p in c["parts"] if "functionResponse" in p]
+        assert responses and responses[0]["name"] == "run_shell_command"
+
+
+def test_claude_code_tool_loop_through_a_deepseek_thinking_model(gateway, gateway_mock):
+    """The DeepSeek mock refuses a turn whose history lost its reasoning_content, as DeepSeek's
+    thinking models do; the loop completes because dragoman writes it back."""
+    result, work = claude(gateway, "ds/script/think-tools", "Create the marker file using the Bash tool", tools=True)
+    assert result["is_error"] is False, result
+    assert result["num_turns"] == 2, result
+    assert result["result"] == "The tool ran."
+    last = mock_requests(gateway_mock)[-1]["body"]
+    assistant = [m for m in last["messages"] if m["role"] == "assistant" and m.get("tool_calls")]
+    assert assistant and assistant[0]["reasoning_content"] == "I should use the tool."
+
+
+@pytest.mark.parametrize("up", ["r", "c", "g"])
 def test_claude_code_text_turn_reports_cache_reads(gateway, up):
     result, _ = claude(gateway, f"{up}/script/cached", "say hi")
     assert result["is_error"] is False
@@ -87,7 +156,7 @@ def test_claude_code_text_turn_reports_cache_reads(gateway, up):
     assert result["usage"]["cache_read_input_tokens"] == 1024
 
 
-@pytest.mark.parametrize("up", ["r", "c"])
+@pytest.mark.parametrize("up", ["r", "c", "g"])
 def test_claude_code_runs_bash_and_sends_the_result_back(gateway, gateway_mock, up):
     result, work = claude(gateway, f"{up}/script/tools", "Create the marker file using the Bash tool", tools=True)
     assert result["num_turns"] == 2, result
@@ -99,6 +168,10 @@ def test_claude_code_runs_bash_and_sends_the_result_back(gateway, gateway_mock, 
         outputs = [i for i in last["input"] if i.get("type") == "function_call_output"]
         assert outputs and outputs[0]["call_id"] == "call_mock_1"
         assert "dragoman-tool-ok" in json.dumps(outputs[0]["output"])
+    elif up == "g":
+        responses = [p["functionResponse"] for c in last["contents"] for p in c["parts"] if "functionResponse" in p]
+        assert responses and responses[0]["name"] == "Bash"
+        assert "dragoman-tool-ok" in json.dumps(responses[0]["response"])
     else:
         tools = [m for m in last["messages"] if m["role"] == "tool"]
         assert tools and tools[0]["tool_call_id"] == "call_mock_1"

@@ -14,8 +14,15 @@ from conftest import MASTER_KEY
 UPSTREAMS = ["a", "c", "r", "g"]
 
 
+_CLIENTS = []
+
+
 def client(url, key=MASTER_KEY):
-    return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=url))
+    # The SDK closes its HTTP client when the Client object is collected, even mid-call: keep
+    # every one alive for the session.
+    c = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=url))
+    _CLIENTS.append(c)
+    return c
 
 
 @pytest.mark.parametrize("up", UPSTREAMS)
