@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use dragoman_model::{
     BlockKind, DecodeError, Delta, Dialect, Family, Losses, Part, StopReason, StreamEvent,
-    StreamOptions, ToolKind, Usage,
+    StreamOptions, ToolKind, Usage, write_json_str,
 };
 use dragoman_sse::Event;
 use serde_json::{Map, Value, json};
@@ -213,6 +213,16 @@ impl StreamDecoder {
         if data.is_empty() {
             return Ok(());
         }
+        // Most chunks are text or thought text and usage: read those without building a tree,
+        // and leave any other shape to the general path below.
+        if let Ok(fast) = serde_json::from_str::<FastChunk<'_>>(data)
+            && fast.error.is_none()
+            && fast.prompt_feedback.is_none()
+            && fast.candidates.as_ref().is_some_and(|c| c.len() == 1)
+        {
+            self.push_fast(fast, out);
+            return Ok(());
+        }
         let path = format!("event {n}");
         let chunk: Value =
             serde_json::from_str(data).map_err(|e| DecodeError::json(path.clone(), &e))?;
@@ -227,30 +237,20 @@ impl StreamDecoder {
             return Ok(());
         }
         if !self.started {
-            self.started = true;
-            self.scope = m
-                .get("responseId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let model = m
-                .get("modelVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            // The prompt is counted from the first chunk on: Anthropic clients read it here.
             let first = m
                 .get("usageMetadata")
                 .map(|u| usage::decode(u).0)
                 .unwrap_or_default();
-            out.push(StreamEvent::MessageStart {
-                id: self.scope.clone(),
-                model: model.to_owned(),
-                usage: Usage {
-                    input_uncached: first.input_uncached,
-                    cache_read: first.cache_read,
-                    ..Usage::default()
-                },
-            });
+            self.start(
+                m.get("responseId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                m.get("modelVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                &first,
+                out,
+            );
         }
         let mut losses = Losses::new();
         let scope = self.scope.clone();
@@ -346,6 +346,58 @@ impl StreamDecoder {
         Ok(())
     }
 
+    fn start(&mut self, id: &str, model: &str, first: &Usage, out: &mut Vec<StreamEvent>) {
+        self.started = true;
+        self.scope = id.to_owned();
+        // The prompt is counted from the first chunk on: Anthropic clients read it here.
+        out.push(StreamEvent::MessageStart {
+            id: self.scope.clone(),
+            model: model.to_owned(),
+            usage: Usage {
+                input_uncached: first.input_uncached,
+                cache_read: first.cache_read,
+                ..Usage::default()
+            },
+        });
+    }
+
+    fn push_fast(&mut self, fast: FastChunk<'_>, out: &mut Vec<StreamEvent>) {
+        let usage = fast.usage.map(|c| c.usage());
+        if !self.started {
+            self.start(
+                fast.id.as_deref().unwrap_or_default(),
+                fast.model.as_deref().unwrap_or_default(),
+                &usage.unwrap_or_default(),
+                out,
+            );
+        }
+        if let Some(u) = &usage {
+            self.usage.merge_from(u);
+        }
+        let Some(c) = fast.candidates.and_then(|mut c| c.pop()) else {
+            return;
+        };
+        for p in c.content.map(|c| c.parts).unwrap_or_default() {
+            if p.text.is_empty() {
+                continue;
+            }
+            if p.thought == Some(true) {
+                self.flow(Flow::Reasoning, Delta::Reasoning(p.text.into_owned()), out);
+            } else {
+                self.flow(Flow::Text, Delta::Text(p.text.into_owned()), out);
+            }
+        }
+        if let Some(r) = c.finish_reason {
+            self.close(out);
+            out.push(StreamEvent::MessageDelta {
+                stop: stop::decode(&r).reconcile(self.saw_tool_call),
+                usage: self.usage,
+            });
+            out.push(StreamEvent::MessageStop);
+            self.done = true;
+        }
+    }
+
     /// End of input. A Gemini stream ends with its `finishReason` chunk; one that did not is
     /// left open, and the caller reports it cut short.
     pub fn finish(&mut self, _out: &mut Vec<StreamEvent>) {}
@@ -354,6 +406,51 @@ impl StreamDecoder {
     pub fn is_error_trailer(&self, _ev: &dragoman_sse::Event) -> bool {
         false
     }
+}
+
+/// The common chunk, borrowed: text or thought-text parts only (any other part, or a part
+/// with any other field, such as a signature, makes this reading fail and the tree decode it).
+#[derive(serde::Deserialize)]
+struct FastChunk<'a> {
+    #[serde(borrow, default)]
+    candidates: Option<Vec<FastCandidate<'a>>>,
+    #[serde(default, rename = "usageMetadata")]
+    usage: Option<usage::Counts>,
+    #[serde(borrow, default, rename = "modelVersion")]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default, rename = "responseId")]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "promptFeedback")]
+    prompt_feedback: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastCandidate<'a> {
+    #[serde(borrow, default)]
+    content: Option<FastContent<'a>>,
+    #[serde(borrow, default, rename = "finishReason")]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    index: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastContent<'a> {
+    #[serde(borrow, default)]
+    parts: Vec<FastPart<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastPart<'a> {
+    #[serde(borrow)]
+    text: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    thought: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -394,6 +491,31 @@ impl StreamEncoder {
             signature: None,
             done: false,
         }
+    }
+
+    /// A text or thought-text chunk written straight as JSON text (building a tree per delta
+    /// was most of a stream's cost), byte for byte what [`StreamEncoder::chunk`] writes.
+    fn text_chunk(&mut self, text: &str, thought: bool, out: &mut Vec<Event>) {
+        if self.signature.is_some() {
+            let part = if thought {
+                json!({ "text": text, "thought": true })
+            } else {
+                json!({ "text": text })
+            };
+            return self.chunk(part, out);
+        }
+        let mut s = String::with_capacity(text.len() + self.id.len() + self.model.len() + 120);
+        s.push_str(r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"#);
+        write_json_str(&mut s, text);
+        if thought {
+            s.push_str(r#","thought":true"#);
+        }
+        s.push_str(r#"}]},"index":0}],"modelVersion":"#);
+        write_json_str(&mut s, &self.model);
+        s.push_str(r#","responseId":"#);
+        write_json_str(&mut s, &self.id);
+        s.push('}');
+        out.push(Event::data(s));
     }
 
     fn chunk(&mut self, mut part: Value, out: &mut Vec<Event>) {
@@ -458,10 +580,10 @@ impl StreamEncoder {
                 };
                 match (b, delta) {
                     (Block::Text, Delta::Text(t) | Delta::Refusal(t)) => {
-                        self.chunk(json!({ "text": t }), out);
+                        self.text_chunk(t, false, out);
                     }
                     (Block::Reasoning, Delta::Reasoning(t)) => {
-                        self.chunk(json!({ "text": t, "thought": true }), out);
+                        self.text_chunk(t, true, out);
                     }
                     (Block::Reasoning, Delta::Seal(s)) => {
                         // The state of the thought just sent: on an empty thought part, which

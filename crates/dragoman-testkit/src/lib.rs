@@ -434,9 +434,15 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
                 });
             }
             let names = tool_names(request);
-            let pick = ["Bash", "exec_command", "shell", "run_shell_command", "apply_patch"]
-                .iter()
-                .find(|n| names.iter().any(|x| x == *n));
+            let pick = [
+                "Bash",
+                "exec_command",
+                "shell",
+                "run_shell_command",
+                "apply_patch",
+            ]
+            .iter()
+            .find(|n| names.iter().any(|x| x == *n));
             let name = pick
                 .map(|n| (*n).to_owned())
                 .or_else(|| names.first().cloned())
@@ -450,7 +456,9 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
                 "exec_command" => json!({"cmd": marker}).to_string(),
                 "shell" => json!({"command": ["bash", "-lc", marker]}).to_string(),
                 // Gemini CLI's shell tool.
-                "run_shell_command" => json!({"command": marker, "description": "Create the marker file"}).to_string(),
+                "run_shell_command" => {
+                    json!({"command": marker, "description": "Create the marker file"}).to_string()
+                }
                 // A custom (freeform) tool reaches a function-only upstream wrapped in `input`.
                 "apply_patch" => json!({"input": "*** Begin Patch\n*** End Patch\n"}).to_string(),
                 _ => json!({"city": "Paris"}).to_string(),
