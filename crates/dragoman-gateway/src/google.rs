@@ -232,7 +232,8 @@ impl TokenSource {
 /// A Vertex AI deployment: Gemini (`publishers/google`) or Claude (`publishers/anthropic`,
 /// `rawPredict`), with a bearer token from the deployment's service account.
 pub struct Vertex {
-    endpoints: upstream::Endpoints,
+    /// The address and headers, as for a static-key deployment; the token is added per call.
+    endpoints: crate::provider::Static,
     auth: Arc<TokenSource>,
 }
 
@@ -264,7 +265,7 @@ impl Vertex {
             }
         };
         Ok(Vertex {
-            endpoints: upstream::Endpoints::new(dep)?,
+            endpoints: crate::provider::Static(upstream::Endpoints::new(dep)?),
             auth,
         })
     }
@@ -317,18 +318,14 @@ impl Adapter for Vertex {
             ));
         };
         self.auth.refresh_ahead(expires);
-        let body = if self.endpoints.dialect() == Dialect::Anthropic {
+        let body = if self.endpoints.0.dialect() == Dialect::Anthropic {
             claude_body(&body, op, model)?
         } else {
             body
         };
-        let mut req = http::Request::new(http_body_util::Full::new(body));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = self
+        let mut req = self
             .endpoints
-            .get(op, model)
-            .map_err(|m| ErrorBody::new(ErrorKind::InvalidRequest, m))?;
-        *req.headers_mut() = upstream::headers(&self.endpoints, client, client_headers);
+            .build(op, model, client, client_headers, body)?;
         req.headers_mut().insert(http::header::AUTHORIZATION, token);
         Ok(req)
     }

@@ -64,6 +64,26 @@ use serde_json::Value;
 /// there.
 pub(crate) const GEN_PREFIX: &str = "generationConfig.";
 
+/// The extensions of the Gemini dialect; other dialects' fields are reported as dropped
+/// (codec-private markers silently skipped).
+pub(crate) fn own_extensions<'a>(
+    extensions: &'a [dragoman_model::Extension],
+    losses: &mut dragoman_model::Losses,
+) -> Vec<&'a dragoman_model::Extension> {
+    let mut own = Vec::new();
+    for e in extensions {
+        if e.dialect == dragoman_model::Dialect::Gemini {
+            own.push(e);
+        } else if !e.is_private() {
+            losses.dropped(
+                format!("extensions.{}", e.key),
+                format!("{} field has no Gemini equivalent", e.dialect),
+            );
+        }
+    }
+    own
+}
+
 /// Reads a field by its JSON name or its proto name: the REST API accepts both
 /// (`systemInstruction` and `system_instruction`), and clients send either.
 pub(crate) fn get<'a>(m: &'a JsonMap, camel: &str, snake: &str) -> Option<&'a Value> {

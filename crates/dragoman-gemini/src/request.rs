@@ -1073,16 +1073,7 @@ pub fn encode_request(req: &Request, losses: &mut Losses) -> Value {
     if req.user.is_some() {
         losses.dropped("user", "Gemini requests carry no end-user id");
     }
-    for e in &req.extensions {
-        if e.dialect != Dialect::Gemini {
-            if !e.is_private() {
-                losses.dropped(
-                    format!("extensions.{}", e.key),
-                    format!("{} field has no Gemini equivalent", e.dialect),
-                );
-            }
-            continue;
-        }
+    for e in crate::own_extensions(&req.extensions, losses) {
         let (map, key) = match e.key.strip_prefix(GEN_PREFIX) {
             Some(k) => (&mut g, k),
             None => (&mut out, e.key.as_str()),

@@ -183,16 +183,7 @@ pub fn encode_response(resp: &Response, losses: &mut Losses) -> Value {
     let mut out = Map::new();
     let mut usage_extras = None;
     let mut top = Vec::new();
-    for e in &resp.extensions {
-        if e.dialect != Dialect::Gemini {
-            if !e.is_private() {
-                losses.dropped(
-                    format!("extensions.{}", e.key),
-                    format!("{} field has no Gemini equivalent", e.dialect),
-                );
-            }
-            continue;
-        }
+    for e in crate::own_extensions(&resp.extensions, losses) {
         if let Some(k) = e.key.strip_prefix(CANDIDATE_PREFIX) {
             cand.entry(k.to_owned()).or_insert_with(|| e.value.clone());
         } else if e.key == USAGE_EXTRAS {
