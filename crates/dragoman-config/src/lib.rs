@@ -178,6 +178,33 @@ pub struct Deployment {
     pub reasoning_field: Option<String>,
     /// Vertex AI: where and as whom to call.
     pub google: Option<GoogleSettings>,
+    /// Amazon Bedrock: region and credentials.
+    pub aws: Option<AwsSettings>,
+    /// `model_info.mode: embedding`: the deployment serves `/v1/embeddings` only (and
+    /// generation requests never reach it).
+    pub embedding: bool,
+}
+
+/// An Amazon Bedrock deployment's region and credentials, from LiteLLM's `aws_*` parameters
+/// or the usual AWS environment variables. Which of them sign is decided when the gateway
+/// starts (see the gateway's `bedrock` module): a bearer API key, else an assumed role, else
+/// a profile, else static keys.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    /// `aws_profile_name`: a profile of the shared credentials and config files.
+    pub profile: Option<String>,
+    /// `aws_role_name`: the ARN of a role to assume with STS.
+    pub role_arn: Option<String>,
+    pub session_name: Option<String>,
+    pub external_id: Option<String>,
+    pub sts_endpoint: Option<String>,
+    /// A Bedrock API key (`api_key`, `AWS_BEARER_TOKEN_BEDROCK`): sent as a bearer token
+    /// instead of signing.
+    pub bearer: Option<Secret>,
 }
 
 /// A Vertex AI deployment's project, location and credentials (LiteLLM's `vertex_project`,
@@ -672,6 +699,8 @@ fn deployment(
     let mut vertex_project = None;
     let mut vertex_location = None;
     let mut vertex_credentials = None;
+    let mut aws = AwsSettings::default();
+    let mut aws_region = None;
     for (k, v) in params {
         let p = format!("{params_path}.{k}");
         match k.as_str() {
@@ -694,6 +723,25 @@ fn deployment(
                     Value::Object(_) => Some(v.to_string()),
                     _ => string_value(v, &p, env, warnings)?,
                 }
+            }
+            "aws_region_name" => aws_region = string_value(v, &p, env, warnings)?,
+            "aws_access_key_id" => aws.access_key_id = string_value(v, &p, env, warnings)?,
+            "aws_secret_access_key" => {
+                aws.secret_access_key = string_value(v, &p, env, warnings)?.map(Secret::new)
+            }
+            "aws_session_token" => {
+                aws.session_token = string_value(v, &p, env, warnings)?.map(Secret::new)
+            }
+            "aws_profile_name" => aws.profile = string_value(v, &p, env, warnings)?,
+            "aws_role_name" => aws.role_arn = string_value(v, &p, env, warnings)?,
+            "aws_session_name" => aws.session_name = string_value(v, &p, env, warnings)?,
+            "aws_external_id" => aws.external_id = string_value(v, &p, env, warnings)?,
+            "aws_sts_endpoint" => aws.sts_endpoint = string_value(v, &p, env, warnings)?,
+            "aws_bedrock_runtime_endpoint" => api_base = string_value(v, &p, env, warnings)?,
+            "aws_web_identity_token" => {
+                return Ok(Entry::Skipped(format!(
+                    "{p}: web-identity credentials (AssumeRoleWithWebIdentity) are not supported yet; use aws_role_name with base keys, a profile, or a Bedrock API key"
+                )));
             }
             "replay_reasoning" => {
                 reasoning_field = match v {
@@ -746,15 +794,33 @@ fn deployment(
     }
     // Providers with a dialect of their own speak only it; the OpenAI ones pick Chat or
     // Responses by mode. Vertex serves Claude in Anthropic's dialect (`rawPredict`).
+    let mut upstream_model = upstream_model;
     let native = match provider {
         Provider::Vertex if upstream_model.to_ascii_lowercase().starts_with("claude") => {
             Dialect::Anthropic
         }
+        Provider::Bedrock => {
+            let (api, id) = bedrock_api(&upstream_model);
+            upstream_model = id;
+            match api {
+                BedrockApi::Invoke if is_claude(&upstream_model) => Dialect::Anthropic,
+                BedrockApi::Invoke if mode.as_deref() == Some("embedding") => Dialect::Bedrock,
+                BedrockApi::Invoke => {
+                    return Ok(Entry::Skipped(format!(
+                        "`{model}`: InvokeModel is served for Claude models only; other Bedrock chat models are served through Converse (bedrock/converse/…)"
+                    )));
+                }
+                BedrockApi::Converse => Dialect::Bedrock,
+            }
+        }
         p => p.native_dialect(),
     };
     let own = native != Dialect::Chat;
+    let embedding = mode.as_deref() == Some("embedding");
     let dialect = match mode.as_deref() {
         None | Some("chat") | Some("messages") if own => native,
+        // The dialect of an embedding deployment is the one its errors come in.
+        Some("embedding") => native,
         Some(other @ ("responses" | "completion")) if own => {
             return Err(err(
                 format!("{path}.model_info.mode"),
@@ -794,6 +860,10 @@ fn deployment(
                 .map_or("us-central1", |g| g.location.as_str());
             vertex_base(location)
         }
+        None if provider == Provider::Bedrock => {
+            let region = aws_region_for(&upstream_model, aws_region.as_deref(), env);
+            format!("https://bedrock-runtime.{region}.amazonaws.com")
+        }
         None => match provider.default_base() {
             Some(b) => b.to_owned(),
             None => {
@@ -810,6 +880,12 @@ fn deployment(
             "must start with http:// or https://",
         ));
     }
+    let aws = if provider == Provider::Bedrock {
+        aws.region = aws_region_for(&upstream_model, aws_region.as_deref(), env);
+        Some(aws_settings(aws, api_key.take(), env))
+    } else {
+        None
+    };
     if provider == Provider::Azure && api_version.is_none() {
         warnings.push(format!(
             "{params_path}.api_version is not set; using 2024-10-21"
@@ -839,7 +915,81 @@ fn deployment(
         prices,
         reasoning_field,
         google,
+        aws,
+        embedding,
     })))
+}
+
+/// Which Bedrock API a LiteLLM model string selects, and the model id it names:
+/// `converse/…` and `invoke/…` force one; otherwise Claude models use InvokeModel (their own
+/// dialect, so nothing Anthropic-specific is lost) and every other model Converse.
+fn bedrock_api(rest: &str) -> (BedrockApi, String) {
+    if let Some(id) = rest.strip_prefix("converse/") {
+        return (BedrockApi::Converse, id.to_owned());
+    }
+    if let Some(id) = rest.strip_prefix("invoke/") {
+        return (BedrockApi::Invoke, id.to_owned());
+    }
+    let api = if is_claude(rest) || is_bedrock_embedding(rest) {
+        BedrockApi::Invoke
+    } else {
+        BedrockApi::Converse
+    };
+    (api, rest.to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BedrockApi {
+    Converse,
+    Invoke,
+}
+
+/// Whether a Bedrock model id (foundation id, cross-region profile or ARN) is Anthropic's.
+fn is_claude(id: &str) -> bool {
+    id.contains("anthropic.") || id.contains("claude")
+}
+
+/// Titan and Cohere embedding models, served through InvokeModel.
+fn is_bedrock_embedding(id: &str) -> bool {
+    id.contains("titan-embed") || id.contains("cohere.embed")
+}
+
+/// The region of a Bedrock deployment: an ARN's own, else `aws_region_name`, else
+/// `AWS_REGION_NAME`, `AWS_REGION`, `AWS_DEFAULT_REGION`, else LiteLLM's default `us-west-2`.
+fn aws_region_for(model: &str, configured: Option<&str>, env: &dyn Env) -> String {
+    if let Some(arn) = model.strip_prefix("arn:")
+        && let Some(region) = arn.split(':').nth(2).filter(|r| !r.is_empty())
+    {
+        return region.to_owned();
+    }
+    configured
+        .map(str::to_owned)
+        .or_else(|| env.var("AWS_REGION_NAME").filter(|s| !s.is_empty()))
+        .or_else(|| env.var("AWS_REGION").filter(|s| !s.is_empty()))
+        .or_else(|| env.var("AWS_DEFAULT_REGION").filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "us-west-2".into())
+}
+
+/// Fills each unset credential from LiteLLM's environment fallbacks.
+fn aws_settings(mut aws: AwsSettings, api_key: Option<Secret>, env: &dyn Env) -> AwsSettings {
+    let var = |n: &str| env.var(n).filter(|s| !s.is_empty());
+    aws.bearer = api_key.or_else(|| var("AWS_BEARER_TOKEN_BEDROCK").map(Secret::new));
+    if aws.access_key_id.is_none() && aws.profile.is_none() {
+        aws.access_key_id = var("AWS_ACCESS_KEY_ID");
+        aws.secret_access_key = aws
+            .secret_access_key
+            .or_else(|| var("AWS_SECRET_ACCESS_KEY").map(Secret::new));
+        aws.session_token = aws
+            .session_token
+            .or_else(|| var("AWS_SESSION_TOKEN").map(Secret::new));
+    }
+    aws.profile = aws
+        .profile
+        .or_else(|| var("AWS_PROFILE_NAME"))
+        .or_else(|| var("AWS_PROFILE"));
+    aws.role_arn = aws.role_arn.or_else(|| var("AWS_ROLE_NAME"));
+    aws.session_name = aws.session_name.or_else(|| var("AWS_SESSION_NAME"));
+    aws
 }
 
 /// Vertex AI's host for a location: the global location has no regional prefix.
@@ -968,6 +1118,8 @@ pub fn embedded(env: &dyn Env) -> Config {
             prices: Map::new(),
             reasoning_field: provider.reasoning_field().map(str::to_owned),
             google: None,
+            aws: None,
+            embedding: false,
         });
     };
     if let Some(k) = env.var("ANTHROPIC_API_KEY").filter(|k| !k.is_empty()) {

@@ -15,6 +15,9 @@ pub enum Provider {
     /// Vertex AI (`vertex_ai/`): Gemini models in the Gemini dialect, Claude models in
     /// Anthropic's, both behind Google OAuth.
     Vertex,
+    /// Amazon Bedrock (`bedrock/`): Claude through InvokeModel in Anthropic's dialect, other
+    /// models through Converse, embeddings through InvokeModel; SigV4 or a Bedrock API key.
+    Bedrock,
     /// Any server speaking the OpenAI dialects (vLLM, Ollama, LM Studio, Groq, DeepSeek, xAI,
     /// OpenRouter, …), named by its LiteLLM prefix.
     OpenAiCompatible(&'static str),
@@ -61,6 +64,7 @@ impl Provider {
                 "azure" => Some(Provider::Azure),
                 "gemini" => Some(Provider::Gemini),
                 "vertex_ai" | "vertex_ai_beta" => Some(Provider::Vertex),
+                "bedrock" => Some(Provider::Bedrock),
                 p => COMPATIBLE
                     .iter()
                     .find(|(n, _)| *n == p)
@@ -70,7 +74,7 @@ impl Provider {
                 Some(p) if !rest.is_empty() => Ok((p, rest.to_owned())),
                 Some(_) => Err("the model name after the provider is empty".into()),
                 None => Err(format!(
-                    "provider `{prefix}` is not supported yet (supported: openai, anthropic, azure, gemini, vertex_ai, and OpenAI-compatible: {})",
+                    "provider `{prefix}` is not supported yet (supported: openai, anthropic, azure, gemini, vertex_ai, bedrock, and OpenAI-compatible: {})",
                     COMPATIBLE
                         .iter()
                         .map(|(n, _)| *n)
@@ -109,6 +113,7 @@ impl Provider {
             Provider::Azure => "azure",
             Provider::Gemini => "gemini",
             Provider::Vertex => "vertex_ai",
+            Provider::Bedrock => "bedrock",
             Provider::OpenAiCompatible(n) => n,
         }
     }
@@ -117,6 +122,7 @@ impl Provider {
         match self {
             Provider::Anthropic => Dialect::Anthropic,
             Provider::Gemini | Provider::Vertex => Dialect::Gemini,
+            Provider::Bedrock => Dialect::Bedrock,
             _ => Dialect::Chat,
         }
     }
@@ -141,6 +147,8 @@ impl Provider {
             Provider::Gemini => Some("https://generativelanguage.googleapis.com"),
             // Per location: see `Deployment::google`.
             Provider::Vertex => None,
+            // Per region: see `Deployment::aws`.
+            Provider::Bedrock => None,
             Provider::OpenAiCompatible(n) => COMPATIBLE
                 .iter()
                 .find(|(p, _)| *p == n)

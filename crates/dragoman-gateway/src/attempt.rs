@@ -38,6 +38,8 @@ pub struct Exchange<'a> {
     /// The client's request in canonical form, decoded on the first attempt that needs it,
     /// with what decoding lost.
     decoded: Option<(Request, Losses)>,
+    /// `/v1/embeddings`: the attempts go to embedding deployments only.
+    pub embed: bool,
 }
 
 impl<'a> Exchange<'a> {
@@ -60,8 +62,19 @@ impl<'a> Exchange<'a> {
             headers,
             request_id,
             decoded: None,
+            embed: false,
         }
     }
+}
+
+/// An embedding call's upstream bodies, in the deployment's wire format (more than one where
+/// the provider embeds one text per call), and what the answer is read with.
+pub struct EmbedPlan {
+    pub wire: dragoman_embeddings::Wire,
+    /// The client's request, where it was decoded (every wire but OpenAI's, whose bodies pass
+    /// through with the model renamed).
+    pub request: Option<dragoman_embeddings::EmbedRequest>,
+    pub bodies: Vec<Bytes>,
 }
 
 /// One attempt's request body, in its deployment's dialect.
@@ -73,6 +86,7 @@ pub struct Prepared {
     /// The prompt counted locally, for an Anthropic client's `message_start` when the
     /// upstream reports input only at the end.
     pub estimate: Option<u64>,
+    pub embed: Option<Box<EmbedPlan>>,
 }
 
 pub enum Answer {
@@ -80,6 +94,8 @@ pub enum Answer {
         bytes: Bytes,
         usage: Usage,
     },
+    /// An embedding answer read from a wire other than OpenAI's.
+    Embedded(dragoman_embeddings::EmbedResponse),
     /// The stream's first read, and the rest of it.
     Stream {
         first: Bytes,
@@ -428,6 +444,9 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
         e.retry = Retry::Elsewhere;
         return Err(e);
     };
+    if ex.embed || dep.embedding {
+        return prepare_embed(ex, idx, group, upstream_model);
+    }
     if dep.dialect == client {
         // A dialect that names its model in the URL has the upstream's in the deployment's
         // address already; its body goes as it came.
@@ -446,6 +465,7 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
             losses: Losses::new(),
             custom_tools: Vec::new(),
             estimate: None,
+            embed: None,
         });
     }
     let elsewhere = |msg: String| {
@@ -506,6 +526,88 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
         losses,
         custom_tools,
         estimate,
+        embed: None,
+    })
+}
+
+/// The wire an embedding deployment speaks.
+fn embed_wire(dep: &dragoman_config::Deployment, model: &str) -> Option<dragoman_embeddings::Wire> {
+    use dragoman_config::Provider;
+    use dragoman_embeddings::Wire;
+    match dep.provider {
+        Provider::Gemini => Some(Wire::Gemini),
+        Provider::Vertex => Some(Wire::Vertex),
+        Provider::Bedrock => Wire::for_bedrock_model(model),
+        Provider::Anthropic => None,
+        Provider::OpenAi | Provider::Azure | Provider::OpenAiCompatible(_) => Some(Wire::OpenAi),
+    }
+}
+
+/// Builds an embedding attempt: only `mode: embedding` deployments take `/v1/embeddings`, and
+/// they take nothing else.
+fn prepare_embed(
+    ex: &mut Exchange<'_>,
+    idx: usize,
+    group: &str,
+    upstream_model: String,
+) -> Result<Prepared, GatewayError> {
+    let dep = &ex.gw.config.deployments[idx];
+    let refuse = |msg: String| {
+        let mut e = GatewayError::client(ErrorKind::InvalidRequest, msg);
+        e.retry = Retry::Elsewhere;
+        Err(e)
+    };
+    if !ex.embed {
+        return refuse(format!(
+            "`{group}` is an embedding model: call POST /v1/embeddings"
+        ));
+    }
+    if !dep.embedding {
+        return refuse(format!(
+            "`{group}` is not an embedding model (its deployments need model_info.mode: embedding)"
+        ));
+    }
+    let Some(wire) = embed_wire(dep, &upstream_model) else {
+        return refuse(format!(
+            "{} has no embedding API dragoman speaks for `{upstream_model}`",
+            dep.provider.name()
+        ));
+    };
+    let plan = if wire == dragoman_embeddings::Wire::OpenAi {
+        EmbedPlan {
+            wire,
+            request: None,
+            bodies: vec![
+                ex.envelope
+                    .passthrough_body(ex.body, &upstream_model, false),
+            ],
+        }
+    } else {
+        let req = dragoman_embeddings::decode_request(ex.body)
+            .map_err(|e| GatewayError::client(ErrorKind::InvalidRequest, e.to_string()))?;
+        let bodies = dragoman_embeddings::encode_request(wire, &req, &upstream_model)
+            .map_err(|e| {
+                let mut g = GatewayError::client(ErrorKind::InvalidRequest, e.to_string());
+                // Another deployment of the group may take what this one cannot.
+                g.retry = Retry::Elsewhere;
+                g
+            })?
+            .iter()
+            .map(|v| Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+            .collect();
+        EmbedPlan {
+            wire,
+            request: Some(req),
+            bodies,
+        }
+    };
+    Ok(Prepared {
+        body: plan.bodies.first().cloned().unwrap_or_default(),
+        upstream_model,
+        losses: Losses::new(),
+        custom_tools: Vec::new(),
+        estimate: None,
+        embed: Some(Box::new(plan)),
     })
 }
 
@@ -517,70 +619,24 @@ async fn try_once(
     prepared: &Prepared,
     deadline: Instant,
 ) -> Result<(HeaderMap, Answer), GatewayError> {
+    if let Some(plan) = &prepared.embed {
+        return embed_once(ex, idx, prepared, plan, deadline).await;
+    }
+    let op = if ex.stream { Op::Stream } else { Op::Generate };
+    let (fwd, resp, until, own) = send(
+        ex,
+        idx,
+        op,
+        &prepared.upstream_model,
+        prepared.body.clone(),
+        deadline,
+    )
+    .await?;
     let gw = ex.gw;
     let dep = &gw.config.deployments[idx];
-    if let Some(auth) = gw.adapters[idx].pending_auth() {
-        auth.await
-            .map_err(|b| GatewayError::gateway(b.kind, b.message).with_status(502))?;
-    }
-    let req = gw.adapters[idx]
-        .build(
-            if ex.stream { Op::Stream } else { Op::Generate },
-            &prepared.upstream_model,
-            ex.client,
-            ex.headers,
-            prepared.body.clone(),
-        )
-        .map_err(|b| GatewayError::gateway(b.kind, b.message))?;
-    let now = Instant::now();
-    // `timeout` bounds a whole answer from the call to its last byte; a stream's first byte
-    // must come within `stream_timeout` (later ones: the pump's idle limit).
-    let own = if ex.stream {
-        dep.stream_timeout
-    } else {
-        dep.timeout
-    };
-    let until = deadline.min(now + own);
-    let resp = upstream::send(gw.client(idx), req, until.saturating_duration_since(now))
-        .await
-        .map_err(|e| GatewayError::upstream(e.body, e.status, HeaderMap::new()))?;
-    let status = resp.status().as_u16();
-    let mut fwd = HeaderMap::new();
-    upstream::forwardable(resp.headers(), &mut fwd);
     let max = gw.config.server.max_upstream_body_bytes;
-    if status >= 400 {
-        let bytes = crate::proxy::read_upstream(resp, until, max)
-            .await
-            .unwrap_or_default();
-        // The upstream's own error envelope is kept for a client of its dialect; anything
-        // else (a proxy's HTML page, an empty body) is described with its status.
-        let envelope = matches!(
-            hub::check_response(dep.dialect, &bytes),
-            Err(ResponseFault::Failed(_))
-        );
-        let body = if envelope {
-            hub::decode_error(dep.dialect, Some(status), &bytes)
-        } else {
-            crate::proxy::not_an_error_envelope(status, &bytes)
-        };
-        let mut e = GatewayError::upstream(body, status, fwd);
-        e.answered = true;
-        if envelope {
-            e.raw = Some((dep.dialect, bytes));
-        }
-        return Err(e);
-    }
     if !ex.stream {
-        let bytes = crate::proxy::read_upstream(resp, until, max)
-            .await
-            .map_err(|e| {
-                let s = if e.kind == ErrorKind::Timeout {
-                    504
-                } else {
-                    502
-                };
-                GatewayError::upstream(e, s, fwd.clone())
-            })?;
+        let bytes = read_whole(resp, until, max, &fwd).await?;
         // A 200 is not a success until the body says so.
         return match hub::check_response(dep.dialect, &bytes) {
             Ok(usage) => Ok((fwd, Answer::Whole { bytes, usage })),
@@ -638,11 +694,166 @@ async fn try_once(
         }
         Ok(Some(Ok(chunk))) => chunk,
     };
-    if let Some(e) = hub::stream_opening_error(dep.dialect, &first) {
+    let framing = gw.adapters[idx]
+        .framing()
+        .unwrap_or_else(|| dep.dialect.framing());
+    if let Some(e) = hub::stream_opening_error(dep.dialect, framing, &first) {
         let s = e.status.unwrap_or(e.kind.status());
         return Err(GatewayError::upstream(e, s, fwd));
     }
     Ok((fwd, Answer::Stream { first, rest }))
+}
+
+/// Sends one request of an attempt and reads an error answer whole: a success comes back as
+/// the response with its forwardable headers, the time it must finish by, and the deployment's
+/// own timeout.
+async fn send(
+    ex: &Exchange<'_>,
+    idx: usize,
+    op: Op,
+    model: &str,
+    body: Bytes,
+    deadline: Instant,
+) -> Result<(HeaderMap, upstream::UpstreamResponse, Instant, Duration), GatewayError> {
+    let gw = ex.gw;
+    let dep = &gw.config.deployments[idx];
+    let adapter = &gw.adapters[idx];
+    if let Some(auth) = adapter.pending_auth() {
+        auth.await
+            .map_err(|b| GatewayError::gateway(b.kind, b.message).with_status(502))?;
+    }
+    let req = adapter
+        .build(op, model, ex.client, ex.headers, body)
+        .map_err(|b| GatewayError::gateway(b.kind, b.message))?;
+    let now = Instant::now();
+    // `timeout` bounds a whole answer from the call to its last byte; a stream's first byte
+    // must come within `stream_timeout` (later ones: the pump's idle limit).
+    let own = if op == Op::Stream {
+        dep.stream_timeout
+    } else {
+        dep.timeout
+    };
+    let until = deadline.min(now + own);
+    let resp = upstream::send(gw.client(idx), req, until.saturating_duration_since(now))
+        .await
+        .map_err(|e| GatewayError::upstream(e.body, e.status, HeaderMap::new()))?;
+    let status = resp.status().as_u16();
+    let mut fwd = HeaderMap::new();
+    upstream::forwardable(resp.headers(), &mut fwd);
+    if status >= 400 {
+        let err_dialect = adapter.error_dialect().unwrap_or(dep.dialect);
+        let upstream_headers = resp.headers().clone();
+        let bytes =
+            crate::proxy::read_upstream(resp, until, gw.config.server.max_upstream_body_bytes)
+                .await
+                .unwrap_or_default();
+        // The upstream's own error envelope is kept for a client of its dialect; anything
+        // else (a proxy's HTML page, an empty body) is described with its status.
+        let envelope = matches!(
+            hub::check_response(err_dialect, &bytes),
+            Err(ResponseFault::Failed(_))
+        );
+        let mut body = if envelope {
+            hub::decode_error(err_dialect, Some(status), &bytes)
+        } else {
+            crate::proxy::not_an_error_envelope(status, &bytes)
+        };
+        adapter.refine_error(&upstream_headers, &mut body);
+        let mut e = GatewayError::upstream(body, status, fwd);
+        e.answered = true;
+        if envelope {
+            e.raw = Some((err_dialect, bytes));
+        }
+        return Err(e);
+    }
+    Ok((fwd, resp, until, own))
+}
+
+async fn read_whole(
+    resp: upstream::UpstreamResponse,
+    until: Instant,
+    max: usize,
+    fwd: &HeaderMap,
+) -> Result<Bytes, GatewayError> {
+    crate::proxy::read_upstream(resp, until, max)
+        .await
+        .map_err(|e| {
+            let s = if e.kind == ErrorKind::Timeout {
+                504
+            } else {
+                502
+            };
+            GatewayError::upstream(e, s, fwd.clone())
+        })
+}
+
+/// An embedding attempt: every body of the plan is sent (at once, where the provider takes
+/// one text per call) and all must succeed; the answers are read into vectors here, so an
+/// answer dragoman cannot read fails the attempt and the next deployment is tried.
+async fn embed_once(
+    ex: &Exchange<'_>,
+    idx: usize,
+    prepared: &Prepared,
+    plan: &EmbedPlan,
+    deadline: Instant,
+) -> Result<(HeaderMap, Answer), GatewayError> {
+    let max = ex.gw.config.server.max_upstream_body_bytes;
+    let calls = plan.bodies.iter().map(|b| async {
+        let (fwd, resp, until, _) = send(
+            ex,
+            idx,
+            Op::Embed,
+            &prepared.upstream_model,
+            b.clone(),
+            deadline,
+        )
+        .await?;
+        let tokens = resp
+            .headers()
+            .get("x-amzn-bedrock-input-token-count")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let bytes = read_whole(resp, until, max, &fwd).await?;
+        Ok::<_, GatewayError>((fwd, bytes, tokens))
+    });
+    let answers = futures_util::future::try_join_all(calls).await?;
+    let unreadable = |m: String, fwd: HeaderMap| {
+        GatewayError::upstream(
+            error(
+                ErrorKind::Server,
+                format!("upstream sent an embedding answer dragoman cannot read: {m}"),
+            ),
+            502,
+            fwd,
+        )
+    };
+    let fwd = answers.first().map(|a| a.0.clone()).unwrap_or_default();
+    if plan.wire == dragoman_embeddings::Wire::OpenAi {
+        let (fwd, bytes, _) = answers.into_iter().next().unwrap_or_default();
+        let Some(n) = dragoman_embeddings::openai_usage(&bytes) else {
+            return Err(unreadable("no usage".into(), fwd));
+        };
+        let usage = Usage {
+            input_uncached: Some(n),
+            output: Some(0),
+            ..Usage::default()
+        };
+        return Ok((fwd, Answer::Whole { bytes, usage }));
+    }
+    let parts: Vec<dragoman_embeddings::Part<'_>> = answers
+        .iter()
+        .map(|(_, b, t)| dragoman_embeddings::Part {
+            body: b,
+            header_tokens: *t,
+        })
+        .collect();
+    let mut resp = dragoman_embeddings::decode_response(plan.wire, &parts)
+        .map_err(|e| unreadable(e.to_string(), fwd.clone()))?;
+    if resp.input_tokens.is_none()
+        && let Some(req) = &plan.request
+    {
+        resp.input_tokens = Some(dragoman_embeddings::estimate_tokens(req));
+    }
+    Ok((fwd, Answer::Embedded(resp)))
 }
 
 #[cfg(test)]

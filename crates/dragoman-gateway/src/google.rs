@@ -286,7 +286,7 @@ fn claude_body(body: &[u8], op: Op, model: &str) -> Result<Bytes, ErrorBody> {
                 let bare = model.split_once('@').map_or(model, |(m, _)| m);
                 o.insert("model".into(), json!(bare));
             }
-            Op::Generate | Op::Stream => {
+            Op::Generate | Op::Stream | Op::Embed => {
                 o.remove("model");
                 o.insert("anthropic_version".into(), json!(VERTEX_ANTHROPIC_VERSION));
             }

@@ -8,6 +8,7 @@
 mod accounting;
 mod attempt;
 mod auth;
+mod bedrock;
 mod dealer;
 mod envelope;
 mod errors;
@@ -208,12 +209,23 @@ impl Gateway {
         let mut adapters: Vec<Box<dyn provider::Adapter>> =
             Vec::with_capacity(config.deployments.len());
         let mut token_sources = google::TokenSources::default();
+        let mut key_sources = bedrock::KeySources::default();
         for d in &config.deployments {
             adapters.push(match d.provider {
                 dragoman_config::Provider::Vertex => {
                     let token_client =
                         || upstream::client(d.connect_timeout, tls.clone(), proxies.clone());
                     Box::new(google::Vertex::new(d, token_client, &mut token_sources)?)
+                }
+                dragoman_config::Provider::Bedrock => {
+                    let client =
+                        || upstream::client(d.connect_timeout, tls.clone(), proxies.clone());
+                    Box::new(bedrock::Bedrock::new(
+                        d,
+                        client,
+                        &mut key_sources,
+                        &|n: &str| std::env::var(n).ok(),
+                    )?)
                 }
                 _ => Box::new(provider::Static(upstream::Endpoints::new(d)?)),
             });

@@ -76,6 +76,7 @@ fn dialect_index(d: Dialect) -> usize {
         Dialect::Chat => 1,
         Dialect::Responses => 2,
         Dialect::Gemini => 3,
+        Dialect::Bedrock => 4,
     }
 }
 

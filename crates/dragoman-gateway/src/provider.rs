@@ -24,6 +24,22 @@ pub trait Adapter: Send + Sync {
         None
     }
 
+    /// How this deployment's streams are framed when it is not its dialect's own way (Claude
+    /// inside Bedrock's event-stream chunks).
+    fn framing(&self) -> Option<dragoman_model::Framing> {
+        None
+    }
+
+    /// The dialect this deployment's error bodies come in when it is not the deployment's
+    /// (Bedrock answers `{"message"}` whatever the model inside speaks).
+    fn error_dialect(&self) -> Option<Dialect> {
+        None
+    }
+
+    /// Sharpens an upstream error from the answer's headers where the provider puts its type
+    /// there (Bedrock's `x-amzn-ErrorType`).
+    fn refine_error(&self, _headers: &HeaderMap, _error: &mut ErrorBody) {}
+
     /// Builds the request for `op` on upstream model `model` carrying `body` (already in the
     /// deployment's dialect), from the client's headers where the provider reads any
     /// (Anthropic's beta flags).

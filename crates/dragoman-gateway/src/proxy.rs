@@ -30,6 +30,8 @@ pub enum Endpoint {
     /// A token count in the dialect's own endpoint (Anthropic's `count_tokens`, Gemini's
     /// `:countTokens`).
     CountTokens(Dialect),
+    /// OpenAI's `/v1/embeddings`, served by `mode: embedding` deployments of any provider.
+    Embeddings,
 }
 
 /// The model and stream flag a dialect carries in its URL rather than its body (Gemini's
@@ -205,6 +207,8 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let client = match ep {
         Endpoint::Generate(d) => d,
         Endpoint::CountTokens(d) => d,
+        // Embedding clients speak OpenAI's API; its errors are Chat's.
+        Endpoint::Embeddings => Dialect::Chat,
     };
     let _in_flight = InFlight::new(&gw.metrics.in_flight_requests);
     let mut tracker = Tracker::new(gw.clone(), &id, client);
@@ -289,7 +293,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
             group: &group.name,
             worst_cost: &worst_cost,
             request_id: &id,
-            metered: matches!(ep, Endpoint::Generate(_)),
+            metered: matches!(ep, Endpoint::Generate(_) | Endpoint::Embeddings),
         };
         crate::policy::admit(&gw.tenancy, &principal, &ask).await
     };
@@ -316,6 +320,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     match ep {
         Endpoint::CountTokens(_) => count_tokens(call).await,
         Endpoint::Generate(_) => generate(call, stream).await,
+        Endpoint::Embeddings => embeddings(call).await,
     }
 }
 
@@ -507,9 +512,21 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
             return with_headers(Body::from(out), out_headers);
         }
         Answer::Stream { first, rest } => (first, rest),
+        Answer::Embedded(_) => {
+            let e = error(
+                ErrorKind::Server,
+                "a generation was answered with embeddings",
+            );
+            return refuse(tracker, client, &e, Some(502), &ctx.request_id, true);
+        }
     };
     losses_header(&mut out_headers, &losses);
-    let mode = if dep.dialect == client {
+    let framing = gw.adapters[idx]
+        .framing()
+        .unwrap_or_else(|| dep.dialect.framing());
+    // Bytes pass through when nothing about them changes; the same dialect in another
+    // framing (Claude inside Bedrock's chunks) is re-framed through the hub.
+    let mode = if dep.dialect == client && framing == client.framing() {
         Mode::Passthrough(Box::new(hub::PassthroughTap::new(client)))
     } else {
         let include_usage = client != Dialect::Chat || envelope.include_usage;
@@ -519,6 +536,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         };
         Mode::Translate(Box::new(
             hub::StreamTranslator::new(dep.dialect, client, opts)
+                .with_input_framing(framing)
                 .unwrap_custom_tools(prepared.custom_tools),
         ))
     };
@@ -631,6 +649,82 @@ fn log_usage(ctx: &Context, u: &Usage) {
         reasoning = u.reasoning,
         "request done"
     );
+}
+
+/// `/v1/embeddings`: the attempt loop with embedding deployments (retries, fallbacks and
+/// limits as for generation); an OpenAI-family answer passes through, any other is written as
+/// OpenAI's in the encoding the client asked for.
+async fn embeddings(call: Call<'_>) -> Response {
+    let Call {
+        gw,
+        group,
+        envelope,
+        body,
+        headers,
+        model,
+        request_id: id,
+        client,
+        mut tracker,
+        ..
+    } = call;
+    let mut ex = Exchange::new(gw, client, false, &envelope, &body, &headers, &id);
+    ex.embed = true;
+    let (result, report) = crate::attempt::run(&mut ex, &mut tracker, group, None).await;
+    let mut out_headers = HeaderMap::with_capacity(16);
+    set_request_id(&mut out_headers, &id);
+    routing_headers(&mut out_headers, &report);
+    let s = match result {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(request_id = %id, model = %Escaped(&model), status = e.status, attempts = report.attempts, error = %Escaped(&e.body.message), outcome = "error", "request done");
+            return answer_error(tracker, client, e, &id, out_headers);
+        }
+    };
+    let dep = &gw.config.deployments[s.idx];
+    if let Ok(v) = HeaderValue::from_str(&dep.id) {
+        out_headers.insert(DEPLOYMENT_HEADER, v);
+    }
+    let (bytes, usage) = match s.answer {
+        Answer::Whole { bytes, usage } => (bytes, usage),
+        Answer::Embedded(resp) => {
+            let encoding = s
+                .prepared
+                .embed
+                .as_ref()
+                .and_then(|p| p.request.as_ref())
+                .map(|r| r.encoding)
+                .unwrap_or(dragoman_embeddings::Encoding::Float);
+            let usage = Usage {
+                input_uncached: resp.input_tokens,
+                output: Some(0),
+                ..Usage::default()
+            };
+            let v = dragoman_embeddings::encode_response(&resp, encoding, &model);
+            (
+                Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+                usage,
+            )
+        }
+        Answer::Stream { .. } => {
+            let e = error(
+                ErrorKind::Server,
+                "an embedding call was answered with a stream",
+            );
+            return refuse(tracker, client, &e, Some(502), &id, true);
+        }
+    };
+    let cost = tracker.answered(200, usage);
+    if let Some(c) = cost
+        && let Ok(v) = HeaderValue::from_str(&crate::accounting::usd(c))
+    {
+        out_headers.insert(COST_HEADER, v.clone());
+        out_headers.insert(LITELLM_COST_HEADER, v);
+    }
+    out_headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    with_headers(Body::from(bytes), out_headers)
 }
 
 /// A token count (Anthropic's `count_tokens`, Gemini's `:countTokens`): the provider's own

@@ -27,6 +27,7 @@ pub fn app(gw: Arc<Gateway>) -> Router {
                 post(count_tokens),
             )
             .route(&format!("{prefix}/chat/completions"), post(chat))
+            .route(&format!("{prefix}/embeddings"), post(embeddings))
             .route(
                 &format!("{prefix}/responses"),
                 post(responses).get(responses_websocket),
@@ -78,6 +79,10 @@ async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 
 async fn chat(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     proxy::handle(gw, Endpoint::Generate(Dialect::Chat), req).await
+}
+
+async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    proxy::handle(gw, Endpoint::Embeddings, req).await
 }
 
 async fn responses(State(gw): State<Arc<Gateway>>, req: Request) -> Response {

@@ -27,6 +27,23 @@ pub enum Op {
     /// another one where the URL does (Gemini).
     Stream,
     CountTokens,
+    /// `/v1/embeddings` on a `mode: embedding` deployment.
+    Embed,
+}
+
+/// A Bedrock model id as its URL path segment: everything but unreserved characters is
+/// percent-encoded, `:` and an ARN's `/` included (botocore sends `%3A`; a raw `/` would end
+/// the segment).
+pub fn bedrock_model_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len() + 8);
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The address of `op` on deployment `dep` for upstream model `model` (the deployment's own
@@ -35,6 +52,26 @@ pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
     let base = dep.api_base.as_str();
     let version = dep.api_version.as_deref().unwrap_or("2024-10-21");
     match (dep.provider, dep.dialect, op) {
+        (Provider::Bedrock, dialect, op) => {
+            let action = match (op, dialect) {
+                (Op::Embed, _) => "invoke",
+                (Op::CountTokens, _) => "count-tokens",
+                (Op::Generate, Dialect::Bedrock) => "converse",
+                (Op::Stream, Dialect::Bedrock) => "converse-stream",
+                (Op::Generate, _) => "invoke",
+                (Op::Stream, _) => "invoke-with-response-stream",
+            };
+            format!("{base}/model/{}/{action}", bedrock_model_segment(model))
+        }
+        (Provider::Vertex, _, Op::Embed) => {
+            let (project, location) = dep
+                .google
+                .as_ref()
+                .map_or(("", ""), |g| (g.project.as_str(), g.location.as_str()));
+            format!(
+                "{base}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:predict"
+            )
+        }
         (Provider::Vertex, dialect, op) => {
             let (project, location) = dep
                 .google
@@ -51,6 +88,7 @@ pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
                 (_, Op::Generate) => ("google", format!("{model}:generateContent")),
                 (_, Op::Stream) => ("google", format!("{model}:streamGenerateContent?alt=sse")),
                 (_, Op::CountTokens) => ("google", format!("{model}:countTokens")),
+                (_, Op::Embed) => ("google", format!("{model}:predict")),
             };
             format!(
                 "{base}/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{action}"
@@ -59,7 +97,7 @@ pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
         (_, Dialect::Anthropic, op) => {
             let root = base.strip_suffix("/v1").unwrap_or(base);
             match op {
-                Op::Generate | Op::Stream => format!("{root}/v1/messages"),
+                Op::Generate | Op::Stream | Op::Embed => format!("{root}/v1/messages"),
                 Op::CountTokens => format!("{root}/v1/messages/count_tokens"),
             }
         }
@@ -79,9 +117,14 @@ pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
                 Op::Generate => "generateContent",
                 Op::Stream => "streamGenerateContent?alt=sse",
                 Op::CountTokens => "countTokens",
+                Op::Embed => "batchEmbedContents",
             };
             format!("{root}/{version}/models/{model}:{action}")
         }
+        (Provider::Azure, _, Op::Embed) => {
+            format!("{base}/openai/deployments/{model}/embeddings?api-version={version}")
+        }
+        (_, _, Op::Embed) => format!("{base}/embeddings"),
         (Provider::Azure, Dialect::Chat, _) => {
             format!("{base}/openai/deployments/{model}/chat/completions?api-version={version}")
         }
@@ -90,6 +133,8 @@ pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
         }
         (_, Dialect::Chat, _) => format!("{base}/chat/completions"),
         (_, Dialect::Responses, _) => format!("{base}/responses"),
+        // Converse is Bedrock's alone (the first arm).
+        (_, Dialect::Bedrock, _) => format!("{base}/model/{model}/converse"),
     }
 }
 
@@ -101,8 +146,10 @@ pub fn headers(ep: &Endpoints, client: Dialect, client_headers: &HeaderMap) -> H
     if let Some(ua) = client_headers.get(http::header::USER_AGENT) {
         h.insert(http::header::USER_AGENT, ua.clone());
     }
-    // Claude on Vertex takes its version in the body (the Vertex adapter writes it).
-    if ep.dialect == Dialect::Anthropic && ep.provider == Provider::Vertex {
+    // Claude on Vertex and Bedrock takes its version in the body (their adapters write it);
+    // Bedrock its betas too.
+    if ep.provider == Provider::Bedrock {
+    } else if ep.dialect == Dialect::Anthropic && ep.provider == Provider::Vertex {
         if client == Dialect::Anthropic
             && let Some(beta) = client_headers.get(ANTHROPIC_BETA)
         {
@@ -148,8 +195,9 @@ fn fixed_headers(dep: &Deployment) -> HeaderMap {
         })
     };
     match (dep.provider, dep.dialect) {
-        // A bearer token per call, from the Vertex adapter.
-        (Provider::Vertex, _) => {}
+        // A bearer token per call, from the Vertex adapter; Bedrock's adapter signs or adds
+        // its API key.
+        (Provider::Vertex | Provider::Bedrock, _) => {}
         (_, Dialect::Anthropic) => {
             if let Some(k) = key("") {
                 h.insert("x-api-key", k);
@@ -294,6 +342,7 @@ pub struct Endpoints {
     generate: http::Uri,
     stream: http::Uri,
     count_tokens: http::Uri,
+    embed: http::Uri,
     per_model: Option<Box<Deployment>>,
     dialect: Dialect,
     provider: Provider,
@@ -323,6 +372,7 @@ impl Endpoints {
             generate: parse(Op::Generate)?,
             stream: parse(Op::Stream)?,
             count_tokens: parse(Op::CountTokens)?,
+            embed: parse(Op::Embed)?,
             per_model: (dep.upstream_model.contains('*')
                 && url(dep, "a", Op::Generate) != url(dep, "b", Op::Generate))
             .then(|| Box::new(dep.clone())),
@@ -347,6 +397,7 @@ impl Endpoints {
             Op::Generate => self.generate.clone(),
             Op::Stream => self.stream.clone(),
             Op::CountTokens => self.count_tokens.clone(),
+            Op::Embed => self.embed.clone(),
         })
     }
 }

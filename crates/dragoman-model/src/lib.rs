@@ -47,10 +47,22 @@ pub enum Dialect {
     Responses,
     /// Google Gemini `generateContent` (the Gemini API and Vertex AI).
     Gemini,
+    /// Amazon Bedrock Converse / ConverseStream (Bedrock's own JSON, streamed as the AWS
+    /// binary event stream). Bedrock's InvokeModel speaks the model vendor's dialect instead.
+    Bedrock,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 4] = [
+    pub const ALL: [Dialect; 5] = [
+        Dialect::Anthropic,
+        Dialect::Chat,
+        Dialect::Responses,
+        Dialect::Gemini,
+        Dialect::Bedrock,
+    ];
+
+    /// The dialects clients speak: every one but Bedrock's, which only upstreams do.
+    pub const CLIENTS: [Dialect; 4] = [
         Dialect::Anthropic,
         Dialect::Chat,
         Dialect::Responses,
@@ -63,7 +75,7 @@ impl Dialect {
     pub fn upstream_error_status(self, kind: ErrorKind, upstream: Option<u16>) -> Option<u16> {
         match self {
             Dialect::Anthropic => Some(kind.status()),
-            Dialect::Chat | Dialect::Responses | Dialect::Gemini => upstream,
+            Dialect::Chat | Dialect::Responses | Dialect::Gemini | Dialect::Bedrock => upstream,
         }
     }
 
@@ -71,8 +83,10 @@ impl Dialect {
     pub fn rate_limit_headers(self) -> RateLimitHeaders {
         match self {
             Dialect::Anthropic => RateLimitHeaders::Anthropic,
-            // Google sends no rate-limit headers; the OpenAI form is the common one.
-            Dialect::Chat | Dialect::Responses | Dialect::Gemini => RateLimitHeaders::OpenAi,
+            // Google and AWS send no rate-limit headers; the OpenAI form is the common one.
+            Dialect::Chat | Dialect::Responses | Dialect::Gemini | Dialect::Bedrock => {
+                RateLimitHeaders::OpenAi
+            }
         }
     }
 
@@ -82,22 +96,36 @@ impl Dialect {
             Dialect::Chat => "chat",
             Dialect::Responses => "responses",
             Dialect::Gemini => "gemini",
+            Dialect::Bedrock => "bedrock",
         }
     }
 
-    /// The provider family whose opaque reasoning this dialect's upstreams accept.
+    /// The provider family whose opaque reasoning this dialect's upstreams accept. Bedrock's
+    /// reasoning blocks are Claude's: its signatures and redacted data are Anthropic's own and
+    /// are accepted across Anthropic's API, Bedrock and Vertex, so they travel natively.
     pub fn family(self) -> Family {
         match self {
-            Dialect::Anthropic => Family::Anthropic,
+            Dialect::Anthropic | Dialect::Bedrock => Family::Anthropic,
             Dialect::Chat | Dialect::Responses => Family::OpenAi,
             Dialect::Gemini => Family::Google,
         }
     }
 
-    /// Whether requests name their model in the body; Gemini names it in the URL path
-    /// (`/v1beta/models/{model}:generateContent`), and its codec leaves `model` empty.
+    /// Whether requests name their model in the body; Gemini and Bedrock name it in the URL
+    /// path (`/v1beta/models/{model}:generateContent`, `/model/{modelId}/converse`), and their
+    /// codecs leave `model` empty.
     pub fn model_in_body(self) -> bool {
-        self != Dialect::Gemini
+        !matches!(self, Dialect::Gemini | Dialect::Bedrock)
+    }
+
+    /// How the dialect's streams are cut into events on the wire.
+    pub fn framing(self) -> Framing {
+        match self {
+            Dialect::Bedrock => Framing::EventStream,
+            Dialect::Anthropic | Dialect::Chat | Dialect::Responses | Dialect::Gemini => {
+                Framing::Sse
+            }
+        }
     }
 
     /// Whether the dialect declares freeform (custom) tools; where it does not, they travel as
@@ -115,8 +143,9 @@ impl std::str::FromStr for Dialect {
             "chat" | "openai-chat" | "chat_completions" => Ok(Dialect::Chat),
             "responses" | "openai-responses" => Ok(Dialect::Responses),
             "gemini" | "google" => Ok(Dialect::Gemini),
+            "bedrock" | "converse" => Ok(Dialect::Bedrock),
             other => Err(format!(
-                "unknown dialect `{other}` (expected anthropic, chat, responses or gemini)"
+                "unknown dialect `{other}` (expected anthropic, chat, responses, gemini or bedrock)"
             )),
         }
     }
@@ -126,6 +155,18 @@ impl std::fmt::Display for Dialect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How a stream's bytes are cut into events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// Server-sent events (`text/event-stream`).
+    Sse,
+    /// AWS's binary `application/vnd.amazon.eventstream` messages, one event each.
+    EventStream,
+    /// Event-stream `chunk` messages each carrying one base64 event of the dialect inside
+    /// (Bedrock's InvokeModelWithResponseStream).
+    EventStreamChunks,
 }
 
 /// The rate-limit headers a family of clients reads.

@@ -149,3 +149,25 @@ proptest! {
         prop_assert_eq!(u.input_total(), Some(prompt));
     }
 }
+
+#[test]
+fn bedrock_dialect_names_family_and_url_model() {
+    use crate::{Dialect, Family};
+    assert_eq!("bedrock".parse::<Dialect>(), Ok(Dialect::Bedrock));
+    assert_eq!("converse".parse::<Dialect>(), Ok(Dialect::Bedrock));
+    assert_eq!(Dialect::Bedrock.as_str(), "bedrock");
+    assert_eq!(
+        Dialect::Bedrock.to_string().parse::<Dialect>(),
+        Ok(Dialect::Bedrock)
+    );
+    assert_eq!(Dialect::Bedrock.family(), Family::Anthropic);
+    assert!(!Dialect::Bedrock.model_in_body());
+    assert!(Dialect::Anthropic.model_in_body());
+    assert!(!Dialect::Bedrock.has_freeform_tools());
+    assert!(Dialect::ALL.contains(&Dialect::Bedrock));
+    assert!(
+        Dialect::ALL
+            .iter()
+            .all(|d| d.as_str().parse::<Dialect>() == Ok(*d))
+    );
+}

@@ -12,6 +12,9 @@
 
 #![allow(clippy::panic)]
 
+mod aws;
+mod embed;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +28,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use dragoman_model::{
-    Dialect, ErrorBody, ErrorKind, Losses, Part, ReasoningSeal, StopReason, StreamEvent,
+    Dialect, ErrorBody, ErrorKind, Framing, Losses, Part, ReasoningSeal, StopReason, StreamEvent,
     StreamOptions, ToolKind, Usage,
 };
 use dragoman_translate as hub;
@@ -106,6 +109,8 @@ impl MockUpstream {
                 "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{*target}",
                 post(vertex_claude),
             )
+            .route("/model/{id}/{action}", post(aws::bedrock))
+            .route("/v1/embeddings", post(embed::openai))
             .route("/mock/requests", axum::routing::get(recorded))
             .with_state(state.clone());
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
@@ -265,6 +270,9 @@ async fn gemini(
     let Some((model, action)) = target.rsplit_once(':') else {
         return (StatusCode::NOT_FOUND, "no operation").into_response();
     };
+    if action == "batchEmbedContents" || action == "predict" {
+        return embed::google(s, action, req).await;
+    }
     if action == "countTokens" {
         let (parts, body) = req.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -281,7 +289,7 @@ async fn gemini(
     }
     let stream = action == "streamGenerateContent";
     let model = model.to_owned();
-    serve_as(s, Dialect::Gemini, req, Some((model, stream))).await
+    serve_as(s, Dialect::Gemini, req, Some((model, stream)), Framing::Sse).await
 }
 async fn count(State(s): State<Arc<MockState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -300,7 +308,7 @@ async fn count(State(s): State<Arc<MockState>>, req: Request) -> Response {
 }
 
 async fn serve(state: Arc<MockState>, dialect: Dialect, req: Request) -> Response {
-    serve_as(state, dialect, req, None).await
+    serve_as(state, dialect, req, None, dialect.framing()).await
 }
 
 /// Serves one request; `path` is the model and stream flag a dialect gives in its URL.
@@ -309,6 +317,7 @@ async fn serve_as(
     dialect: Dialect,
     req: Request,
     path: Option<(String, bool)>,
+    framing: Framing,
 ) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -329,7 +338,7 @@ async fn serve_as(
         )
     });
     let mut body = body;
-    if dialect == Dialect::Gemini
+    if !dialect.model_in_body()
         && let Some(o) = body.as_object_mut()
     {
         // What the scripts read of any request.
@@ -345,7 +354,7 @@ async fn serve_as(
         };
     }
     let scenario = model.strip_prefix("script/").unwrap_or("text");
-    scripted(state, dialect, scenario, stream, &body).await
+    scripted(state, dialect, scenario, stream, &body, framing).await
 }
 
 fn fixture(state: Arc<MockState>, dialect: Dialect, name: &str, stream: bool) -> Response {
@@ -494,6 +503,7 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
             Dialect::Chat => "chatcmpl-mock1".into(),
             Dialect::Responses => "resp_mock_1".into(),
             Dialect::Gemini => "gemini_mock_1".into(),
+            Dialect::Bedrock => "bedrock_mock_1".into(),
         },
         model: request["model"].as_str().unwrap_or("mock").to_owned(),
         content,
@@ -567,6 +577,7 @@ async fn scripted(
     scenario: &str,
     stream: bool,
     request: &Value,
+    framing: Framing,
 ) -> Response {
     let error_answer = |kind: ErrorKind, status: u16, retry_after: Option<&'static str>| {
         let (_, body) =
@@ -688,7 +699,7 @@ async fn scripted(
         .iter()
         .map(|e| {
             let mut b = Vec::new();
-            dragoman_sse::encode(e, &mut b);
+            hub::write_event(framing, e, &mut b);
             Bytes::from(b)
         })
         .collect();
@@ -697,7 +708,14 @@ async fn scripted(
     } else {
         Duration::ZERO
     };
-    sse_response(state, chunks, delay, finish)
+    let mut r = sse_response(state, chunks, delay, finish);
+    if framing != Framing::Sse {
+        r.headers_mut().insert(
+            http_ct(),
+            HeaderValue::from_static("application/vnd.amazon.eventstream"),
+        );
+    }
+    r
 }
 
 /// An upstream misbehaving: `fault/<name>` as the upstream model. Streams are the scripted
@@ -772,6 +790,11 @@ impl Fault {
     /// Whether `upstream` can have this fault in this form (the last two are Responses
     /// answers; a pause inside an event needs a stream).
     pub fn applies(self, upstream: Dialect, stream: bool) -> bool {
+        // The faults are written as SSE damage; the binary event stream's own damage (any
+        // split, any flipped bit) is proven by dragoman-eventstream's property tests.
+        if upstream.framing() != Framing::Sse {
+            return false;
+        }
         match self {
             Fault::Failed => upstream == Dialect::Responses,
             // A completed stream with no output passes as the upstream said; only a whole

@@ -5,12 +5,13 @@
 //! canonical, encode canonical into B"; there is no pairwise code to get wrong for one pair only.
 
 use dragoman_model::{
-    DecodeError, Dialect, ErrorBody, GrammarError, Losses, Request, Response, StreamEvent,
+    DecodeError, Dialect, ErrorBody, Framing, GrammarError, Losses, Request, Response, StreamEvent,
     StreamOptions,
 };
 use dragoman_sse as sse;
 use serde_json::Value;
 
+mod framing;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ pub fn decode_request(
         Dialect::Chat => dragoman_openai_chat::decode_request(body, losses),
         Dialect::Responses => dragoman_openai_responses::decode_request(body, losses),
         Dialect::Gemini => dragoman_gemini::decode_request(body, losses),
+        Dialect::Bedrock => dragoman_bedrock::decode_request(body, losses),
     }
 }
 
@@ -42,7 +44,7 @@ pub fn unresolvable_items(from: Dialect, to: Dialect, req: &Request) -> Vec<Stri
             .into_iter()
             .map(|id| format!("item_reference `{id}`"))
             .collect(),
-        Dialect::Anthropic | Dialect::Chat | Dialect::Gemini => Vec::new(),
+        Dialect::Anthropic | Dialect::Chat | Dialect::Gemini | Dialect::Bedrock => Vec::new(),
     }
 }
 
@@ -56,7 +58,7 @@ pub fn decode_count_request(
     match d {
         Dialect::Anthropic => dragoman_anthropic::decode_count_request(body, losses),
         Dialect::Gemini => dragoman_gemini::decode_count_request(body, losses),
-        Dialect::Chat | Dialect::Responses => decode_request(d, body, losses),
+        Dialect::Chat | Dialect::Responses | Dialect::Bedrock => decode_request(d, body, losses),
     }
 }
 
@@ -64,7 +66,7 @@ pub fn decode_count_request(
 pub fn encode_token_count(d: Dialect, n: u64) -> Value {
     match d {
         Dialect::Gemini => dragoman_gemini::encode_token_count(n),
-        Dialect::Anthropic | Dialect::Chat | Dialect::Responses => {
+        Dialect::Anthropic | Dialect::Chat | Dialect::Responses | Dialect::Bedrock => {
             dragoman_anthropic::encode_token_count(n)
         }
     }
@@ -76,7 +78,7 @@ pub fn encode_token_count(d: Dialect, n: u64) -> Value {
 pub fn replay_reasoning(d: Dialect, req: &mut Request, field: &str) {
     match d {
         Dialect::Chat => dragoman_openai_chat::replay_reasoning(req, field),
-        Dialect::Anthropic | Dialect::Responses | Dialect::Gemini => {}
+        Dialect::Anthropic | Dialect::Responses | Dialect::Gemini | Dialect::Bedrock => {}
     }
 }
 
@@ -87,6 +89,7 @@ pub fn encode_request(d: Dialect, req: &Request, losses: &mut Losses) -> Value {
         Dialect::Chat => dragoman_openai_chat::encode_request(req, losses),
         Dialect::Responses => dragoman_openai_responses::encode_request(req, losses),
         Dialect::Gemini => dragoman_gemini::encode_request(req, losses),
+        Dialect::Bedrock => dragoman_bedrock::encode_request(req, losses),
     }
 }
 
@@ -101,6 +104,7 @@ pub fn decode_response(
         Dialect::Chat => dragoman_openai_chat::decode_response(body, losses),
         Dialect::Responses => dragoman_openai_responses::decode_response(body, losses),
         Dialect::Gemini => dragoman_gemini::decode_response(body, losses),
+        Dialect::Bedrock => dragoman_bedrock::decode_response(body, losses),
     }
 }
 
@@ -116,6 +120,7 @@ pub fn check_response(
         Dialect::Chat => dragoman_openai_chat::check_response(body),
         Dialect::Responses => dragoman_openai_responses::check_response(body),
         Dialect::Gemini => dragoman_gemini::check_response(body),
+        Dialect::Bedrock => dragoman_bedrock::check_response(body),
     }
 }
 
@@ -126,6 +131,7 @@ pub fn decode_response_usage(d: Dialect, body: &[u8]) -> Option<dragoman_model::
         Dialect::Chat => dragoman_openai_chat::decode_response_usage(body),
         Dialect::Responses => dragoman_openai_responses::decode_response_usage(body),
         Dialect::Gemini => dragoman_gemini::decode_response_usage(body),
+        Dialect::Bedrock => dragoman_bedrock::decode_response_usage(body),
     }
 }
 
@@ -136,6 +142,7 @@ pub fn encode_response(d: Dialect, resp: &Response, losses: &mut Losses) -> Valu
         Dialect::Chat => dragoman_openai_chat::encode_response(resp, losses),
         Dialect::Responses => dragoman_openai_responses::encode_response(resp, losses),
         Dialect::Gemini => dragoman_gemini::encode_response(resp, losses),
+        Dialect::Bedrock => dragoman_bedrock::encode_response(resp, losses),
     }
 }
 
@@ -147,6 +154,7 @@ pub fn decode_error(d: Dialect, status: Option<u16>, body: &[u8]) -> ErrorBody {
         Dialect::Chat => dragoman_openai_chat::decode_error(status, body),
         Dialect::Responses => dragoman_openai_responses::decode_error(status, body),
         Dialect::Gemini => dragoman_gemini::decode_error(status, body),
+        Dialect::Bedrock => dragoman_bedrock::decode_error(status, body),
     }
 }
 
@@ -157,6 +165,7 @@ pub fn encode_error(d: Dialect, err: &ErrorBody) -> (u16, Value) {
         Dialect::Chat => dragoman_openai_chat::encode_error(err),
         Dialect::Responses => dragoman_openai_responses::encode_error(err),
         Dialect::Gemini => dragoman_gemini::encode_error(err),
+        Dialect::Bedrock => dragoman_bedrock::encode_error(err),
     }
 }
 
@@ -184,16 +193,19 @@ pub fn translate_response(
 
 /// The upstream's error when a stream opens with one before any content (Anthropic's
 /// `overloaded_error` after a 200, say): nothing has reached the client yet, so the caller may
-/// still try elsewhere. `chunk` is the first read of the body; events it cuts short are not
-/// looked at.
-pub fn stream_opening_error(d: Dialect, chunk: &[u8]) -> Option<ErrorBody> {
-    let mut framing = sse::Decoder::new();
+/// still try elsewhere. `chunk` is the first read of the body, framed as `framing`; events it
+/// cuts short are not looked at.
+pub fn stream_opening_error(d: Dialect, framing: Framing, chunk: &[u8]) -> Option<ErrorBody> {
+    let mut frames = framing::Frames::new(framing);
     let mut events = Vec::new();
     // A first read that does not even frame is the relay's problem to report, not a retry.
-    framing.push(chunk, &mut events).ok()?;
+    frames.push(chunk, &mut events).ok()?;
     let mut dec = StreamDecoder::new(d);
     let mut out = Vec::new();
     for ev in &events {
+        if let Some(e) = frames.exception(ev) {
+            return Some(e);
+        }
         dec.push(ev, &mut out).ok()?;
         for e in out.drain(..) {
             match e {
@@ -213,6 +225,7 @@ pub enum StreamDecoder {
     Chat(dragoman_openai_chat::StreamDecoder),
     Responses(dragoman_openai_responses::StreamDecoder),
     Gemini(dragoman_gemini::StreamDecoder),
+    Bedrock(dragoman_bedrock::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -226,6 +239,7 @@ impl StreamDecoder {
                 StreamDecoder::Responses(dragoman_openai_responses::StreamDecoder::new())
             }
             Dialect::Gemini => StreamDecoder::Gemini(dragoman_gemini::StreamDecoder::new()),
+            Dialect::Bedrock => StreamDecoder::Bedrock(dragoman_bedrock::StreamDecoder::new()),
         }
     }
 
@@ -235,6 +249,7 @@ impl StreamDecoder {
             StreamDecoder::Chat(d) => d.push(ev, out),
             StreamDecoder::Responses(d) => d.push(ev, out),
             StreamDecoder::Gemini(d) => d.push(ev, out),
+            StreamDecoder::Bedrock(d) => d.push(ev, out),
         }
     }
 
@@ -244,6 +259,7 @@ impl StreamDecoder {
             StreamDecoder::Chat(d) => d.finish(out),
             StreamDecoder::Responses(d) => d.finish(out),
             StreamDecoder::Gemini(d) => d.finish(out),
+            StreamDecoder::Bedrock(d) => d.finish(out),
         }
     }
 
@@ -255,6 +271,7 @@ impl StreamDecoder {
             StreamDecoder::Chat(d) => d.is_error_trailer(ev),
             StreamDecoder::Responses(d) => d.is_error_trailer(ev),
             StreamDecoder::Gemini(d) => d.is_error_trailer(ev),
+            StreamDecoder::Bedrock(d) => d.is_error_trailer(ev),
         }
     }
 }
@@ -267,6 +284,7 @@ pub enum StreamEncoder {
     Chat(dragoman_openai_chat::StreamEncoder),
     Responses(dragoman_openai_responses::StreamEncoder),
     Gemini(dragoman_gemini::StreamEncoder),
+    Bedrock(dragoman_bedrock::StreamEncoder),
 }
 
 impl StreamEncoder {
@@ -280,6 +298,7 @@ impl StreamEncoder {
                 StreamEncoder::Responses(dragoman_openai_responses::StreamEncoder::new(opts))
             }
             Dialect::Gemini => StreamEncoder::Gemini(dragoman_gemini::StreamEncoder::new(opts)),
+            Dialect::Bedrock => StreamEncoder::Bedrock(dragoman_bedrock::StreamEncoder::new(opts)),
         }
     }
 
@@ -289,6 +308,7 @@ impl StreamEncoder {
             StreamEncoder::Chat(e) => e.push(ev, out, losses),
             StreamEncoder::Responses(e) => e.push(ev, out, losses),
             StreamEncoder::Gemini(e) => e.push(ev, out, losses),
+            StreamEncoder::Bedrock(e) => e.push(ev, out, losses),
         }
     }
 
@@ -300,6 +320,7 @@ impl StreamEncoder {
             StreamEncoder::Chat(e) => e.continue_after(last),
             StreamEncoder::Responses(e) => e.continue_after(last),
             StreamEncoder::Gemini(e) => e.continue_after(last),
+            StreamEncoder::Bedrock(e) => e.continue_after(last),
         }
     }
 
@@ -309,6 +330,7 @@ impl StreamEncoder {
             StreamEncoder::Chat(e) => e.finish(out, losses),
             StreamEncoder::Responses(e) => e.finish(out, losses),
             StreamEncoder::Gemini(e) => e.finish(out, losses),
+            StreamEncoder::Bedrock(e) => e.finish(out, losses),
         }
     }
 }
@@ -320,6 +342,7 @@ pub enum Validator {
     Chat(dragoman_openai_chat::Validator),
     Responses(dragoman_openai_responses::Validator),
     Gemini(dragoman_gemini::Validator),
+    Bedrock(dragoman_bedrock::Validator),
 }
 
 impl Validator {
@@ -329,6 +352,7 @@ impl Validator {
             Dialect::Chat => Validator::Chat(dragoman_openai_chat::Validator::new()),
             Dialect::Responses => Validator::Responses(dragoman_openai_responses::Validator::new()),
             Dialect::Gemini => Validator::Gemini(dragoman_gemini::Validator::new()),
+            Dialect::Bedrock => Validator::Bedrock(dragoman_bedrock::Validator::new()),
         }
     }
 
@@ -338,6 +362,7 @@ impl Validator {
             Validator::Chat(v) => v.push(ev),
             Validator::Responses(v) => v.push(ev),
             Validator::Gemini(v) => v.push(ev),
+            Validator::Bedrock(v) => v.push(ev),
         }
     }
 
@@ -347,6 +372,7 @@ impl Validator {
             Validator::Chat(v) => v.finish(),
             Validator::Responses(v) => v.finish(),
             Validator::Gemini(v) => v.finish(),
+            Validator::Bedrock(v) => v.finish(),
         }
     }
 }
@@ -366,6 +392,8 @@ pub enum StreamError {
     #[error("sse framing: {0}")]
     Framing(#[from] sse::SseError),
     #[error("{0}")]
+    EventStream(#[from] dragoman_eventstream::FrameError),
+    #[error("{0}")]
     Decode(#[from] DecodeError),
 }
 
@@ -373,7 +401,9 @@ pub enum StreamError {
 /// input event is translated and written as soon as it arrives, nothing is held back beyond
 /// what the target grammar forces (blocks that cannot interleave).
 pub struct StreamTranslator {
-    framing: sse::Decoder,
+    framing: framing::Frames,
+    /// The target's framing.
+    out_framing: Framing,
     decoder: StreamDecoder,
     encoder: StreamEncoder,
     sse_events: Vec<sse::Event>,
@@ -618,7 +648,8 @@ impl Observed {
 impl StreamTranslator {
     pub fn new(from: Dialect, to: Dialect, opts: StreamOptions) -> Self {
         StreamTranslator {
-            framing: sse::Decoder::new(),
+            framing: framing::Frames::new(from.framing()),
+            out_framing: to.framing(),
             decoder: StreamDecoder::new(from),
             encoder: StreamEncoder::new(to, opts),
             sse_events: Vec::new(),
@@ -639,6 +670,13 @@ impl StreamTranslator {
         self
     }
 
+    /// Reads the upstream in `f` rather than its dialect's own framing (Claude's events inside
+    /// Bedrock's event-stream chunks).
+    pub fn with_input_framing(mut self, f: Framing) -> Self {
+        self.framing = framing::Frames::new(f);
+        self
+    }
+
     /// What the stream has said so far.
     pub fn observed(&self) -> &Observed {
         &self.observed
@@ -653,12 +691,15 @@ impl StreamTranslator {
                 .push(&StreamEvent::Ping, &mut self.encoded, losses);
             if !self.encoded.is_empty() {
                 for e in &self.encoded {
-                    sse::encode(e, out);
+                    framing::write(self.out_framing, e, out);
                 }
                 return;
             }
         }
-        sse::comment("keep-alive", out);
+        // Only SSE has comments; a binary stream's client waits silently.
+        if self.out_framing == Framing::Sse {
+            sse::comment("keep-alive", out);
+        }
     }
 
     /// Translates the complete events in `bytes`, appending target bytes to `out`. On malformed
@@ -680,7 +721,7 @@ impl StreamTranslator {
                 out,
                 losses,
             );
-            return Err(e.into());
+            return Err(e);
         }
         self.translate_pending(out, losses)
     }
@@ -698,7 +739,7 @@ impl StreamTranslator {
                 out,
                 losses,
             );
-            return Err(e.into());
+            return Err(e);
         }
         self.translate_pending(out, losses)?;
         self.canonical.clear();
@@ -712,7 +753,7 @@ impl StreamTranslator {
         self.encoded.clear();
         self.encoder.finish(&mut self.encoded, losses);
         for e in &self.encoded {
-            sse::encode(e, out);
+            framing::write(self.out_framing, e, out);
         }
         Ok(())
     }
@@ -736,6 +777,10 @@ impl StreamTranslator {
     ) -> Result<(), StreamError> {
         let events = std::mem::take(&mut self.sse_events);
         for ev in &events {
+            if let Some(error) = self.framing.exception(ev) {
+                self.fail(error, out, losses);
+                break;
+            }
             self.canonical.clear();
             if let Err(e) = self.decoder.push(ev, &mut self.canonical) {
                 self.emit(out, losses);
@@ -765,7 +810,7 @@ impl StreamTranslator {
             self.encoder.push(ev, &mut self.encoded, losses);
         }
         for e in &self.encoded {
-            sse::encode(e, out);
+            framing::write(self.out_framing, e, out);
         }
     }
 }
@@ -1011,9 +1056,32 @@ impl PassthroughTap {
 /// own bound on a line or an event's data).
 const MAX_HELD_BYTES: usize = sse::DEFAULT_MAX_EVENT_BYTES;
 
+/// Writes one event in framing `f` (what an upstream of that framing would send).
+pub fn write_event(f: Framing, ev: &sse::Event, out: &mut Vec<u8>) {
+    framing::write(f, ev, out);
+}
+
+/// Cuts a whole stream of dialect `d`, in its own framing, into its events.
+pub fn decode_events(d: Dialect, bytes: &[u8]) -> Result<Vec<sse::Event>, StreamError> {
+    let mut frames = framing::Frames::new(d.framing());
+    let mut events = Vec::new();
+    frames.push(bytes, &mut events)?;
+    frames.finish(&mut events)?;
+    Ok(events)
+}
+
+/// Writes events of dialect `d` in its own framing.
+pub fn encode_events<'a>(d: Dialect, events: impl IntoIterator<Item = &'a sse::Event>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        framing::write(d.framing(), e, &mut out);
+    }
+    out
+}
+
 /// Decodes a whole stream of dialect `d` into canonical events.
 pub fn decode_stream(d: Dialect, bytes: &[u8]) -> Result<Vec<StreamEvent>, StreamError> {
-    let events = sse::decode_all(bytes)?;
+    let events = decode_events(d, bytes)?;
     let mut dec = StreamDecoder::new(d);
     let mut out = Vec::new();
     for e in &events {

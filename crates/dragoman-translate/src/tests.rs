@@ -38,7 +38,7 @@ fn run(
         include_usage: true,
     };
     let out = translate_stream(from, to, bytes, opts, &mut losses).unwrap();
-    let events = dragoman_sse::decode_all(&out).unwrap();
+    let events = decode_events(to, &out).unwrap();
     validate(to, &events)
         .unwrap_or_else(|e| panic!("{to} grammar: {e}\n{}", String::from_utf8_lossy(&out)));
     (events, losses)
@@ -420,7 +420,7 @@ fn garbled_tool_arguments_end_the_stream_with_an_error_not_a_tool_turn() {
     ];
     for target in Dialect::ALL {
         let (events, _) = run(Dialect::Chat, target, &sse_data(&chunks, true), None);
-        let back = decode_stream(target, &dragoman_sse::encode_all(&events)).unwrap();
+        let back = decode_stream(target, &encode_events(target, &events)).unwrap();
         assert!(
             matches!(back.last(), Some(dragoman_model::StreamEvent::Error { .. })),
             "{target}: {back:?}"

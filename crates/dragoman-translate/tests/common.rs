@@ -180,15 +180,19 @@ pub fn check_usage(target: Dialect, src: &Usage, dst: &Usage) -> Result<(), Stri
             (r, _) => r,
         };
         pairs.push(("reasoning", clamped, dst.reasoning));
-    } else if target != Dialect::Anthropic {
+    } else if !matches!(target, Dialect::Anthropic | Dialect::Bedrock) {
         pairs.push(("reasoning", src.reasoning, dst.reasoning));
     } else {
+        // Neither reports a reasoning count; both split cache writes by TTL.
         pairs.push(("cache_write_5m", src.cache_write_5m, dst.cache_write_5m));
         pairs.push(("cache_write_1h", src.cache_write_1h, dst.cache_write_1h));
     }
     for (n, a, b) in pairs {
-        // An Anthropic client is told a local prompt estimate when the upstream never said.
-        let estimated = target == Dialect::Anthropic && n == "input_uncached" && a.is_none();
+        // An Anthropic (or Bedrock) stream is told a local prompt estimate when the upstream
+        // never said.
+        let estimated = matches!(target, Dialect::Anthropic | Dialect::Bedrock)
+            && n == "input_uncached"
+            && a.is_none();
         if z(a) != z(b) && !estimated {
             return Err(format!("usage {n}: source {a:?}, through {target} {b:?}"));
         }

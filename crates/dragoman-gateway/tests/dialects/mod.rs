@@ -30,6 +30,7 @@ pub fn path_and_body(d: Dialect, body: &Value) -> (String, Value) {
                 b,
             )
         }
+        Dialect::Bedrock => panic!("no client speaks Bedrock"),
     }
 }
 
@@ -43,6 +44,7 @@ pub fn body(client: Dialect, model: &str, stream: bool) -> Value {
         Dialect::Responses => json!({"model": model, "stream": stream, "input": "Say hello"}),
         Dialect::Gemini => json!({"model": model, "stream": stream,
             "contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}),
+        Dialect::Bedrock => panic!("no client speaks Bedrock"),
     }
 }
 
@@ -84,6 +86,7 @@ pub fn usage_of(client: Dialect, v: &Value) -> (u64, u64, u64) {
                 n(&u["candidatesTokenCount"]) + u["thoughtsTokenCount"].as_u64().unwrap_or(0),
             )
         }
+        Dialect::Bedrock => panic!("no client speaks Bedrock"),
     }
 }
 
@@ -114,6 +117,7 @@ pub fn text_of(client: Dialect, v: &Value) -> String {
             .filter(|p| p["thought"] != true)
             .filter_map(|p| p["text"].as_str())
             .collect(),
+        Dialect::Bedrock => panic!("no client speaks Bedrock"),
     }
 }
 
@@ -163,5 +167,6 @@ pub fn stream_usage(
                 .unwrap();
             (usage_of(client, &last), None)
         }
+        Dialect::Bedrock => panic!("no client speaks Bedrock"),
     }
 }

@@ -28,6 +28,7 @@ fn fault_prefix(d: Dialect) -> &'static str {
         Dialect::Chat => "fc",
         Dialect::Responses => "fr",
         Dialect::Gemini => "fg",
+        Dialect::Bedrock => "fb",
     }
 }
 
@@ -82,12 +83,14 @@ fn judge_stream(client: Dialect, bytes: &[u8]) -> Result<Seen, String> {
         Dialect::Responses => {
             matches!(e.event.as_deref(), Some("error") | Some("response.failed"))
         }
+        Dialect::Bedrock => e.name().ends_with("Exception"),
     };
     let is_success = |e: &dragoman_sse::Event| match client {
         Dialect::Anthropic => e.event.as_deref() == Some("message_stop"),
         Dialect::Chat => e.data.trim() == "[DONE]",
         Dialect::Responses => e.event.as_deref() == Some("response.completed"),
         Dialect::Gemini => e.data.contains("\"finishReason\""),
+        Dialect::Bedrock => e.name() == "metadata",
     };
     let errors: Vec<usize> = (0..events.len())
         .filter(|&i| is_error(&events[i]))
@@ -161,7 +164,7 @@ async fn every_fault_gives_the_whole_answer_or_exactly_one_error_ending() {
                 if !fault.applies(up, stream) {
                     continue;
                 }
-                for client in Dialect::ALL {
+                for client in Dialect::CLIENTS {
                     cases.push((fault, up, stream, client));
                 }
             }
