@@ -803,8 +803,13 @@ fn deployment(
             let (api, id) = bedrock_api(&upstream_model);
             upstream_model = id;
             match api {
-                BedrockApi::Invoke if is_claude(&upstream_model) => Dialect::Anthropic,
+                // A wildcard forced to InvokeModel serves the Claude ids it is asked for.
                 BedrockApi::Invoke if mode.as_deref() == Some("embedding") => Dialect::Bedrock,
+                BedrockApi::Invoke
+                    if is_claude(&upstream_model) || upstream_model.contains('*') =>
+                {
+                    Dialect::Anthropic
+                }
                 BedrockApi::Invoke => {
                     return Ok(Entry::Skipped(format!(
                         "`{model}`: InvokeModel is served for Claude models only; other Bedrock chat models are served through Converse (bedrock/converse/…)"

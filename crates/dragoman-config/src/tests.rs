@@ -186,11 +186,11 @@ model_list:
     model_info: {base_model: azure/gpt-4o, max_input_tokens: 128000}
   - model_name: gpt-4o
     litellm_params: {model: azure/gpt-4o-eu, api_base: "https://eu.example", api_key: sk-b, api_version: "2024-10-21", rpm: 100}
-  - model_name: bedrock
-    litellm_params: {model: bedrock/anthropic.claude-3-haiku, api_key: g}
-  - model_name: embed
-    litellm_params: {model: openai/text-embedding-3-small}
-    model_info: {mode: embedding}
+  - model_name: sagemaker
+    litellm_params: {model: sagemaker/jumpstart-llama, api_key: g}
+  - model_name: images
+    litellm_params: {model: openai/dall-e-3}
+    model_info: {mode: image_generation}
   - model_name: small
     litellm_params: {model: openai/gpt-4o-mini}
 litellm_settings:
@@ -252,8 +252,8 @@ fn a_router_section_is_honoured_and_every_ignored_key_named() {
     assert_eq!(r.health_check_interval, Some(Duration::from_secs(60)));
     let w = c.warnings.join("\n");
     for named in [
-        "model_list[2]: skipped: `bedrock/anthropic.claude-3-haiku`",
-        "model_list[3]: skipped: model_info.mode `embedding`",
+        "model_list[2]: skipped: `sagemaker/jumpstart-llama`",
+        "model_list[3]: skipped: model_info.mode `image_generation`",
         "litellm_settings.success_callback is not supported yet",
         "router_settings.allowed_fails_policy.BadRequestErrorAllowedFails is ignored",
         "model_list[0].model_info.max_input_tokens is informational",
@@ -270,7 +270,7 @@ fn a_router_section_is_honoured_and_every_ignored_key_named() {
 fn strict_refuses_what_it_would_skip() {
     let e = parse_with(ROUTED, &env, ParseOptions { strict: true }).unwrap_err();
     assert_eq!(e.path, "model_list[2]");
-    assert!(e.message.contains("bedrock"), "{e}");
+    assert!(e.message.contains("sagemaker"), "{e}");
 }
 
 #[test]
@@ -355,4 +355,161 @@ fn fastrand_u64() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The LiteLLM configs that used to stop or shrink the gateway (Bedrock + Azure + embeddings;
+/// Vertex + Gemini + Anthropic; vLLM + Responses + embeddings) now serve every entry.
+#[test]
+fn realistic_mixed_configs_serve_every_model() {
+    let dir = std::env::temp_dir().join(format!("dragoman-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("sa.json");
+    std::fs::write(
+        &key,
+        r#"{"type": "service_account", "project_id": "p1", "client_email": "a@p1.iam.gserviceaccount.com", "private_key": "x"}"#,
+    )
+    .unwrap();
+    let configs = [
+        r#"
+model_list:
+  - model_name: claude-sonnet
+    litellm_params: {model: bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0, aws_region_name: us-east-1, aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID, aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY}
+  - model_name: nova
+    litellm_params: {model: bedrock/converse/amazon.nova-pro-v1:0, aws_region_name: eu-west-1}
+  - model_name: gpt-4o
+    litellm_params: {model: azure/gpt-4o, api_base: "https://x.openai.azure.com", api_key: k, api_version: "2024-10-21"}
+  - model_name: titan
+    litellm_params: {model: bedrock/amazon.titan-embed-text-v2:0}
+    model_info: {mode: embedding}
+  - model_name: ada
+    litellm_params: {model: azure/text-embedding-3-large, api_base: "https://x.openai.azure.com", api_key: k, api_version: "2024-10-21"}
+    model_info: {mode: embedding}
+"#
+        .to_owned(),
+        format!(
+            r#"
+model_list:
+  - model_name: gemini-pro
+    litellm_params: {{model: vertex_ai/gemini-2.5-pro, vertex_project: p1, vertex_location: us-central1, vertex_credentials: "{}"}}
+  - model_name: gemini-flash
+    litellm_params: {{model: gemini/gemini-2.5-flash, api_key: g}}
+  - model_name: claude
+    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_key: a}}
+  - model_name: vertex-embed
+    litellm_params: {{model: vertex_ai/text-embedding-005, vertex_project: p1, vertex_credentials: "{}"}}
+    model_info: {{mode: embedding}}
+"#,
+            key.display(),
+            key.display()
+        ),
+        r#"
+model_list:
+  - model_name: llama
+    litellm_params: {model: hosted_vllm/meta-llama/Llama-3.1-8B-Instruct, api_base: "http://vllm:8000/v1"}
+  - model_name: o4-mini
+    litellm_params: {model: openai/o4-mini, api_key: k}
+    model_info: {mode: responses}
+  - model_name: bge
+    litellm_params: {model: hosted_vllm/BAAI/bge-m3, api_base: "http://vllm:8000/v1"}
+    model_info: {mode: embedding}
+"#
+        .to_owned(),
+    ];
+    let env = |n: &str| match n {
+        "AWS_ACCESS_KEY_ID" => Some("AKIDENV".to_owned()),
+        "AWS_SECRET_ACCESS_KEY" => Some("env-secret".to_owned()),
+        _ => None,
+    };
+    for yaml in &configs {
+        let c = parse(yaml, &env).unwrap();
+        let entries = yaml.matches("model_name:").count();
+        assert_eq!(c.deployments.len(), entries, "{:?}", c.warnings);
+        assert!(
+            c.warnings.iter().all(|w| !w.contains("skipped")),
+            "{:?}",
+            c.warnings
+        );
+    }
+    let c = parse(&configs[0], &env).unwrap();
+    let d = &c.deployments;
+    assert_eq!(
+        (d[0].provider, d[0].dialect),
+        (Provider::Bedrock, Dialect::Anthropic)
+    );
+    assert_eq!(
+        d[0].api_base,
+        "https://bedrock-runtime.us-east-1.amazonaws.com"
+    );
+    let aws = d[0].aws.as_ref().unwrap();
+    assert_eq!(aws.access_key_id.as_deref(), Some("AKIDENV"));
+    assert_eq!(
+        aws.secret_access_key.as_ref().unwrap().expose(),
+        "env-secret"
+    );
+    assert_eq!(
+        (d[1].dialect, d[1].upstream_model.as_str()),
+        (Dialect::Bedrock, "amazon.nova-pro-v1:0")
+    );
+    assert_eq!(
+        d[1].api_base,
+        "https://bedrock-runtime.eu-west-1.amazonaws.com"
+    );
+    assert!(d[3].embedding && d[4].embedding && !d[0].embedding);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bedrock_model_strings_pick_the_api_and_region_as_litellm_does() {
+    let env = |n: &str| match n {
+        "AWS_REGION" => Some("ap-northeast-1".to_owned()),
+        "AWS_BEARER_TOKEN_BEDROCK" => Some("bedrock-api-key".to_owned()),
+        _ => None,
+    };
+    let yaml = r#"
+model_list:
+  - model_name: a
+    litellm_params: {model: bedrock/anthropic.claude-3-haiku-20240307-v1:0}
+  - model_name: b
+    litellm_params: {model: bedrock/converse/anthropic.claude-3-haiku-20240307-v1:0}
+  - model_name: c
+    litellm_params: {model: bedrock/meta.llama3-70b-instruct-v1:0}
+  - model_name: d
+    litellm_params: {model: "bedrock/arn:aws:bedrock:eu-central-1:123456789012:application-inference-profile/abc", aws_region_name: us-east-1}
+  - model_name: e
+    litellm_params: {model: bedrock/invoke/meta.llama3-70b-instruct-v1:0}
+  - model_name: f
+    litellm_params: {model: bedrock/amazon.nova-micro-v1:0, aws_bedrock_runtime_endpoint: "https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com/"}
+"#;
+    let c = parse(yaml, &env).unwrap();
+    let d = &c.deployments;
+    assert_eq!(d.len(), 5, "{:?}", c.warnings);
+    assert_eq!(d[0].dialect, Dialect::Anthropic);
+    assert_eq!(
+        d[0].api_base,
+        "https://bedrock-runtime.ap-northeast-1.amazonaws.com"
+    );
+    assert_eq!(
+        d[0].aws.as_ref().unwrap().bearer.as_ref().unwrap().expose(),
+        "bedrock-api-key"
+    );
+    assert_eq!(d[1].dialect, Dialect::Bedrock);
+    assert_eq!(d[2].dialect, Dialect::Bedrock);
+    // An ARN's own region wins.
+    assert_eq!(
+        d[3].api_base,
+        "https://bedrock-runtime.eu-central-1.amazonaws.com"
+    );
+    assert_eq!(d[3].aws.as_ref().unwrap().region, "eu-central-1");
+    // InvokeModel is served for Claude only: Llama through invoke is skipped, and says why.
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("InvokeModel is served for Claude models only")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(
+        d[4].api_base,
+        "https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+    );
 }

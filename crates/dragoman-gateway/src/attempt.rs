@@ -531,7 +531,10 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
 }
 
 /// The wire an embedding deployment speaks.
-fn embed_wire(dep: &dragoman_config::Deployment, model: &str) -> Option<dragoman_embeddings::Wire> {
+pub(crate) fn embed_wire(
+    dep: &dragoman_config::Deployment,
+    model: &str,
+) -> Option<dragoman_embeddings::Wire> {
     use dragoman_config::Provider;
     use dragoman_embeddings::Wire;
     match dep.provider {

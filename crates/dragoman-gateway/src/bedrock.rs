@@ -267,10 +267,15 @@ impl Bedrock {
             None => {
                 let (base, role) =
                     resolve_keys(aws, env).map_err(|e| format!("deployment {}: {e}", dep.id))?;
+                // The whole identity, secret included (held in memory only): two deployments
+                // that share a key id but not its secret must not share a signer.
                 let cache_key = format!(
-                    "{}|{}",
+                    "{}|{}|{}|{}|{}",
                     base.access_key_id(),
-                    role.as_ref().map_or("", |r| r.arn.as_str())
+                    base.secret_access_key(),
+                    base.session_token().unwrap_or_default(),
+                    role.as_ref().map_or("", |r| r.arn.as_str()),
+                    role.as_ref().map_or("", |r| r.session_name.as_str()),
                 );
                 let source = match sources.0.get(&cache_key) {
                     Some(s) => s.clone(),

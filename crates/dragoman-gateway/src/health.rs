@@ -91,22 +91,41 @@ async fn probe(gw: &Gateway, i: usize, client: &upstream::HttpClient) -> Probe {
     if d.upstream_model.ends_with('*') {
         return Probe::Skipped("wildcard deployment: not probed");
     }
-    let ping = br#"{"model":"probe","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}"#;
-    let mut losses = Losses::new();
-    let Ok(mut req) = hub::decode_request(Dialect::Chat, ping, &mut losses) else {
-        return Probe::Unhealthy("cannot build the probe request".into());
+    // An embedding deployment is probed with an embedding of one word, as LiteLLM does.
+    let (op, body) = if d.embedding {
+        let ping = br#"{"model":"probe","input":"ping"}"#;
+        let body = crate::attempt::embed_wire(d, &d.upstream_model).and_then(|wire| {
+            let req = dragoman_embeddings::decode_request(ping).ok()?;
+            let bodies = dragoman_embeddings::encode_request(wire, &req, &d.upstream_model).ok()?;
+            let mut first = bodies.into_iter().next()?;
+            if wire == dragoman_embeddings::Wire::OpenAi {
+                first["model"] = serde_json::Value::String(d.upstream_model.clone());
+            }
+            serde_json::to_vec(&first).ok()
+        });
+        let Some(body) = body else {
+            return Probe::Unhealthy("cannot build the embedding probe".into());
+        };
+        (Op::Embed, bytes::Bytes::from(body))
+    } else {
+        let ping =
+            br#"{"model":"probe","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}"#;
+        let mut losses = Losses::new();
+        let Ok(mut req) = hub::decode_request(Dialect::Chat, ping, &mut losses) else {
+            return Probe::Unhealthy("cannot build the probe request".into());
+        };
+        req.model = d.upstream_model.clone();
+        let body = serde_json::to_vec(&hub::encode_request(d.dialect, &req, &mut losses))
+            .unwrap_or_default();
+        (Op::Generate, bytes::Bytes::from(body))
     };
-    req.model = d.upstream_model.clone();
-    let body = bytes::Bytes::from(
-        serde_json::to_vec(&hub::encode_request(d.dialect, &req, &mut losses)).unwrap_or_default(),
-    );
     if let Some(auth) = gw.adapters[i].pending_auth()
         && let Err(e) = auth.await
     {
         return Probe::Unhealthy(e.message);
     }
     let http_req = match gw.adapters[i].build(
-        Op::Generate,
+        op,
         &d.upstream_model,
         d.dialect,
         &http::HeaderMap::new(),
@@ -127,7 +146,11 @@ async fn probe(gw: &Gateway, i: usize, client: &upstream::HttpClient) -> Probe {
         .await
         .unwrap_or_default();
     if status >= 400 {
-        let e = hub::decode_error(d.dialect, Some(status), &bytes);
+        let e = hub::decode_error(
+            gw.adapters[i].error_dialect().unwrap_or(d.dialect),
+            Some(status),
+            &bytes,
+        );
         return Probe::Unhealthy(format!("{status}: {}", e.message));
     }
     Probe::Healthy(started.elapsed())

@@ -37,6 +37,8 @@ use dragoman_config::Config;
 use dragoman_model::Usage;
 use dragoman_store::{Store, Writer};
 
+/// SigV4 signing as each Bedrock call is signed (public for the signing benchmark).
+pub use bedrock::sign_request as sigv4_sign;
 pub use hyper_util::client::proxy::matcher::Matcher as ProxyMatcher;
 pub use metrics::Metrics;
 pub use routes::app;

@@ -54,6 +54,22 @@ pub(crate) async fn bedrock(
             )
             .await
         }
+        _ if id.contains("throttled") => {
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(
+                    json!({"message": "Too many requests, please wait before trying again."}),
+                ),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                "x-amzn-errortype",
+                HeaderValue::from_static(
+                    "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+                ),
+            );
+            r
+        }
         "invoke" if id.contains("titan-embed") || id.contains("cohere.embed") => {
             super::embed::bedrock(s, &id, req).await
         }

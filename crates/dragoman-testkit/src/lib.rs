@@ -59,6 +59,8 @@ pub struct MockUpstream {
     pub state: Arc<MockState>,
 }
 
+pub use embed::{tokens as embedding_tokens, vector as embedding_vector};
+
 /// The usage every scripted answer reports: 1234 prompt tokens of which 1024 were read from the
 /// cache (so 210 uncached), 12 output tokens of which 0 reasoning.
 pub fn scripted_usage() -> Usage {
@@ -699,7 +701,21 @@ async fn scripted(
         .iter()
         .map(|e| {
             let mut b = Vec::new();
-            hub::write_event(framing, e, &mut b);
+            if framing == Framing::EventStreamChunks && e.name() == "error" {
+                // Bedrock ends a chunked stream with an exception message, not the model's
+                // own error event.
+                let message = serde_json::from_str::<Value>(&e.data)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let ex = dragoman_sse::Event::named(
+                    "modelStreamErrorException",
+                    json!({"message": message, "originalStatusCode": 529}).to_string(),
+                );
+                hub::write_event(Framing::EventStream, &ex, &mut b);
+            } else {
+                hub::write_event(framing, e, &mut b);
+            }
             Bytes::from(b)
         })
         .collect();

@@ -70,6 +70,18 @@ const fn openai(input: u64, output: u64, cached: Option<u64>) -> Flat {
     }
 }
 
+/// Embedding models bill their input only.
+const fn embedding(input: u64) -> Flat {
+    Flat {
+        input,
+        output: 0,
+        cache_read: None,
+        cache_write_5m: None,
+        cache_write_1h: None,
+        web_search: None,
+    }
+}
+
 struct Row {
     /// Canonical name first, then aliases; all lowercase, no date suffix.
     names: &'static [&'static str],
@@ -131,6 +143,14 @@ const TABLE: &[Row] = &[
     Row { names: &["o3"], price: openai(m(2_000), m(8_000), Some(m(500))), tier: None },
     Row { names: &["o4-mini"], price: openai(m(1_100), m(4_400), Some(m(275))), tier: None },
     Row { names: &["o3-mini"], price: openai(m(1_100), m(4_400), Some(m(550))), tier: None },
+    // Embeddings (OpenAI, Google and AWS list prices).
+    Row { names: &["text-embedding-3-small"], price: embedding(m(20)), tier: None },
+    Row { names: &["text-embedding-3-large"], price: embedding(m(130)), tier: None },
+    Row { names: &["text-embedding-ada-002"], price: embedding(m(100)), tier: None },
+    Row { names: &["gemini-embedding-001"], price: embedding(m(150)), tier: None },
+    Row { names: &["amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2"], price: embedding(m(20)), tier: None },
+    Row { names: &["amazon.titan-embed-text-v1"], price: embedding(m(100)), tier: None },
+    Row { names: &["cohere.embed-english-v3", "cohere.embed-multilingual-v3"], price: embedding(m(100)), tier: None },
 ];
 
 static INDEX: LazyLock<HashMap<&'static str, &'static Row>> = LazyLock::new(|| {
