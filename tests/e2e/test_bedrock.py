@@ -29,6 +29,8 @@ from conftest import BIN_DIR, MASTER_KEY, free_port, wait_http
 
 GOOD = ("AKIDE2EEXAMPLE", "e2e-secret-key/with+chars")
 SESSION = ("ASIAE2ESESSION", "session-secret", "session-token-value")
+CONTAINER = ("ASIAE2ECONTAINER", "container-secret", "container-token")
+CONTAINER_AUTH = "container-auth-token"
 
 
 class Verifier:
@@ -36,6 +38,7 @@ class Verifier:
         self.mock_url = mock_url
         self.valid = 0
         self.refused = []
+        self.credential_fetches = 0
         self.lock = threading.Lock()
 
 
@@ -48,7 +51,7 @@ def check_signature(v, method, path, headers, body):
     key_id, date, region, service, _ = fields["Credential"].split("/")
     if service != "bedrock":
         return f"signed for {service}"
-    secrets = {GOOD[0]: (GOOD[1], None), SESSION[0]: (SESSION[1], SESSION[2])}
+    secrets = {GOOD[0]: (GOOD[1], None), SESSION[0]: (SESSION[1], SESSION[2]), CONTAINER[0]: (CONTAINER[1], CONTAINER[2])}
     if key_id not in secrets:
         return f"unknown key {key_id}"
     secret, token = secrets[key_id]
@@ -81,6 +84,23 @@ def make_handler(v):
 
         def log_message(self, *args):
             pass
+
+        def do_GET(self):
+            # The ECS/EKS container credentials endpoint.
+            if self.path != "/creds" or self.headers.get("authorization") != CONTAINER_AUTH:
+                self.send_response(403)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            with v.lock:
+                v.credential_fetches += 1
+            out = json.dumps({"AccessKeyId": CONTAINER[0], "SecretAccessKey": CONTAINER[1], "Token": CONTAINER[2],
+                              "Expiration": "2999-01-01T00:00:00Z"}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
 
         def do_POST(self):
             n = int(self.headers.get("content-length") or 0)
@@ -140,6 +160,8 @@ model_list:
     litellm_params: {{model: "bedrock/converse/script/cached", api_base: "{fake}", {session}}}
   - model_name: wrong-secret
     litellm_params: {{model: "bedrock/converse/script/text", api_base: "{fake}", aws_access_key_id: {GOOD[0]}, aws_secret_access_key: not-the-secret, aws_region_name: eu-west-3}}
+  - model_name: container
+    litellm_params: {{model: "bedrock/converse/script/text", api_base: "{fake}", aws_region_name: us-east-1}}
   - model_name: titan
     litellm_params: {{model: "bedrock/amazon.titan-embed-text-v2:0", api_base: "{fake}", {good}}}
     model_info: {{mode: embedding}}
@@ -163,10 +185,14 @@ dragoman_settings:
     cfg.write(config)
     cfg.close()
     port = free_port()
+    env = {k: val for k, val in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"{fake}/creds"
+    env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = CONTAINER_AUTH
     gw = subprocess.Popen(
         [os.path.join(BIN_DIR, "dragoman"), "--config", cfg.name, "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         wait_http(port)
@@ -243,3 +269,13 @@ def test_openai_sdk_embeddings_reach_every_provider(bedrock, model, tokens):
     assert isinstance(body["data"][0]["embedding"], str)
     assert len(base64.b64decode(body["data"][0]["embedding"])) == 8 * 4
     assert bedrock["verifier"].refused == []
+
+
+def test_container_credentials_are_fetched_once_and_sign_valid_requests(bedrock):
+    v = bedrock["verifier"]
+    client = openai.OpenAI(base_url=bedrock["url"] + "/v1", api_key=MASTER_KEY)
+    for _ in range(3):
+        r = client.chat.completions.create(model="container", messages=[{"role": "user", "content": "hi"}])
+        assert r.choices[0].message.content == "Hello from the mock."
+    assert v.credential_fetches == 1
+    assert not v.refused

@@ -205,6 +205,8 @@ pub struct AwsSettings {
     /// A Bedrock API key (`api_key`, `AWS_BEARER_TOKEN_BEDROCK`): sent as a bearer token
     /// instead of signing.
     pub bearer: Option<Secret>,
+    /// `aws_web_identity_token`: an OIDC token exchanged with STS for the role's keys.
+    pub web_identity_token: Option<Secret>,
 }
 
 /// A Vertex AI deployment's project, location and credentials (LiteLLM's `vertex_project`,
@@ -739,9 +741,7 @@ fn deployment(
             "aws_sts_endpoint" => aws.sts_endpoint = string_value(v, &p, env, warnings)?,
             "aws_bedrock_runtime_endpoint" => api_base = string_value(v, &p, env, warnings)?,
             "aws_web_identity_token" => {
-                return Ok(Entry::Skipped(format!(
-                    "{p}: web-identity credentials (AssumeRoleWithWebIdentity) are not supported yet; use aws_role_name with base keys, a profile, or a Bedrock API key"
-                )));
+                aws.web_identity_token = string_value(v, &p, env, warnings)?.map(Secret::new)
             }
             "replay_reasoning" => {
                 reasoning_field = match v {
@@ -993,6 +993,9 @@ fn aws_settings(mut aws: AwsSettings, api_key: Option<Secret>, env: &dyn Env) ->
         .or_else(|| var("AWS_PROFILE_NAME"))
         .or_else(|| var("AWS_PROFILE"));
     aws.role_arn = aws.role_arn.or_else(|| var("AWS_ROLE_NAME"));
+    aws.web_identity_token = aws
+        .web_identity_token
+        .or_else(|| var("AWS_WEB_IDENTITY_TOKEN").map(Secret::new));
     aws.session_name = aws.session_name.or_else(|| var("AWS_SESSION_NAME"));
     aws
 }

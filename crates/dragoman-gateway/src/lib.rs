@@ -8,6 +8,7 @@
 mod accounting;
 mod attempt;
 mod auth;
+mod aws_creds;
 mod bedrock;
 mod dealer;
 mod envelope;
@@ -211,7 +212,7 @@ impl Gateway {
         let mut adapters: Vec<Box<dyn provider::Adapter>> =
             Vec::with_capacity(config.deployments.len());
         let mut token_sources = google::TokenSources::default();
-        let mut key_sources = bedrock::KeySources::default();
+        let mut key_sources = aws_creds::KeySources::default();
         for d in &config.deployments {
             adapters.push(match d.provider {
                 dragoman_config::Provider::Vertex => {

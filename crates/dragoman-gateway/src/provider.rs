@@ -40,6 +40,13 @@ pub trait Adapter: Send + Sync {
     /// there (Bedrock's `x-amzn-ErrorType`).
     fn refine_error(&self, _headers: &HeaderMap, _error: &mut ErrorBody) {}
 
+    /// The count in a successful answer of the provider's counting endpoint when it is not the
+    /// client dialect's own shape (Bedrock's `{"inputTokens": n}`); `None`: the answer passes
+    /// through.
+    fn token_count(&self, _body: &[u8]) -> Option<u64> {
+        None
+    }
+
     /// Builds the request for `op` on upstream model `model` carrying `body` (already in the
     /// deployment's dialect), from the client's headers where the provider reads any
     /// (Anthropic's beta flags).

@@ -809,6 +809,11 @@ async fn count_tokens(call: Call<'_>) -> Response {
             .unwrap_or_default();
         if status.is_success() {
             tracker.answered(status.as_u16(), Usage::default());
+            if let Some(n) = gw.adapters[idx].token_count(&bytes) {
+                let mut resp = axum::Json(hub::encode_token_count(client, n)).into_response();
+                resp.headers_mut().extend(out_headers);
+                return resp;
+            }
         } else {
             tracker.failed(
                 ErrorKind::from_status(status.as_u16()),

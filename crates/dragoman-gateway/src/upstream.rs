@@ -540,6 +540,31 @@ mod tests {
             ),
             "http://h/v1/models/gemini-2.5-flash:countTokens"
         );
+        // Embeddings: Azure's per-deployment path, OpenAI-compatible `/embeddings`, Gemini's
+        // batch call, Bedrock's InvokeModel with the id encoded as one path segment.
+        let a = dep("azure/ada-prod", "https://x.openai.azure.com", "embedding");
+        assert_eq!(
+            url(&a, &a.upstream_model, Op::Embed),
+            "https://x.openai.azure.com/openai/deployments/ada-prod/embeddings?api-version=2025-01-01"
+        );
+        let v = dep("hosted_vllm/bge", "http://h:8000/v1", "embedding");
+        assert_eq!(
+            url(&v, &v.upstream_model, Op::Embed),
+            "http://h:8000/v1/embeddings"
+        );
+        assert_eq!(
+            url(&g, "gemini-embedding-001", Op::Embed),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"
+        );
+        let b = dep(
+            "bedrock/arn:aws:bedrock:us-east-1:1:application-inference-profile/x",
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "chat",
+        );
+        assert_eq!(
+            url(&b, &b.upstream_model, Op::Stream),
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Aapplication-inference-profile%2Fx/converse-stream"
+        );
     }
 
     #[test]

@@ -33,6 +33,20 @@ async fn sts(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     s.calls.fetch_add(1, Ordering::SeqCst);
+    if form.contains("Action=AssumeRoleWithWebIdentity") {
+        // Unsigned: the OIDC token is the proof.
+        let ok = form.contains("WebIdentityToken=eyJ.oidc.token")
+            && form.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fweb")
+            && !headers.contains_key("authorization");
+        if !ok {
+            return (
+                axum::http::StatusCode::FORBIDDEN,
+                "<ErrorResponse><Error><Message>bad token</Message></Error></ErrorResponse>",
+            )
+                .into_response();
+        }
+        return "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAWEBID</AccessKeyId><SecretAccessKey>web-secret</SecretAccessKey><SessionToken>web-token</SessionToken><Expiration>2999-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>".into_response();
+    }
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -84,6 +98,8 @@ model_list:
     litellm_params: {{model: "bedrock/amazon.nova-micro-v1:0", api_base: "{base}", api_key: br-api-key}}
   - model_name: assumed
     litellm_params: {{model: "bedrock/converse/script/text", api_base: "{base}", {AWS}, aws_role_name: "arn:aws:iam::123456789012:role/bedrock-caller", aws_sts_endpoint: "{sts_url}"}}
+  - model_name: web-identity
+    litellm_params: {{model: "bedrock/converse/script/text", api_base: "{base}", aws_region_name: us-east-1, aws_web_identity_token: eyJ.oidc.token, aws_role_name: "arn:aws:iam::123456789012:role/web", aws_sts_endpoint: "{sts_url}"}}
   - model_name: throttled
     litellm_params: {{model: "bedrock/anthropic.claude-throttled", api_base: "{base}", {AWS}}}
   - model_name: emb-openai
@@ -319,6 +335,17 @@ async fn api_keys_replace_signing_and_assumed_roles_are_fetched_once() {
         assert_eq!(seen.headers["x-amz-security-token"], "assumed-token");
     }
     assert_eq!(h.sts.calls.load(Ordering::SeqCst), 1);
+
+    for _ in 0..2 {
+        let r = h
+            .post(Dialect::Chat, &body(Dialect::Chat, "web-identity", false))
+            .await;
+        assert_eq!(r.status(), 200);
+        let seen = h.mock.last_request().unwrap();
+        assert!(sigv4(&seen.headers, "ASIAWEBID"), "{:?}", seen.headers);
+        assert_eq!(seen.headers["x-amz-security-token"], "web-token");
+    }
+    assert_eq!(h.sts.calls.load(Ordering::SeqCst), 2);
 }
 
 /// Bedrock's error type travels in a header: a throttled call is a rate limit in the client's
@@ -510,18 +537,18 @@ async fn health_probes_sign_bedrock_calls_and_embed_for_embedding_models() {
     for healthy in [
         "claude-bedrock#0",
         "nova#3",
-        "emb-openai#6",
-        "emb-gemini#7",
-        "emb-titan#8",
-        "emb-cohere#9",
+        "emb-openai#7",
+        "emb-gemini#8",
+        "emb-titan#9",
+        "emb-cohere#10",
     ] {
         assert!(
             names("healthy_endpoints").contains(&healthy.to_owned()),
             "{healthy}: {v}"
         );
     }
-    assert!(unhealthy.contains(&"throttled#5".to_owned()), "{v}");
-    assert!(unhealthy.contains(&"emb-fallback#10".to_owned()), "{v}");
+    assert!(unhealthy.contains(&"throttled#6".to_owned()), "{v}");
+    assert!(unhealthy.contains(&"emb-fallback#11".to_owned()), "{v}");
     let probes: Vec<_> = h
         .mock
         .requests()
@@ -529,4 +556,35 @@ async fn health_probes_sign_bedrock_calls_and_embed_for_embedding_models() {
         .filter(|r| r.path.ends_with("/invoke") && r.path.contains("titan"))
         .collect();
     assert!(probes.iter().all(|r| r.body["inputText"] == "ping"));
+}
+
+/// Claude on Bedrock counts with Bedrock's CountTokens (the foundation model id, the body
+/// base64 inside `invokeModel`), answered in Anthropic's shape.
+#[tokio::test]
+async fn count_tokens_uses_bedrocks_counting_endpoint() {
+    let h = start().await;
+    let r = h
+        .http
+        .post(format!("{}/v1/messages/count_tokens", h.url))
+        .header("authorization", format!("Bearer {KEY}"))
+        .json(&json!({"model": "claude-bedrock", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-dragoman-token-count"], "provider");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v, json!({"input_tokens": 4242}));
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(
+        seen.path,
+        "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/count-tokens"
+    );
+    let inner = base64::engine::general_purpose::STANDARD
+        .decode(seen.body["input"]["invokeModel"]["body"].as_str().unwrap())
+        .unwrap();
+    let inner: Value = serde_json::from_slice(&inner).unwrap();
+    assert_eq!(inner["anthropic_version"], "bedrock-2023-05-31");
+    assert_eq!(inner["messages"][0]["content"], "hi");
+    assert!(sigv4(&seen.headers, "AKIDTESTEXAMPLE"));
 }

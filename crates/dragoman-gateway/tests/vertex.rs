@@ -138,6 +138,9 @@ model_list:
     litellm_params: {{model: "vertex_ai/*", api_base: "{base}", vertex_project: proj-1, vertex_location: europe-west4, vertex_credentials: "{key}", input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}
   - model_name: vertex-claude
     litellm_params: {{model: "vertex_ai/claude-sonnet-4-5@20250929", api_base: "{base}", vertex_project: proj-1, vertex_location: us-east5, vertex_credentials: "{key}"}}
+  - model_name: vertex-embed
+    litellm_params: {{model: "vertex_ai/text-embedding-005", api_base: "{base}", vertex_project: proj-1, vertex_location: us-central1, vertex_credentials: "{key}"}}
+    model_info: {{mode: embedding}}
 general_settings:
   master_key: {KEY}
 "#,
@@ -271,4 +274,36 @@ async fn refused_credentials_are_the_gateways_error_not_the_clients() {
     );
     assert!(h.tokens.refused.load(Ordering::SeqCst) >= 1);
     assert!(h.mock.requests().is_empty());
+}
+
+/// Vertex embeddings: `:predict` with the deployment's token, `outputDimensionality` from the
+/// client's `dimensions`, the token counts Vertex reports summed into the usage.
+#[tokio::test]
+async fn vertex_embeddings_answer_openais_shape() {
+    let h = start("service-account.json", 3600).await;
+    let r = h
+        .http
+        .post(format!("{}/v1/embeddings", h.url))
+        .header("authorization", format!("Bearer {KEY}"))
+        .json(&json!({"model": "vertex-embed", "input": ["one two", "three"], "dimensions": 16}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["usage"]["prompt_tokens"], 3, "{v}");
+    let first: Vec<f32> = v["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(first, dragoman_testkit::embedding_vector("one two", 16));
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(
+        seen.path,
+        "/v1/projects/proj-1/locations/us-central1/publishers/google/models/text-embedding-005:predict"
+    );
+    assert_eq!(seen.body["parameters"]["outputDimensionality"], 16);
+    assert_eq!(seen.headers["authorization"], "Bearer ya29.test-1");
 }
