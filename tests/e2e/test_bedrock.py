@@ -171,6 +171,14 @@ model_list:
   - model_name: openai-embed
     litellm_params: {{model: "openai/text-embedding-3-small", api_base: "{mock_url}/v1", api_key: sk-up}}
     model_info: {{mode: embedding}}
+  - model_name: azure-chat
+    litellm_params: {{model: "azure/gpt4o-prod", api_base: "{mock_url}", api_key: az-up, api_version: "2024-10-21"}}
+  - model_name: azure-embed
+    litellm_params: {{model: "azure/ada-prod", api_base: "{mock_url}", api_key: az-up, api_version: "2024-10-21"}}
+    model_info: {{mode: embedding}}
+  - model_name: vllm-embed
+    litellm_params: {{model: "hosted_vllm/BAAI/bge-m3", api_base: "{mock_url}/v1"}}
+    model_info: {{mode: embedding}}
   - model_name: gemini-embed
     litellm_params: {{model: "gemini/gemini-embedding-001", api_base: "{mock_url}", api_key: g-up}}
     model_info: {{mode: embedding}}
@@ -248,7 +256,8 @@ def test_a_wrong_signature_is_refused_and_reported_as_the_gateways_credentials(b
     v.refused.clear()
 
 
-@pytest.mark.parametrize("model,tokens", [("openai-embed", 5), ("gemini-embed", None), ("titan", 5), ("cohere", 5)])
+@pytest.mark.parametrize("model,tokens", [("openai-embed", 5), ("azure-embed", 5), ("vllm-embed", 5),
+                                          ("gemini-embed", None), ("titan", 5), ("cohere", 5)])
 def test_openai_sdk_embeddings_reach_every_provider(bedrock, model, tokens):
     client = openai.OpenAI(base_url=bedrock["url"] + "/v1", api_key=MASTER_KEY)
     texts = ["the quick brown fox", "jumps"]
@@ -279,3 +288,17 @@ def test_container_credentials_are_fetched_once_and_sign_valid_requests(bedrock)
         assert r.choices[0].message.content == "Hello from the mock."
     assert v.credential_fetches == 1
     assert not v.refused
+
+
+def test_a_bedrock_azure_and_embeddings_config_serves_every_model(bedrock):
+    """The kind of LiteLLM config that used to stop the gateway: every entry answers."""
+    oa = openai.OpenAI(base_url=bedrock["url"] + "/v1", api_key=MASTER_KEY)
+    listed = {m.id for m in oa.models.list()}
+    chat = ["claude-haiku", "session", "container", "azure-chat"]
+    embed = ["titan", "cohere", "openai-embed", "azure-embed", "vllm-embed", "gemini-embed"]
+    assert set(chat + embed) <= listed
+    for model in chat:
+        r = oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert r.choices[0].message.content == "Hello from the mock.", model
+    for model in embed:
+        assert len(oa.embeddings.create(model=model, input="hi").data[0].embedding) == 8, model

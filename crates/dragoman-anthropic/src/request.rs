@@ -376,26 +376,7 @@ pub(crate) fn decode_block_extra(
 
 /// The `input` object of a `tool_use` block for canonical arguments.
 fn tool_input(arguments: &str, kind: ToolKind, path: &Path, losses: &mut Losses) -> Value {
-    if kind == ToolKind::Custom {
-        losses.approximated(
-            join(path, "input"),
-            "custom tool input sent as {\"input\": <text>}",
-        );
-        return json!({ "input": arguments });
-    }
-    if arguments.trim().is_empty() {
-        return json!({});
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            losses.approximated(
-                join(path, "input"),
-                "tool arguments that are not a JSON object sent as {\"input\": <text>}",
-            );
-            json!({ "input": arguments })
-        }
-    }
+    dragoman_model::arguments_object(arguments, kind, join(path, "input").to_string(), losses)
 }
 
 /// A tool-call id Anthropic accepts (`^[a-zA-Z0-9_-]+$`). Other servers issue ids like

@@ -104,18 +104,12 @@ pub(crate) fn own_extensions<'a>(
     extensions: &'a [dragoman_model::Extension],
     losses: &mut dragoman_model::Losses,
 ) -> Vec<&'a dragoman_model::Extension> {
-    let mut own = Vec::new();
-    for e in extensions {
-        if e.dialect == dragoman_model::Dialect::Bedrock {
-            own.push(e);
-        } else if !e.is_private() {
-            losses.dropped(
-                format!("extensions.{}", e.key),
-                format!("{} field has no Bedrock equivalent", e.dialect),
-            );
-        }
-    }
-    own
+    dragoman_model::own_extensions(
+        dragoman_model::Dialect::Bedrock,
+        "Bedrock",
+        extensions,
+        losses,
+    )
 }
 
 /// A message id made from bytes: FNV-1a, so the same answer always gets the same id.

@@ -439,26 +439,12 @@ pub(crate) fn encode_parts(
                 arguments,
                 kind,
             } => {
-                let input = if *kind == ToolKind::Custom {
-                    losses.approximated(
-                        format!("{ppath}.arguments"),
-                        "custom tool input sent as {\"input\": <text>}",
-                    );
-                    json!({ "input": arguments })
-                } else if arguments.trim().is_empty() {
-                    json!({})
-                } else {
-                    match serde_json::from_str::<Value>(arguments) {
-                        Ok(v @ Value::Object(_)) => v,
-                        _ => {
-                            losses.approximated(
-                                format!("{ppath}.arguments"),
-                                "arguments that are not a JSON object sent as {\"input\": <text>}",
-                            );
-                            json!({ "input": arguments })
-                        }
-                    }
-                };
+                let input = dragoman_model::arguments_object(
+                    arguments,
+                    *kind,
+                    format!("{ppath}.arguments"),
+                    losses,
+                );
                 (
                     json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}),
                     None,

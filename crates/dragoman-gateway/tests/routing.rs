@@ -485,11 +485,11 @@ async fn sticky_conversations_keep_the_prompt_cache_hitting() {
 async fn unsupported_entries_are_skipped_and_aliases_served() {
     let g = gateway(
         "model_list:
-  - model_name: bedrock
-    litellm_params: {model: bedrock/anthropic.claude-3-haiku, api_key: x}
-  - model_name: embed
-    litellm_params: {model: openai/text-embedding-3-small, api_base: \"{v1}\"}
-    model_info: {mode: embedding}
+  - model_name: sagemaker
+    litellm_params: {model: sagemaker/jumpstart-llama, api_key: x}
+  - model_name: images
+    litellm_params: {model: openai/dall-e-3, api_base: \"{v1}\"}
+    model_info: {mode: image_generation}
   - model_name: g
     litellm_params: {model: openai/script/text, api_base: \"{v1}\"}
 router_settings:
@@ -500,7 +500,7 @@ router_settings:
     for name in ["g", "fast", "secret"] {
         assert!(!text(g.chat(name, false).await).await.is_empty(), "{name}");
     }
-    let r = g.chat("bedrock", false).await;
+    let r = g.chat("sagemaker", false).await;
     assert_eq!(r.status(), 404);
     let models = g.get_json("/v1/models").await;
     let ids: Vec<&str> = models["data"]

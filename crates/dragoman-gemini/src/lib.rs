@@ -70,18 +70,12 @@ pub(crate) fn own_extensions<'a>(
     extensions: &'a [dragoman_model::Extension],
     losses: &mut dragoman_model::Losses,
 ) -> Vec<&'a dragoman_model::Extension> {
-    let mut own = Vec::new();
-    for e in extensions {
-        if e.dialect == dragoman_model::Dialect::Gemini {
-            own.push(e);
-        } else if !e.is_private() {
-            losses.dropped(
-                format!("extensions.{}", e.key),
-                format!("{} field has no Gemini equivalent", e.dialect),
-            );
-        }
-    }
-    own
+    dragoman_model::own_extensions(
+        dragoman_model::Dialect::Gemini,
+        "Gemini",
+        extensions,
+        losses,
+    )
 }
 
 /// Reads a field by its JSON name or its proto name: the REST API accepts both

@@ -29,7 +29,7 @@ pub use options::{GrammarError, StreamOptions};
 pub use reasoning::{Family, ReasoningSeal, SEAL_PREFIX, SealKind};
 pub use request::{
     CacheControl, Effort, Extension, MediaSource, Message, Part, ReasoningConfig, Request,
-    ResponseFormat, Role, Tool, ToolChoice, ToolKind,
+    ResponseFormat, Role, Tool, ToolChoice, ToolKind, arguments_object, own_extensions,
 };
 pub use response::{Response, StopReason};
 pub use stream::{BlockKind, Collector, Delta, StreamEvent, collect, response_events};

@@ -70,6 +70,57 @@ const OPENAI_SHARED_KEYS: &[&str] = &[
     "background",
 ];
 
+/// The extensions of `dialect` among `extensions`, for its encoder; every other dialect's
+/// field is reported as dropped (`label` names the dialect in the report), except codec-private
+/// markers, which are skipped silently.
+pub fn own_extensions<'a>(
+    dialect: Dialect,
+    label: &str,
+    extensions: &'a [Extension],
+    losses: &mut crate::Losses,
+) -> Vec<&'a Extension> {
+    let mut own = Vec::new();
+    for e in extensions {
+        if e.dialect == dialect {
+            own.push(e);
+        } else if !e.is_private() {
+            losses.dropped(
+                format!("extensions.{}", e.key),
+                format!("{} field has no {label} equivalent", e.dialect),
+            );
+        }
+    }
+    own
+}
+
+/// Canonical tool-call arguments as the JSON object a tool-use block's input must be: an
+/// object as it is, nothing as `{}`; a custom tool's raw input, or arguments that are not an
+/// object, wrapped as `{"input": <text>}` (reported at `path`).
+pub fn arguments_object(
+    arguments: &str,
+    kind: crate::ToolKind,
+    path: String,
+    losses: &mut crate::Losses,
+) -> Value {
+    if kind == crate::ToolKind::Custom {
+        losses.approximated(path, "custom tool input sent as {\"input\": <text>}");
+        return serde_json::json!({ "input": arguments });
+    }
+    if arguments.trim().is_empty() {
+        return serde_json::json!({});
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            losses.approximated(
+                path,
+                "tool arguments that are not a JSON object sent as {\"input\": <text>}",
+            );
+            serde_json::json!({ "input": arguments })
+        }
+    }
+}
+
 impl Extension {
     pub fn new(dialect: Dialect, key: impl Into<String>, value: Value) -> Self {
         Extension {

@@ -113,6 +113,11 @@ impl MockUpstream {
             )
             .route("/model/{id}/{action}", post(aws::bedrock))
             .route("/v1/embeddings", post(embed::openai))
+            .route("/openai/deployments/{dep}/embeddings", post(embed::openai))
+            .route(
+                "/openai/deployments/{dep}/chat/completions",
+                post(azure_chat),
+            )
             .route("/mock/requests", axum::routing::get(recorded))
             .with_state(state.clone());
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
@@ -164,6 +169,26 @@ async fn recorded(State(s): State<Arc<MockState>>) -> Response {
 }
 
 async fn chat(State(s): State<Arc<MockState>>, req: Request) -> Response {
+    serve(s, Dialect::Chat, req).await
+}
+/// Azure names the model (its deployment) in the path; Chat's body may still carry one.
+async fn azure_chat(
+    State(s): State<Arc<MockState>>,
+    axum::extract::Path(dep): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Some(o) = body.as_object_mut() {
+        o.insert("model".into(), json!(dep));
+    }
+    let req = Request::from_parts(
+        parts,
+        axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default()),
+    );
     serve(s, Dialect::Chat, req).await
 }
 async fn responses(State(s): State<Arc<MockState>>, req: Request) -> Response {
