@@ -101,22 +101,19 @@ fn bench_streams(c: &mut Criterion) {
     let events = stream_events(200);
     let mut g = c.benchmark_group("stream_200_events");
     for from in Dialect::ALL {
-        let bytes = dragoman_sse::encode_all(&hub::encode_stream(
+        // Each dialect in its own framing (Bedrock's binary event stream, SSE for the rest).
+        let bytes = hub::encode_events(
             from,
-            &events,
-            StreamOptions::default(),
-            &mut Losses::new(),
-        ));
-        let n = dragoman_sse::decode_all(&bytes)
-            .map(|e| e.len())
-            .unwrap_or(0);
+            &hub::encode_stream(from, &events, StreamOptions::default(), &mut Losses::new()),
+        );
+        let n = hub::decode_events(from, &bytes).map(|e| e.len()).unwrap_or(0);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(
             BenchmarkId::new("frame_and_parse_only", from),
             &bytes,
             |b, bytes| {
                 b.iter(|| {
-                    let ev = dragoman_sse::decode_all(black_box(bytes)).unwrap_or_default();
+                    let ev = hub::decode_events(from, black_box(bytes)).unwrap_or_default();
                     ev.iter()
                         .filter(|e| serde_json::from_str::<serde_json::Value>(&e.data).is_ok())
                         .count()
