@@ -106,7 +106,9 @@ fn bench_streams(c: &mut Criterion) {
             from,
             &hub::encode_stream(from, &events, StreamOptions::default(), &mut Losses::new()),
         );
-        let n = hub::decode_events(from, &bytes).map(|e| e.len()).unwrap_or(0);
+        let n = hub::decode_events(from, &bytes)
+            .map(|e| e.len())
+            .unwrap_or(0);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(
             BenchmarkId::new("frame_and_parse_only", from),
