@@ -343,16 +343,20 @@ fn json_keys(text: &str, started: Instant) -> Result<(Credentials, Instant), Str
     Ok((creds, expires))
 }
 
-/// An RFC 3339 expiry as an instant, measured from when the fetch started.
+/// An RFC 3339 expiry as an instant, measured from when the fetch started. Keys just issued
+/// are good for at least 15 minutes (STS's shortest session): an expiry sooner than that means
+/// this machine's clock and the issuer's disagree, and believing it would refetch on every call.
 fn expiry(s: &str, started: Instant) -> Option<Instant> {
     let at = crate::time::parse_time(s)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .ok()?;
-    let left = u64::try_from(at - now).unwrap_or(0);
-    Some(started + Duration::from_millis(left))
+    let left = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
+    Some(started + left.max(MIN_LIFETIME))
 }
+
+const MIN_LIFETIME: Duration = Duration::from_secs(900);
 
 /// The text of the first `<tag>…</tag>` in an AWS query-protocol XML answer. STS's answers
 /// are flat and their values never hold markup, so a search is exact here.
@@ -754,6 +758,13 @@ mod tests {
         let (c, exp) = sts_keys(x, now).unwrap();
         assert_eq!(c.session_token(), Some("t"));
         assert_eq!(exp, now + Duration::from_secs(ROLE_SECONDS));
+        // An expiry already past (clock skew) still leaves the shortest STS lifetime.
+        let (_, past) = json_keys(
+            r#"{"AccessKeyId":"A","SecretAccessKey":"s","Expiration":"2001-01-01T00:00:00Z"}"#,
+            now,
+        )
+        .unwrap();
+        assert_eq!(past, now + MIN_LIFETIME);
         let j = r#"{"AccessKeyId":"ASIA2","SecretAccessKey":"s","Token":"t2","Expiration":"2999-01-01T00:00:00Z"}"#;
         let (c, exp) = json_keys(j, now).unwrap();
         assert_eq!(c.access_key_id(), "ASIA2");
