@@ -114,6 +114,12 @@ pub struct ServerSettings {
     /// would drop or approximate a field is refused with a 400 naming it, instead of sent
     /// with the loss reported (a client can ask the same per request: `x-dragoman-strict`).
     pub strict_translation: bool,
+    /// `dragoman_settings.response_store_ttl` (seconds, default 30 days): how long an answered
+    /// `/v1/responses` call stays readable (`previous_response_id`, `GET /v1/responses/{id}`).
+    pub response_store_ttl: Duration,
+    /// `dragoman_settings.response_store_max_bytes` (default 1 GiB): the oldest stored
+    /// responses are deleted past it.
+    pub response_store_max_bytes: u64,
 }
 
 impl Default for ServerSettings {
@@ -131,6 +137,8 @@ impl Default for ServerSettings {
             max_connections: 0,
             public_metrics: true,
             strict_translation: false,
+            response_store_ttl: Duration::from_secs(30 * 86_400),
+            response_store_max_bytes: 1 << 30,
         }
     }
 }
@@ -361,6 +369,12 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
                         }
                         "shutdown_grace_seconds" => server.shutdown_grace = seconds(v, &path)?,
                         "strict_translation" => server.strict_translation = boolean(v, &path)?,
+                        "response_store_ttl" | "response_store_ttl_seconds" => {
+                            server.response_store_ttl = seconds(v, &path)?
+                        }
+                        "response_store_max_bytes" => {
+                            server.response_store_max_bytes = uint(v, &path)?
+                        }
                         "database_path" => {
                             database.path = string_value(v, &path, env, &mut warnings)?
                         }

@@ -40,6 +40,8 @@ pub struct Exchange<'a> {
     decoded: Option<(Request, Losses)>,
     /// `/v1/embeddings`: the attempts go to embedding deployments only.
     pub embed: bool,
+    /// A Responses request that leaned on stored state, expanded (see `conversations`).
+    pub conversation: Option<crate::conversations::Expanded>,
 }
 
 impl<'a> Exchange<'a> {
@@ -63,6 +65,7 @@ impl<'a> Exchange<'a> {
             request_id,
             decoded: None,
             embed: false,
+            conversation: None,
         }
     }
 }
@@ -447,17 +450,38 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
     if ex.embed || dep.embedding {
         return prepare_embed(ex, idx, group, upstream_model);
     }
-    if dep.dialect == client {
+    // A conversation expanded from the store goes as expanded, except to the deployment that
+    // holds it itself (OpenAI resolves its own ids), or to any Responses deployment when it
+    // names ids this gateway does not hold.
+    let (body, reencode) = match &ex.conversation {
+        None => (ex.body, false),
+        Some(c) => {
+            let own = dep.dialect == Dialect::Responses
+                && (c.missing.is_some() || c.native.as_deref() == Some(dep.id.as_str()));
+            if own {
+                (ex.body, false)
+            } else if let Some(e) = &c.missing {
+                let mut e = e.clone();
+                e.retry = Retry::Elsewhere;
+                return Err(e);
+            } else {
+                // Another Responses server must not be sent reasoning sealed by a foreign
+                // family: through the canonical model, whose encoder drops what it cannot take.
+                (&c.body, dep.dialect == Dialect::Responses)
+            }
+        }
+    };
+    if dep.dialect == client && !reencode {
         // A dialect that names its model in the URL has the upstream's in the deployment's
         // address already; its body goes as it came.
         let body = if client.model_in_body() {
             ex.envelope.passthrough_body(
-                ex.body,
+                body,
                 &upstream_model,
                 client == Dialect::Chat && ex.stream,
             )
         } else {
-            ex.body.clone()
+            body.clone()
         };
         return Ok(Prepared {
             body,
@@ -473,12 +497,13 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
         e.retry = Retry::Elsewhere;
         e
     };
-    if client == Dialect::Responses && ex.envelope.previous_response_id {
-        return Err(elsewhere("previous_response_id cannot be honoured: this model is not served by the Responses API and dragoman keeps no response store; send the full conversation in `input`".into()));
+    if client == Dialect::Responses && ex.envelope.previous_response_id && ex.conversation.is_none()
+    {
+        return Err(elsewhere("previous_response_id cannot be honoured: this model is not served by the Responses API and this gateway has no response store (a database); send the full conversation in `input`".into()));
     }
     if ex.decoded.is_none() {
         let mut losses = Losses::new();
-        let req = hub::decode_request(client, ex.body, &mut losses)
+        let req = hub::decode_request(client, body, &mut losses)
             .map_err(|e| GatewayError::client(ErrorKind::InvalidRequest, e.to_string()))?;
         ex.decoded = Some((req, losses));
     }

@@ -10,6 +10,7 @@ mod attempt;
 mod auth;
 mod aws_creds;
 mod bedrock;
+mod conversations;
 mod dealer;
 mod envelope;
 mod errors;
@@ -22,6 +23,7 @@ mod principal;
 mod provider;
 mod proxy;
 mod pump;
+mod responses_api;
 pub mod router;
 mod routes;
 mod spend;
@@ -76,6 +78,8 @@ pub struct Gateway {
     unpriced: Mutex<HashSet<String>>,
     /// Virtual keys, teams and users, and their meters.
     tenancy: Arc<tenancy::Tenancy>,
+    /// Answered Responses calls, for `previous_response_id` and `item_reference` anywhere.
+    conversations: Arc<conversations::Conversations>,
     /// Set when shutdown's grace period ends: requests still running are cut off, and their
     /// records say so instead of blaming the client.
     cut_off: std::sync::atomic::AtomicBool,
@@ -87,6 +91,20 @@ impl Gateway {
     /// as long as the gateway.
     pub fn start_background_tasks(self: &Arc<Gateway>) {
         self.tenancy.spawn_poller();
+        if let Some(store) = self.store.clone() {
+            // Retention: expired responses, then the oldest past the size bound.
+            let max = self.config.server.response_store_max_bytes;
+            tokio::spawn(async move {
+                loop {
+                    match store.purge_responses(tenancy::now_ms(), Some(max)).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "stored responses purged"),
+                        Err(e) => tracing::warn!(error = %e, "purging stored responses failed"),
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                }
+            });
+        }
         if let Some(every) = self.config.router.health_check_interval {
             tracing::info!(
                 interval_seconds = every.as_secs_f64(),
@@ -250,6 +268,7 @@ impl Gateway {
             )?),
             None => None,
         };
+        let config_ttl = config.server.response_store_ttl;
         Ok(Arc::new(Gateway {
             series,
             unrouted_series,
@@ -263,6 +282,7 @@ impl Gateway {
             metrics,
             writer,
             tenancy: Arc::new(tenancy::Tenancy::new(store.clone(), shared)),
+            conversations: Arc::new(conversations::Conversations::new(store.clone(), config_ttl)),
             store,
             unpriced: Mutex::new(HashSet::new()),
             cut_off: std::sync::atomic::AtomicBool::new(false),

@@ -115,6 +115,8 @@ struct Call<'a> {
     client: Dialect,
     started: std::time::Instant,
     tracker: Tracker,
+    principal: crate::principal::Principal,
+    conversation: Option<crate::conversations::Expanded>,
 }
 
 /// Session headers coding agents send on every turn of one conversation: Claude Code's, and
@@ -305,6 +307,23 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
             return answer_error(tracker, client, e, &id, h);
         }
     }
+    // A Responses call that leans on stored state is expanded before routing.
+    let conversation = if client == Dialect::Responses && matches!(ep, Endpoint::Generate(_)) {
+        match gw
+            .conversations
+            .expand(&body, envelope.previous_response_id, &principal)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let mut h = HeaderMap::new();
+                set_request_id(&mut h, &id);
+                return answer_error(tracker, client, e, &id, h);
+            }
+        }
+    } else {
+        None
+    };
     let call = Call {
         gw: &gw,
         group,
@@ -316,6 +335,8 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         client,
         started,
         tracker,
+        principal,
+        conversation,
     };
     match ep {
         Endpoint::CountTokens(_) => count_tokens(call).await,
@@ -432,9 +453,12 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         client,
         started,
         mut tracker,
+        principal,
+        conversation,
     } = call;
     let sticky = sticky_key(&headers, &envelope, &body, tracker.principal(), &group);
     let mut ex = Exchange::new(gw, client, stream, &envelope, &body, &headers, &id);
+    ex.conversation = conversation;
     let (result, report) = crate::attempt::run(&mut ex, &mut tracker, group, sticky).await;
     // Sized for the routing, rate-limit and upstream headers at once: growing a header map
     // rehashes it, and that was most of what the rate-limit headers cost.
@@ -462,6 +486,16 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         out_headers.insert(DEPLOYMENT_HEADER, v);
     }
     let mut losses = prepared.losses;
+    let pending = (client == Dialect::Responses && gw.conversations.enabled()).then(|| {
+        crate::conversations::Pending {
+            conv: gw.conversations.clone(),
+            owner: crate::conversations::owner_of(&principal),
+            model: model.clone(),
+            deployment: dep.id.clone(),
+            upstream: dep.dialect,
+            request: body.clone(),
+        }
+    });
     let ctx = Context {
         request_id: id,
         model,
@@ -509,6 +543,9 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            if let Some(p) = pending {
+                p.keep_body(out.clone());
+            }
             return with_headers(Body::from(out), out_headers);
         }
         Answer::Stream { first, rest } => (first, rest),
@@ -551,7 +588,8 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         ctx,
         tracker,
         gauge,
-    );
+    )
+    .capture(pending.map(crate::conversations::StreamCapture::new));
     out_headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),

@@ -58,6 +58,8 @@ pub struct Pump<S> {
     /// The upstream body ended, or the pump ended the stream itself with an error.
     closed: bool,
     tracker: Option<crate::accounting::Tracker>,
+    /// A Responses client's answer, watched for the response store.
+    capture: Option<crate::conversations::StreamCapture>,
     _gauge: crate::proxy::InFlight,
 }
 
@@ -88,8 +90,15 @@ where
             first_byte: None,
             closed: false,
             tracker: Some(tracker),
+            capture: None,
             _gauge: gauge,
         }
+    }
+
+    /// Keeps the answer in the response store when the stream ends well.
+    pub fn capture(mut self, c: Option<crate::conversations::StreamCapture>) -> Self {
+        self.capture = c;
+        self
     }
 
     /// The client body: a stream of byte chunks that ends after the terminal event.
@@ -169,6 +178,11 @@ where
             // Complete at the terminal event, either way, or when the pump ended the stream
             // itself: nothing more goes to the client, and the connection is not held open
             // for an upstream that has stopped talking.
+            if let Some(c) = &mut self.capture
+                && !out.is_empty()
+            {
+                c.see(&out);
+            }
             if self.finished() && !self.done {
                 self.done = true;
                 self.log_end();
@@ -248,6 +262,11 @@ where
     }
 
     fn log_end(&mut self) {
+        if self.observed().success == Some(true)
+            && let Some(c) = &mut self.capture
+        {
+            c.finish();
+        }
         if let Some(t) = self.tracker.take() {
             let ttfb = self.first_byte.map(|d| d.as_millis() as u64);
             t.streamed(self.observed(), ttfb, false);

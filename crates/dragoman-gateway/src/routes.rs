@@ -32,6 +32,18 @@ pub fn app(gw: Arc<Gateway>) -> Router {
                 &format!("{prefix}/responses"),
                 post(responses).get(responses_websocket),
             )
+            .route(
+                &format!("{prefix}/responses/{{id}}"),
+                get(crate::responses_api::get).delete(crate::responses_api::delete),
+            )
+            .route(
+                &format!("{prefix}/responses/{{id}}/input_items"),
+                get(crate::responses_api::input_items),
+            )
+            .route(
+                &format!("{prefix}/responses/{{id}}/cancel"),
+                post(crate::responses_api::cancel),
+            )
             .route(&format!("{prefix}/models"), get(models));
     }
     // Gemini names the model and the operation in the path; `{*target}` because model names

@@ -13,11 +13,17 @@ use std::time::Duration;
 
 use dragoman_accounting::UsageRecord;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior, params_from_iter};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params_from_iter,
+};
 use tokio::sync::oneshot;
 
 use crate::error::{Source, StoreError, redact_url};
 use crate::query::SummaryRow;
+use crate::responses::{
+    COUNT_RESPONSES, DELETE_ITEMS_OF, DELETE_RESPONSE, EXPIRED, FIND_ITEM, OVER_BUDGET,
+    RawResponse, ResponseRow, SELECT_RESPONSE, UPSERT_ITEM, upsert_response_sql,
+};
 use crate::store::{Arg, Doc, Params, RawRecord, SQLITE, insert_sql};
 
 /// Long enough to ride out a checkpoint or another process writing, short enough that a wedged
@@ -37,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (2, include_str!("../migrations/sqlite/0002_attempts.sql")),
     (3, include_str!("../migrations/sqlite/0003_tenancy.sql")),
+    (4, include_str!("../migrations/sqlite/0004_responses.sql")),
 ];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -50,6 +57,12 @@ enum Job {
     Docs(&'static str, i64, Reply<Vec<Doc>>),
     Scalar(String, Vec<Value>, Reply<i64>),
     Ping(Reply<()>),
+    PutResponses(Vec<ResponseRow>, Reply<()>),
+    GetResponse(String, i64, Reply<Option<RawResponse>>),
+    FindItem(String, i64, Reply<Option<(String, String, String)>>),
+    DeleteResponse(String, Reply<bool>),
+    PurgeResponses(i64, Option<i64>, Reply<u64>),
+    ResponseCount(Reply<i64>),
     Close(oneshot::Sender<()>),
 }
 
@@ -154,6 +167,55 @@ impl Sqlite {
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.ask("ping", Job::Ping).await
+    }
+
+    pub(crate) async fn put_responses(&self, rows: Vec<ResponseRow>) -> Result<(), StoreError> {
+        self.ask("storing responses", |reply| Job::PutResponses(rows, reply))
+            .await
+    }
+
+    pub(crate) async fn get_response(
+        &self,
+        id: String,
+        now_ms: i64,
+    ) -> Result<Option<RawResponse>, StoreError> {
+        self.ask("reading a response", |reply| {
+            Job::GetResponse(id, now_ms, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn find_item(
+        &self,
+        item_id: String,
+        now_ms: i64,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        self.ask("finding a response item", |reply| {
+            Job::FindItem(item_id, now_ms, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_response(&self, id: String) -> Result<bool, StoreError> {
+        self.ask("deleting a response", |reply| {
+            Job::DeleteResponse(id, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn purge_responses(
+        &self,
+        now_ms: i64,
+        max_bytes: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        self.ask("purging responses", |reply| {
+            Job::PurgeResponses(now_ms, max_bytes, reply)
+        })
+        .await
+    }
+
+    pub(crate) async fn response_count(&self) -> Result<i64, StoreError> {
+        self.ask("counting responses", Job::ResponseCount).await
     }
 
     /// Lets the jobs already queued finish, then closes the connection and ends the thread;
@@ -307,6 +369,11 @@ fn open(target: &Target, url: &str) -> Result<Connection, StoreError> {
             conn
         }
     };
+    // Deleted and replaced rows (stored responses above all) are overwritten with zeros rather
+    // than left in free space, so a DELETE /v1/responses/{id} really removes the content from
+    // the file. Per connection, hence here rather than in a migration.
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(|e| connect_error(url, e))?;
     migrate(&mut conn).map_err(|source| StoreError::Migrate {
         backend: SQLITE,
         source: source.into(),
@@ -413,6 +480,50 @@ fn serve(mut conn: Connection, inbox: &mpsc::Receiver<Job>) {
                     .map_err(|e| query_error("ping", e));
                 let _ = reply.send(result);
             }
+            Job::PutResponses(rows, reply) => {
+                let result = put_responses(&mut conn, &rows)
+                    .map_err(|e| query_error("storing responses", e));
+                let _ = reply.send(result);
+            }
+            Job::GetResponse(id, now_ms, reply) => {
+                let result = conn
+                    .prepare_cached(&SELECT_RESPONSE.replace('$', "?"))
+                    .and_then(|mut st| {
+                        st.query_row(rusqlite::params![id, now_ms], raw_response)
+                            .optional()
+                    })
+                    .map_err(|e| query_error("reading a response", e));
+                let _ = reply.send(result);
+            }
+            Job::FindItem(item_id, now_ms, reply) => {
+                let result = conn
+                    .prepare_cached(&FIND_ITEM.replace('$', "?"))
+                    .and_then(|mut st| {
+                        st.query_row(rusqlite::params![item_id, now_ms], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(|e| query_error("finding a response item", e));
+                let _ = reply.send(result);
+            }
+            Job::DeleteResponse(id, reply) => {
+                let result = delete_responses(&mut conn, &[id])
+                    .map(|n| n > 0)
+                    .map_err(|e| query_error("deleting a response", e));
+                let _ = reply.send(result);
+            }
+            Job::PurgeResponses(now_ms, max_bytes, reply) => {
+                let result = purge_responses(&mut conn, now_ms, max_bytes)
+                    .map_err(|e| query_error("purging responses", e));
+                let _ = reply.send(result);
+            }
+            Job::ResponseCount(reply) => {
+                let result = conn
+                    .query_row(COUNT_RESPONSES, [], |row| row.get(0))
+                    .map_err(|e| query_error("counting responses", e));
+                let _ = reply.send(result);
+            }
             Job::Close(done) => {
                 if let Err((_, e)) = conn.close() {
                     tracing::warn!(error = %e, "closing the SQLite usage store failed");
@@ -476,6 +587,80 @@ fn insert_batch(conn: &mut Connection, sql: &str, records: &[UsageRecord]) -> ru
     tx.commit()
 }
 
+/// Row by row in batch order, in one transaction: a replaced response's index rows go before
+/// its new ones are written, and a later claim on an item id wins.
+fn put_responses(conn: &mut Connection, rows: &[ResponseRow]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut forget = tx.prepare_cached(&DELETE_ITEMS_OF.replace('$', "?"))?;
+        let mut upsert = tx.prepare_cached(&upsert_response_sql().replace('$', "?"))?;
+        let mut index = tx.prepare_cached(&UPSERT_ITEM.replace('$', "?"))?;
+        for r in rows {
+            forget.execute([&r.id])?;
+            upsert.execute(rusqlite::params![
+                r.id,
+                r.owner,
+                r.created_ms,
+                r.expires_ms,
+                r.size_bytes,
+                r.model,
+                r.deployment,
+                r.upstream_dialect,
+                r.previous_response_id,
+                r.input_items,
+                r.response,
+                r.replay,
+            ])?;
+            for (item_id, item) in &r.items {
+                index.execute(rusqlite::params![item_id, r.id, item])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+/// Deletes the responses `ids` and the item rows they hold, in one transaction; returns how
+/// many responses were stored.
+fn delete_responses(conn: &mut Connection, ids: &[String]) -> rusqlite::Result<u64> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let deleted = delete_in(&tx, ids)?;
+    tx.commit()?;
+    Ok(deleted)
+}
+
+fn delete_in(tx: &rusqlite::Transaction<'_>, ids: &[String]) -> rusqlite::Result<u64> {
+    let mut forget = tx.prepare_cached(&DELETE_ITEMS_OF.replace('$', "?"))?;
+    let mut delete = tx.prepare_cached(&DELETE_RESPONSE.replace('$', "?"))?;
+    let mut deleted = 0;
+    for id in ids {
+        forget.execute([id])?;
+        deleted += delete.execute([id])? as u64;
+    }
+    Ok(deleted)
+}
+
+/// Expired first, then the oldest while over `max_bytes`, in one transaction.
+fn purge_responses(
+    conn: &mut Connection,
+    now_ms: i64,
+    max_bytes: Option<i64>,
+) -> rusqlite::Result<u64> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ids = |sql: &str, bound: i64| -> rusqlite::Result<Vec<String>> {
+        let mut st = tx.prepare_cached(&sql.replace('$', "?"))?;
+        let rows = st.query_map([bound], |row| row.get(0))?;
+        rows.collect()
+    };
+    let expired = ids(EXPIRED, now_ms)?;
+    let mut deleted = delete_in(&tx, &expired)?;
+    if let Some(max) = max_bytes {
+        let over = ids(OVER_BUDGET, max)?;
+        deleted += delete_in(&tx, &over)?;
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
 /// The shared SQL numbers its placeholders `$N`, which SQLite numbers by first appearance;
 /// `?N` pins each to its index whatever the order.
 fn for_sqlite(sql: String, args: Vec<Arg>) -> (String, Vec<Value>) {
@@ -535,6 +720,23 @@ fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         team_id: row.get(28)?,
         user_id: row.get(29)?,
         end_user: row.get(30)?,
+    })
+}
+
+/// Columns in the order `SELECT_RESPONSE` selects them.
+fn raw_response(row: &Row<'_>) -> rusqlite::Result<RawResponse> {
+    Ok(RawResponse {
+        id: row.get(0)?,
+        owner: row.get(1)?,
+        created_ms: row.get(2)?,
+        expires_ms: row.get(3)?,
+        model: row.get(4)?,
+        deployment: row.get(5)?,
+        upstream_dialect: row.get(6)?,
+        previous_response_id: row.get(7)?,
+        input_items: row.get(8)?,
+        response: row.get(9)?,
+        replay: row.get(10)?,
     })
 }
 

@@ -81,11 +81,11 @@ pub struct Doc {
 /// queue, is shared); the SQLite thread ends with the last clone or at [`Store::close`].
 #[derive(Debug, Clone)]
 pub struct Store {
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 #[derive(Debug, Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(Sqlite),
     Postgres(PgPool),
 }
@@ -393,7 +393,7 @@ impl Store {
     }
 }
 
-fn pg_error(operation: &'static str, source: sqlx::Error) -> StoreError {
+pub(crate) fn pg_error(operation: &'static str, source: sqlx::Error) -> StoreError {
     StoreError::Query {
         backend: POSTGRES,
         operation,

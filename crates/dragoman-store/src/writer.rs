@@ -1,5 +1,6 @@
-//! The background writer: takes usage records off the request path without ever making a
-//! request wait on the database, batches them, and keeps them through store outages.
+//! The background writers: take usage records, and stored responses, off the request path
+//! without ever making a request wait on the database, batch them, and keep them through store
+//! outages. Both kinds share one implementation, generic over what is written.
 //!
 //! Records sit in one bounded in-memory buffer until written. A failed batch stays where it is
 //! (still counting toward the bound) and is retried with backoff, so nothing is lost while the
@@ -17,7 +18,10 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::error::StoreError;
+use crate::responses::StoredResponse;
 use crate::store::Store;
+
+type Write<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// Where batches go: the [`Store`], or a test double that fails or hangs on demand.
 pub trait Sink: Send + Sync {
@@ -38,7 +42,51 @@ impl Sink for Store {
     }
 }
 
-/// Tuning of [`spawn_writer`].
+/// Where a writer's batches go, whatever it carries: usage records through the public [`Sink`]
+/// (which tests replace), responses straight to the store. Must tolerate the same batch again
+/// after an error.
+trait Batches<T>: Send + Sync {
+    fn write<'a>(&'a self, batch: &'a [T]) -> Write<'a>;
+}
+
+struct UsageSink(Arc<dyn Sink>);
+
+impl Batches<UsageRecord> for UsageSink {
+    fn write<'a>(&'a self, batch: &'a [UsageRecord]) -> Write<'a> {
+        self.0.insert_batch(batch)
+    }
+}
+
+/// `put_responses` replaces by id, so a retried batch is harmless.
+struct ResponseSink(Arc<Store>);
+
+impl Batches<StoredResponse> for ResponseSink {
+    fn write<'a>(&'a self, batch: &'a [StoredResponse]) -> Write<'a> {
+        Box::pin(self.0.put_responses(batch))
+    }
+}
+
+/// Names for a writer's log lines, so an operator can tell which buffer is in trouble.
+struct Kind {
+    writer: &'static str,
+    one: &'static str,
+    many: &'static str,
+}
+
+const USAGE: Kind = Kind {
+    writer: "usage",
+    one: "usage record",
+    many: "usage records",
+};
+
+const RESPONSES: Kind = Kind {
+    writer: "response",
+    one: "stored response",
+    many: "stored responses",
+};
+
+/// Tuning of [`spawn_writer`] and [`spawn_response_writer`]. The defaults suit usage records;
+/// a response can weigh hundreds of KiB, so a response writer wants a far smaller `capacity`.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Records held in memory at most, a batch being retried included; beyond it new records
@@ -91,7 +139,7 @@ const ABORT_GRACE: Duration = Duration::from_millis(100);
 /// dropped the task writes what is buffered and ends.
 #[derive(Clone)]
 pub struct Writer {
-    handle: Arc<Handle>,
+    handle: Arc<Handle<UsageRecord>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -102,19 +150,35 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// Closes the buffer when the last `Writer` clone goes away, so the task does not wait forever.
-struct Handle {
-    shared: Arc<Shared>,
+/// The handle the gateway stores responses through, the twin of [`Writer`]. Cloning is cheap;
+/// when the last clone is dropped the task writes what is buffered and ends.
+#[derive(Clone)]
+pub struct ResponseWriter {
+    handle: Arc<Handle<StoredResponse>>,
 }
 
-impl Drop for Handle {
+impl std::fmt::Debug for ResponseWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseWriter")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Closes the buffer when the last writer clone goes away, so the task does not wait forever.
+struct Handle<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Drop for Handle<T> {
     fn drop(&mut self) {
         self.shared.close_buffer();
     }
 }
 
-struct Shared {
-    buffer: Mutex<Buffer>,
+struct Shared<T> {
+    buffer: Mutex<Buffer<T>>,
+    kind: Kind,
     /// Wakes the task early: a full batch is waiting, or the writer closed.
     wake: Notify,
     /// Wakes the idle task: the first record after an empty spell, or the writer closed. An
@@ -131,18 +195,18 @@ struct Shared {
     done: watch::Sender<bool>,
 }
 
-struct Buffer {
-    pending: VecDeque<UsageRecord>,
+struct Buffer<T> {
+    pending: VecDeque<T>,
     /// Records taken by the task and not yet written.
     in_flight: usize,
     closed: bool,
     last_drop_warning: Option<Instant>,
 }
 
-impl Shared {
+impl<T> Shared<T> {
     /// Never fails: a poisoned lock only means some thread panicked while holding it, and the
     /// counters and queue it protects are still consistent after every statement.
-    fn lock(&self) -> MutexGuard<'_, Buffer> {
+    fn lock(&self) -> MutexGuard<'_, Buffer<T>> {
         self.buffer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -170,6 +234,27 @@ pub fn spawn_writer(
     sink: Arc<dyn Sink>,
     opts: WriterOptions,
 ) -> (Writer, tokio::task::JoinHandle<()>) {
+    let (handle, task) = spawn(Arc::new(UsageSink(sink)), opts, USAGE);
+    (Writer { handle }, task)
+}
+
+/// Starts the background task (on the current tokio runtime) that writes what
+/// `ResponseWriter::try_send` buffers into `store`, in batches of `opts.batch_size` or every
+/// `opts.flush_interval`. The handle ends after [`ResponseWriter::close`] or once every
+/// `ResponseWriter` clone is dropped and the buffer is written.
+pub fn spawn_response_writer(
+    store: Arc<Store>,
+    opts: WriterOptions,
+) -> (ResponseWriter, tokio::task::JoinHandle<()>) {
+    let (handle, task) = spawn(Arc::new(ResponseSink(store)), opts, RESPONSES);
+    (ResponseWriter { handle }, task)
+}
+
+fn spawn<T: Send + Sync + 'static>(
+    sink: Arc<dyn Batches<T>>,
+    opts: WriterOptions,
+    kind: Kind,
+) -> (Arc<Handle<T>>, tokio::task::JoinHandle<()>) {
     let shared = Arc::new(Shared {
         buffer: Mutex::new(Buffer {
             pending: VecDeque::new(),
@@ -177,6 +262,7 @@ pub fn spawn_writer(
             closed: false,
             last_drop_warning: None,
         }),
+        kind,
         wake: Notify::new(),
         arrived: Notify::new(),
         capacity: opts.capacity,
@@ -188,56 +274,14 @@ pub fn spawn_writer(
         done: watch::Sender::new(false),
     });
     let task = tokio::spawn(run(Arc::clone(&shared), sink, opts));
-    let writer = Writer {
-        handle: Arc::new(Handle { shared }),
-    };
-    (writer, task)
+    (Arc::new(Handle { shared }), task)
 }
 
 impl Writer {
     /// Buffers `rec` for writing. Never blocks or awaits: it is called on the request path.
     /// When the buffer is full, or the writer is closed, the record is dropped and counted.
     pub fn record(&self, rec: UsageRecord) {
-        let shared = &self.handle.shared;
-        let mut warning = None;
-        let mut wake = false;
-        let mut first = false;
-        {
-            let mut buffer = shared.lock();
-            if buffer.closed || buffer.pending.len() + buffer.in_flight >= shared.capacity {
-                let dropped = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let now = Instant::now();
-                let due = buffer
-                    .last_drop_warning
-                    .is_none_or(|last| now.duration_since(last) >= DROP_WARNING_EVERY);
-                if due {
-                    buffer.last_drop_warning = Some(now);
-                    warning = Some((dropped, buffer.closed));
-                }
-            } else {
-                buffer.pending.push_back(rec);
-                wake = buffer.pending.len() >= shared.batch_size;
-                first = buffer.pending.len() == 1;
-            }
-        }
-        if wake {
-            shared.wake.notify_one();
-        }
-        if first {
-            shared.arrived.notify_one();
-        }
-        match warning {
-            Some((dropped, true)) => tracing::warn!(
-                dropped_total = dropped,
-                "usage writer is closed: usage record dropped"
-            ),
-            Some((dropped, false)) => tracing::warn!(
-                dropped_total = dropped,
-                capacity = shared.capacity,
-                "usage buffer full (the store is down or too slow): usage records are being dropped"
-            ),
-            None => {}
-        }
+        self.handle.shared.push(rec);
     }
 
     /// The current counters.
@@ -249,42 +293,124 @@ impl Writer {
     /// buffered, retrying failures until `deadline`, and returns the final counters. A
     /// non-zero `backlog` in the result is what the deadline cut off.
     pub async fn close(self, deadline: Duration) -> WriterStats {
-        let shared = Arc::clone(&self.handle.shared);
-        shared.close_buffer();
-        drop(self);
-        let mut done = shared.done.subscribe();
-        let finished = tokio::time::timeout(deadline, done.wait_for(|d| *d))
-            .await
-            .is_ok();
-        if !finished {
-            shared.abort.send_replace(true);
-            let _ = tokio::time::timeout(ABORT_GRACE, done.wait_for(|d| *d)).await;
-            let stats = shared.stats();
-            tracing::error!(
-                lost = stats.backlog,
-                written = stats.written,
-                "usage writer closed at its deadline with records still unwritten"
-            );
-            return stats;
-        }
-        shared.stats()
+        close(self.handle, deadline).await
     }
+}
+
+impl ResponseWriter {
+    /// Buffers `r` for writing; false when it was dropped (and counted) because the buffer is
+    /// full or the writer closed. Never blocks or awaits: it is called on the request path.
+    pub fn try_send(&self, r: StoredResponse) -> bool {
+        self.handle.shared.push(r)
+    }
+
+    /// Responses refused so far.
+    pub fn dropped(&self) -> u64 {
+        self.handle.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The current counters.
+    pub fn stats(&self) -> WriterStats {
+        self.handle.shared.stats()
+    }
+
+    /// Stops accepting responses (later `try_send` calls return false and count as dropped),
+    /// writes everything buffered, retrying failures until `deadline`, and returns the final
+    /// counters. A non-zero `backlog` in the result is what the deadline cut off.
+    pub async fn close(self, deadline: Duration) -> WriterStats {
+        close(self.handle, deadline).await
+    }
+}
+
+impl<T> Shared<T> {
+    fn push(&self, item: T) -> bool {
+        let mut warning = None;
+        let mut wake = false;
+        let mut first = false;
+        let accepted;
+        {
+            let mut buffer = self.lock();
+            accepted = !(buffer.closed || buffer.pending.len() + buffer.in_flight >= self.capacity);
+            if accepted {
+                buffer.pending.push_back(item);
+                wake = buffer.pending.len() >= self.batch_size;
+                first = buffer.pending.len() == 1;
+            } else {
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let now = Instant::now();
+                let due = buffer
+                    .last_drop_warning
+                    .is_none_or(|last| now.duration_since(last) >= DROP_WARNING_EVERY);
+                if due {
+                    buffer.last_drop_warning = Some(now);
+                    warning = Some((dropped, buffer.closed));
+                }
+            }
+        }
+        if wake {
+            self.wake.notify_one();
+        }
+        if first {
+            self.arrived.notify_one();
+        }
+        let kind = &self.kind;
+        match warning {
+            Some((dropped, true)) => tracing::warn!(
+                dropped_total = dropped,
+                "{} writer is closed: {} dropped",
+                kind.writer,
+                kind.one
+            ),
+            Some((dropped, false)) => tracing::warn!(
+                dropped_total = dropped,
+                capacity = self.capacity,
+                "{} buffer full (the store is down or too slow): {} are being dropped",
+                kind.writer,
+                kind.many
+            ),
+            None => {}
+        }
+        accepted
+    }
+}
+
+async fn close<T>(handle: Arc<Handle<T>>, deadline: Duration) -> WriterStats {
+    let shared = Arc::clone(&handle.shared);
+    shared.close_buffer();
+    drop(handle);
+    let mut done = shared.done.subscribe();
+    let finished = tokio::time::timeout(deadline, done.wait_for(|d| *d))
+        .await
+        .is_ok();
+    if !finished {
+        shared.abort.send_replace(true);
+        let _ = tokio::time::timeout(ABORT_GRACE, done.wait_for(|d| *d)).await;
+        let stats = shared.stats();
+        tracing::error!(
+            lost = stats.backlog,
+            written = stats.written,
+            "{} writer closed at its deadline with records still unwritten",
+            shared.kind.writer
+        );
+        return stats;
+    }
+    shared.stats()
 }
 
 /// Marks the task finished however it ends (returned, aborted, or its future dropped), so
 /// `close` never waits on a task that is gone.
-struct DoneGuard(Arc<Shared>);
+struct DoneGuard<T>(Arc<Shared<T>>);
 
-impl Drop for DoneGuard {
+impl<T> Drop for DoneGuard<T> {
     fn drop(&mut self) {
         self.0.done.send_replace(true);
     }
 }
 
-async fn run(shared: Arc<Shared>, sink: Arc<dyn Sink>, opts: WriterOptions) {
+async fn run<T>(shared: Arc<Shared<T>>, sink: Arc<dyn Batches<T>>, opts: WriterOptions) {
     let _done = DoneGuard(Arc::clone(&shared));
     let mut abort = shared.abort.subscribe();
-    let mut batch: Vec<UsageRecord> = Vec::new();
+    let mut batch: Vec<T> = Vec::new();
     loop {
         let (full, closed, empty) = {
             let buffer = shared.lock();
@@ -327,10 +453,10 @@ async fn run(shared: Arc<Shared>, sink: Arc<dyn Sink>, opts: WriterOptions) {
 }
 
 /// Writes `batch` until it succeeds (true) or `close` gives up on it (false).
-async fn write_with_retry(
-    shared: &Shared,
-    sink: &dyn Sink,
-    batch: &[UsageRecord],
+async fn write_with_retry<T>(
+    shared: &Shared<T>,
+    sink: &dyn Batches<T>,
+    batch: &[T],
     opts: &WriterOptions,
     abort: &mut watch::Receiver<bool>,
 ) -> bool {
@@ -338,7 +464,7 @@ async fn write_with_retry(
     let mut failures: u64 = 0;
     loop {
         let result = tokio::select! {
-            r = sink.insert_batch(batch) => r,
+            r = sink.write(batch) => r,
             _ = abort.wait_for(|a| *a) => return false,
         };
         match result {
@@ -355,7 +481,9 @@ async fn write_with_retry(
                     tracing::info!(
                         failed_attempts = failures,
                         records = batch.len(),
-                        "usage store is back: buffered usage records written"
+                        "{} store is back: buffered {} written",
+                        shared.kind.writer,
+                        shared.kind.many
                     );
                 }
                 return true;
@@ -368,7 +496,8 @@ async fn write_with_retry(
                     tracing::warn!(
                         %error,
                         records = batch.len(),
-                        "writing usage records failed; keeping them in memory and retrying"
+                        "writing {} failed; keeping them in memory and retrying",
+                        shared.kind.many
                     );
                 }
                 tokio::select! {

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use dragoman_accounting::{Outcome, Owner, UsageRecord};
 use dragoman_model::{Dialect, Usage};
 use dragoman_store::{
-    Doc, GroupBy, LogQuery, Sink, Store, StoreError, SummaryRow, WriterOptions, spawn_writer,
+    Doc, GroupBy, LogQuery, Sink, Store, StoreError, StoredResponse, SummaryRow, WriterOptions,
+    spawn_response_writer, spawn_writer,
 };
+use serde_json::{Value, json};
 use sqlx::Connection;
 
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -105,6 +107,33 @@ impl Fixture {
         }
     }
 
+    /// Rows in `table` counted behind the store's back, to see that deleted rows are gone and
+    /// not merely hidden (`None` in memory, where no other connection reaches the database).
+    async fn rows_in(&self, table: &str) -> Option<i64> {
+        match &self.target {
+            Target::Dir(dir, _) => {
+                let conn = rusqlite::Connection::open(dir.join("usage.db")).unwrap();
+                Some(
+                    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                        row.get(0)
+                    })
+                    .unwrap(),
+                )
+            }
+            Target::Memory => None,
+            Target::Pg { url, schema } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM {schema}.{table}"
+                )))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                Some(n)
+            }
+        }
+    }
+
     async fn finish(self) {
         self.store.close().await;
         match self.target {
@@ -163,6 +192,14 @@ contract!(
         ping_and_empty_queries,
         tenancy_documents_and_tombstones,
         owner_columns_filter_group_and_sum,
+        responses_round_trip_exactly,
+        responses_replace_by_id,
+        response_items_resolve_and_move,
+        expired_responses_are_hidden_then_purged,
+        size_bound_purges_oldest_first,
+        delete_removes_the_response_and_its_items,
+        response_writer_flushes_and_counts_drops,
+        sqlite_delete_overwrites_the_content,
     ]
 );
 
@@ -180,6 +217,13 @@ contract!(
         ping_and_empty_queries,
         tenancy_documents_and_tombstones,
         owner_columns_filter_group_and_sum,
+        responses_round_trip_exactly,
+        responses_replace_by_id,
+        response_items_resolve_and_move,
+        expired_responses_are_hidden_then_purged,
+        size_bound_purges_oldest_first,
+        delete_removes_the_response_and_its_items,
+        response_writer_flushes_and_counts_drops,
     ]
 );
 
@@ -199,6 +243,13 @@ contract!(
         schema_in_url_options,
         tenancy_documents_and_tombstones,
         owner_columns_filter_group_and_sum,
+        responses_round_trip_exactly,
+        responses_replace_by_id,
+        response_items_resolve_and_move,
+        expired_responses_are_hidden_then_purged,
+        size_bound_purges_oldest_first,
+        delete_removes_the_response_and_its_items,
+        response_writer_flushes_and_counts_drops,
     ]
 );
 
@@ -1128,4 +1179,434 @@ async fn owner_columns_filter_group_and_sum(fx: &Fixture) {
         0
     );
     assert!(store.spend(&[(GroupBy::Day, "x")], 0).await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+fn response(
+    id: &str,
+    created_ms: i64,
+    input_items: Vec<Value>,
+    output: Vec<Value>,
+) -> StoredResponse {
+    StoredResponse {
+        id: id.to_owned(),
+        owner: "owner-hash".to_owned(),
+        created_ms,
+        expires_ms: created_ms + 1_000_000,
+        model: "gpt-5".to_owned(),
+        deployment: "openai-main".to_owned(),
+        upstream_dialect: "anthropic".to_owned(),
+        previous_response_id: None,
+        input_items,
+        response: json!({"id": id, "object": "response", "output": output}),
+        replay: json!({"messages": [{"role": "user", "content": "hi"}]}),
+    }
+}
+
+fn message(id: &str, text: &str) -> Value {
+    json!({"id": id, "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+}
+
+/// The documented size of a stored response: its JSON columns and its indexed items.
+fn size_of(r: &StoredResponse) -> u64 {
+    let text = |v: &Value| serde_json::to_string(v).unwrap().len() as u64;
+    let outputs = r.response["output"].as_array().cloned().unwrap_or_default();
+    let items: u64 = r
+        .input_items
+        .iter()
+        .chain(&outputs)
+        .filter(|i| i.get("id").is_some_and(Value::is_string))
+        .map(text)
+        .sum();
+    serde_json::to_string(&r.input_items).unwrap().len() as u64
+        + text(&r.response)
+        + text(&r.replay)
+        + items
+}
+
+async fn responses_round_trip_exactly(fx: &Fixture) {
+    let store = &fx.store;
+    assert_eq!(store.response_count().await.unwrap(), 0);
+    assert_eq!(store.get_response("resp_none", 0).await.unwrap(), None);
+    store.put_responses(&[]).await.unwrap();
+
+    let mut full = response(
+        "resp_full",
+        1_740_787_200_123,
+        vec![
+            message("msg_1", "ключ 😀 \"quoted\" \\ \u{0}"),
+            json!({"type": "item_reference", "id": "msg_0"}),
+        ],
+        vec![
+            json!({
+                "id": "rs_1", "type": "reasoning", "summary": [],
+                "encrypted_content": "x".repeat(10_000),
+            }),
+            json!({"id": "msg_2", "type": "message", "content": [{"type": "output_text", "text": "ok"}]}),
+        ],
+    );
+    full.previous_response_id = Some("resp_prev".to_owned());
+    // Key order, numbers at their limits, floats and nulls all come back as they went in.
+    full.response["z_first"] = json!(1);
+    full.response["usage"] = json!({"input_tokens": u64::MAX, "output_tokens": -1, "cost": 0.1, "x": null, "nested": {"b": [1.5e300, true], "a": {}}});
+    full.replay = json!([{"role": "system", "content": null}, {"role": "user", "content": "x".repeat(100_000)}]);
+    let bare = StoredResponse {
+        input_items: vec![],
+        response: json!({}),
+        replay: Value::Null,
+        previous_response_id: None,
+        owner: "master".to_owned(),
+        ..response("resp_bare", -5, vec![], vec![])
+    };
+    store
+        .put_responses(&[full.clone(), bare.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.response_count().await.unwrap(), 2);
+    let got = store.get_response("resp_full", 0).await.unwrap().unwrap();
+    assert_eq!(got, full);
+    // Equal text, not merely equal values: key order survives too.
+    assert_eq!(
+        serde_json::to_string(&got.response).unwrap(),
+        serde_json::to_string(&full.response).unwrap()
+    );
+    assert_eq!(
+        store.get_response("resp_bare", 0).await.unwrap(),
+        Some(bare)
+    );
+    if let Some(other) = fx.reconnect().await {
+        assert_eq!(
+            other.get_response("resp_full", 0).await.unwrap(),
+            Some(full)
+        );
+        other.close().await;
+    }
+}
+
+async fn responses_replace_by_id(fx: &Fixture) {
+    let store = &fx.store;
+    let v1 = response(
+        "resp_a",
+        100,
+        vec![message("in_1", "one")],
+        vec![message("out_1", "one")],
+    );
+    store.put_responses(&[v1]).await.unwrap();
+    let mut v2 = response(
+        "resp_a",
+        200,
+        vec![message("in_2", "two")],
+        vec![message("out_2", "two")],
+    );
+    v2.model = "other".to_owned();
+    v2.owner = "master".to_owned();
+    store.put_responses(&[v2.clone()]).await.unwrap();
+    assert_eq!(store.response_count().await.unwrap(), 1);
+    assert_eq!(store.get_response("resp_a", 0).await.unwrap(), Some(v2));
+    // Twice in one batch: the later copy is what stays, items included.
+    let b1 = response("resp_b", 300, vec![], vec![message("out_b1", "first")]);
+    let b2 = response("resp_b", 301, vec![], vec![message("out_b2", "second")]);
+    store.put_responses(&[b1, b2.clone()]).await.unwrap();
+    assert_eq!(store.response_count().await.unwrap(), 2);
+    assert_eq!(store.get_response("resp_b", 0).await.unwrap(), Some(b2));
+    assert_eq!(store.find_item("out_b1", 0).await.unwrap(), None);
+    assert!(store.find_item("out_b2", 0).await.unwrap().is_some());
+}
+
+async fn response_items_resolve_and_move(fx: &Fixture) {
+    let store = &fx.store;
+    let input = message("msg_in", "question");
+    let output = json!({"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"});
+    let a = response(
+        "resp_a",
+        100,
+        vec![
+            input.clone(),
+            json!({"type": "message", "content": "no id"}),
+            json!({"id": 7, "type": "odd"}),
+        ],
+        vec![output.clone(), json!({"type": "reasoning", "summary": []})],
+    );
+    store.put_responses(&[a]).await.unwrap();
+    let found = |id: &'static str| async move { store.find_item(id, 0).await.unwrap() };
+    assert_eq!(
+        found("msg_in").await,
+        Some(("resp_a".to_owned(), "owner-hash".to_owned(), input))
+    );
+    assert_eq!(
+        found("fc_1").await,
+        Some(("resp_a".to_owned(), "owner-hash".to_owned(), output))
+    );
+    // Only items with a string id are indexed.
+    assert_eq!(found("7").await, None);
+    assert_eq!(fx.rows_in("response_items").await.unwrap_or(2), 2);
+
+    // Replaced: the items it no longer holds stop resolving, the ones it holds resolve anew.
+    let changed = message("msg_in", "question, edited");
+    let mut a2 = response(
+        "resp_a",
+        100,
+        vec![changed.clone()],
+        vec![message("msg_out", "answer")],
+    );
+    a2.owner = "master".to_owned();
+    store.put_responses(&[a2]).await.unwrap();
+    assert_eq!(
+        found("msg_in").await,
+        Some(("resp_a".to_owned(), "master".to_owned(), changed))
+    );
+    assert_eq!(found("fc_1").await, None);
+    assert_eq!(found("msg_out").await.unwrap().0, "resp_a");
+
+    // A newer response claiming an item id takes it (a client sending output items back as
+    // input, ids and all).
+    let sent_back = message("msg_out", "answer");
+    let b = response("resp_b", 200, vec![sent_back.clone()], vec![]);
+    store.put_responses(&[b]).await.unwrap();
+    assert_eq!(
+        found("msg_out").await,
+        Some(("resp_b".to_owned(), "owner-hash".to_owned(), sent_back))
+    );
+    assert_eq!(fx.rows_in("response_items").await.unwrap_or(2), 2);
+}
+
+async fn expired_responses_are_hidden_then_purged(fx: &Fixture) {
+    let store = &fx.store;
+    let mut short = response("resp_short", 100, vec![message("msg_s", "s")], vec![]);
+    short.expires_ms = 1000;
+    let long = response("resp_long", 100, vec![message("msg_l", "l")], vec![]);
+    store.put_responses(&[short, long]).await.unwrap();
+    assert!(
+        store
+            .get_response("resp_short", 999)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.find_item("msg_s", 999).await.unwrap().is_some());
+    // Gone from its expiry on, before any purge.
+    assert_eq!(store.get_response("resp_short", 1000).await.unwrap(), None);
+    assert_eq!(store.find_item("msg_s", 1000).await.unwrap(), None);
+    assert!(
+        store
+            .get_response("resp_long", 1000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.response_count().await.unwrap(), 2);
+    assert_eq!(store.purge_responses(999, None).await.unwrap(), 0);
+    assert_eq!(store.purge_responses(1000, None).await.unwrap(), 1);
+    assert_eq!(store.response_count().await.unwrap(), 1);
+    assert_eq!(store.get_response("resp_short", 0).await.unwrap(), None);
+    assert_eq!(store.find_item("msg_s", 0).await.unwrap(), None);
+    assert_eq!(fx.rows_in("response_items").await.unwrap_or(1), 1);
+    assert_eq!(store.purge_responses(1000, None).await.unwrap(), 0);
+}
+
+async fn size_bound_purges_oldest_first(fx: &Fixture) {
+    let store = &fx.store;
+    // Sizes differ; two share a creation time, so the id breaks the tie. Written out of order.
+    let mut all: Vec<StoredResponse> = (0..8)
+        .map(|i| {
+            let created = [50, 10, 30, 30, 70, 20, 60, 40][i];
+            let pad = "p".repeat(100 * (i + 1));
+            response(
+                &format!("resp_{i}"),
+                created,
+                vec![message(&format!("msg_{i}"), &pad)],
+                vec![],
+            )
+        })
+        .collect();
+    store.put_responses(&all).await.unwrap();
+    all.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+    let total: u64 = all.iter().map(size_of).sum();
+    assert_eq!(store.purge_responses(0, Some(total)).await.unwrap(), 0);
+    assert_eq!(store.response_count().await.unwrap(), 8);
+
+    // One byte under: exactly the oldest goes.
+    assert_eq!(store.purge_responses(0, Some(total - 1)).await.unwrap(), 1);
+    assert_eq!(store.get_response(&all[0].id, 0).await.unwrap(), None);
+    assert_eq!(store.find_item("msg_1", 0).await.unwrap(), None);
+
+    // A bound between: the fewest oldest go that bring the rest under it.
+    let left = &all[1..];
+    let bound = left[3..].iter().map(size_of).sum::<u64>() + size_of(&left[2]) / 2;
+    assert_eq!(store.purge_responses(0, Some(bound)).await.unwrap(), 3);
+    let mut kept = Vec::new();
+    for r in left {
+        if store.get_response(&r.id, 0).await.unwrap().is_some() {
+            kept.push(r.id.clone());
+        }
+    }
+    let newest: Vec<String> = left[3..].iter().map(|r| r.id.clone()).collect();
+    assert_eq!(kept, newest);
+    assert!(left[3..].iter().map(size_of).sum::<u64>() <= bound);
+
+    // Expired ones go first and count toward the total deleted.
+    assert_eq!(
+        store
+            .purge_responses(i64::MAX, Some(u64::MAX))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(store.response_count().await.unwrap(), 0);
+    store.put_responses(&all[..2]).await.unwrap();
+    assert_eq!(store.purge_responses(0, Some(0)).await.unwrap(), 2);
+    assert_eq!(fx.rows_in("response_items").await.unwrap_or(0), 0);
+}
+
+async fn delete_removes_the_response_and_its_items(fx: &Fixture) {
+    let store = &fx.store;
+    let a = response(
+        "resp_a",
+        1,
+        vec![message("msg_a", "a"), message("msg_shared", "x")],
+        vec![message("msg_a_out", "o")],
+    );
+    let b = response("resp_b", 2, vec![message("msg_shared", "x")], vec![]);
+    store.put_responses(&[a, b.clone()]).await.unwrap();
+    assert!(store.delete_response("resp_a").await.unwrap());
+    assert_eq!(store.get_response("resp_a", 0).await.unwrap(), None);
+    assert_eq!(store.find_item("msg_a", 0).await.unwrap(), None);
+    assert_eq!(store.find_item("msg_a_out", 0).await.unwrap(), None);
+    // The item another response claimed since is that response's, and stays.
+    assert_eq!(
+        store.find_item("msg_shared", 0).await.unwrap().unwrap().0,
+        "resp_b"
+    );
+    assert!(!store.delete_response("resp_a").await.unwrap());
+    assert_eq!(store.response_count().await.unwrap(), 1);
+    assert_eq!(fx.rows_in("responses").await.unwrap_or(1), 1);
+    assert_eq!(fx.rows_in("response_items").await.unwrap_or(1), 1);
+    assert_eq!(store.get_response("resp_b", 0).await.unwrap(), Some(b));
+    // Expired but not purged: still deleted, and reported as having been there.
+    let mut gone = response("resp_old", 1, vec![], vec![]);
+    gone.expires_ms = 2;
+    store.put_responses(&[gone]).await.unwrap();
+    assert!(store.delete_response("resp_old").await.unwrap());
+}
+
+async fn response_writer_flushes_and_counts_drops(fx: &Fixture) {
+    let store = Arc::new(fx.store.clone());
+    // A tiny queue the task will not touch for a minute: what does not fit is refused.
+    let options = WriterOptions {
+        capacity: 2,
+        batch_size: 100,
+        flush_interval: Duration::from_secs(60),
+        ..fast_options()
+    };
+    let (writer, task) = spawn_response_writer(Arc::clone(&store), options);
+    let sent: Vec<bool> = (0..5)
+        .map(|i| writer.try_send(response(&format!("resp_q{i}"), i, vec![], vec![])))
+        .collect();
+    assert_eq!(sent, [true, true, false, false, false]);
+    assert_eq!(writer.dropped(), 3);
+    let late = writer.clone();
+    // Closing flushes what is held, without waiting for the interval.
+    let stats = tokio::time::timeout(
+        Duration::from_secs(10),
+        writer.close(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    task.await.unwrap();
+    assert_eq!((stats.written, stats.dropped, stats.backlog), (2, 3, 0));
+    assert!(store.get_response("resp_q1", 0).await.unwrap().is_some());
+    assert_eq!(store.response_count().await.unwrap(), 2);
+    assert!(!late.try_send(response("resp_late", 0, vec![], vec![])));
+    assert_eq!(late.dropped(), 4);
+
+    // A full batch is written at once, the interval notwithstanding...
+    let options = WriterOptions {
+        capacity: 100,
+        batch_size: 3,
+        flush_interval: Duration::from_secs(60),
+        ..fast_options()
+    };
+    let (writer, task) = spawn_response_writer(Arc::clone(&store), options);
+    for i in 0..3 {
+        assert!(writer.try_send(response(
+            &format!("resp_b{i}"),
+            i,
+            vec![message(&format!("msg_b{i}"), "b")],
+            vec![]
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.response_count().await.unwrap() < 5 {
+        assert!(Instant::now() < deadline, "a full batch was not written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(store.find_item("msg_b2", 0).await.unwrap().is_some());
+    writer.close(Duration::from_secs(30)).await;
+    task.await.unwrap();
+
+    // ...and a partial one once the interval has passed.
+    let (writer, task) = spawn_response_writer(Arc::clone(&store), fast_options());
+    assert!(writer.try_send(response("resp_i", 0, vec![], vec![])));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writer.stats().written < 1 {
+        assert!(Instant::now() < deadline, "a partial batch was not written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(store.response_count().await.unwrap(), 6);
+    writer.close(Duration::from_secs(30)).await;
+    task.await.unwrap();
+}
+
+/// SQLite file only: a deleted response's content is overwritten in the file (`secure_delete`),
+/// not left in free space for anyone reading the file.
+async fn sqlite_delete_overwrites_the_content(fx: &Fixture) {
+    let Target::Dir(dir, _) = &fx.target else {
+        return;
+    };
+    let path = dir.join("usage.db");
+    // The main file and any WAL, as someone with the disk would read them.
+    let file_holds = |needle: &str| {
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::fs::read(dir.join("usage.db-wal")).unwrap_or_default());
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    };
+    let marker = format!("SECRET-{}", unique());
+    let mut secret = response(
+        "resp_secret",
+        1,
+        vec![message("msg_secret", &marker)],
+        vec![message("msg_secret_out", &format!("small {marker}"))],
+    );
+    // Both a row that fits in its page and one that spills to overflow pages.
+    secret.replay = json!({"big": format!("{marker}{}", "y".repeat(20_000))});
+    let neighbours: Vec<StoredResponse> = (0..20)
+        .map(|i| {
+            response(
+                &format!("resp_n{i}"),
+                2 + i,
+                vec![message(&format!("msg_n{i}"), "n")],
+                vec![],
+            )
+        })
+        .collect();
+    fx.store.put_responses(&neighbours[..10]).await.unwrap();
+    fx.store.put_responses(&[secret]).await.unwrap();
+    fx.store.put_responses(&neighbours[10..]).await.unwrap();
+    // Closing the last connection checkpoints the WAL into the file.
+    fx.store.close().await;
+    assert!(
+        file_holds(&marker),
+        "the marker should be in the file before the delete"
+    );
+
+    let store = fx.reconnect().await.unwrap();
+    assert!(store.delete_response("resp_secret").await.unwrap());
+    assert_eq!(store.response_count().await.unwrap(), 20);
+    store.close().await;
+    assert!(
+        !file_holds(&marker),
+        "the deleted content is still in the database file"
+    );
 }

@@ -444,6 +444,9 @@ fn mock_seal(dialect: Dialect) -> ReasoningSeal {
     }
 }
 
+/// Answers scripted so far, in this process: each gets its own id.
+static ANSWERS: AtomicUsize = AtomicUsize::new(0);
+
 /// The scripted canonical answer for a scenario.
 fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::Response {
     let mut content = Vec::new();
@@ -525,12 +528,16 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
         _ => content.push(Part::text("Hello from the mock.")),
     }
     dragoman_model::Response {
-        id: match dialect {
-            Dialect::Anthropic => "msg_mock_1".into(),
-            Dialect::Chat => "chatcmpl-mock1".into(),
-            Dialect::Responses => "resp_mock_1".into(),
-            Dialect::Gemini => "gemini_mock_1".into(),
-            Dialect::Bedrock => "bedrock_mock_1".into(),
+        // Unique per answer, as a provider's ids are (a response store keys on them).
+        id: {
+            let n = ANSWERS.fetch_add(1, Ordering::Relaxed) + 1;
+            match dialect {
+                Dialect::Anthropic => format!("msg_mock_{n}"),
+                Dialect::Chat => format!("chatcmpl-mock{n}"),
+                Dialect::Responses => format!("resp_mock_{n}"),
+                Dialect::Gemini => format!("gemini_mock_{n}"),
+                Dialect::Bedrock => format!("bedrock_mock_{n}"),
+            }
         },
         model: request["model"].as_str().unwrap_or("mock").to_owned(),
         content,
