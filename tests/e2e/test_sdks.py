@@ -5,6 +5,7 @@ client must read input_tokens 210 and cache_read_input_tokens 1024; an OpenAI cl
 1234 prompt/input tokens with 1024 cached.
 """
 import json
+import urllib.request
 
 import anthropic
 import openai
@@ -220,3 +221,21 @@ def test_a_group_with_a_dead_deployment_serves_every_call(gateway):
         )
         served += bool(m.content[0].text)
     assert served == 50
+
+
+@pytest.mark.parametrize("model", ["a/script/reasoning", "g/script/text", "c/script/text"])
+def test_openai_responses_conversation_state_on_any_upstream(gateway, gateway_mock, model):
+    """previous_response_id and responses.retrieve / input_items / delete through the SDK,
+    with the model served by Anthropic, Gemini or Chat: the upstream sees the whole history."""
+    c = oai(gateway)
+    r1 = c.responses.create(model=model, input="first question")
+    r2 = c.responses.create(model=model, input="second question", previous_response_id=r1.id)
+    assert r2.output_text
+    seen = json.loads(urllib.request.urlopen(gateway_mock["mock"] + "/mock/requests").read())[-1]["body"]
+    assert "first question" in json.dumps(seen) and "second question" in json.dumps(seen)
+    assert c.responses.retrieve(r2.id).id == r2.id
+    items = c.responses.input_items.list(r1.id)
+    assert [i.content if isinstance(i.content, str) else i.content[0].text for i in items.data] == ["first question"]
+    c.responses.delete(r1.id)
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(r1.id)
