@@ -82,6 +82,12 @@ pub struct UsageRecord {
     /// user the request named.
     #[serde(default)]
     pub owner: Owner,
+    /// Answered from the response cache: no provider was called, and it cost nothing.
+    #[serde(default)]
+    pub cache_hit: bool,
+    /// What a cache hit saved: the cost of the answer when it was made.
+    #[serde(default)]
+    pub saved_cost_nanos: Option<i64>,
 }
 
 /// The tenancy a request is charged to. Never the key itself: `api_key` is its SHA-256 in

@@ -46,8 +46,27 @@ pub struct Config {
     pub router: RouterSettings,
     /// Redis, when limits and budgets are to hold across instances.
     pub redis: Option<RedisSettings>,
+    /// `litellm_settings.cache: true`: the response cache.
+    pub cache: Option<CacheSettings>,
     /// One line per unsupported key or suspicious value, to log at start.
     pub warnings: Vec<String>,
+}
+
+/// LiteLLM's response cache (`litellm_settings.cache` and `cache_params`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSettings {
+    /// `type: redis` shares entries across instances (through [`Config::redis`]); `local`
+    /// keeps them in this instance's memory.
+    pub redis: bool,
+    /// How long an entry answers (`ttl`, seconds; default 10 minutes).
+    pub ttl: Duration,
+    /// `namespace`: a prefix of every key, so deployments can share a Redis without sharing
+    /// entries.
+    pub namespace: Option<String>,
+    /// The dialects whose calls are cached (`supported_call_types`; default all four).
+    pub dialects: Vec<Dialect>,
+    /// Entries kept in memory (`max_size_in_memory`, default 1000).
+    pub max_entries: usize,
 }
 
 /// Where the shared counters live: `general_settings.redis_url`, or LiteLLM's
@@ -283,6 +302,14 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
     let mut router_settings = None;
     let mut redis_url: Option<String> = None;
     let mut redis_parts: [Option<String>; 3] = [None, None, None];
+    let mut cache_on = false;
+    let mut cache = CacheSettings {
+        redis: false,
+        ttl: Duration::from_secs(600),
+        namespace: None,
+        dialects: Dialect::CLIENTS.to_vec(),
+        max_entries: 1000,
+    };
     let mut redis_prefix = "dragoman".to_owned();
     for (key, value) in &root {
         match key.as_str() {
@@ -432,15 +459,71 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
                     redis_parts[2] = scalar(v, &mut warnings)?;
                     continue;
                 }
+                "cache" if section == "litellm_settings" => {
+                    cache_on = boolean(v, &path)?;
+                    continue;
+                }
                 "cache_params" if section == "litellm_settings" => {
                     if let Value::Object(cp) = v {
                         for (ck, cv) in cp {
+                            let cpath = format!("{path}.{ck}");
                             let i = match ck.as_str() {
                                 "host" => 0,
                                 "port" => 1,
                                 "password" => 2,
+                                "type" => {
+                                    cache.redis = match scalar(cv, &mut warnings)?.as_deref() {
+                                        Some("redis") => true,
+                                        Some("local") | None => false,
+                                        Some(other) => {
+                                            return Err(err(
+                                                &cpath,
+                                                format!(
+                                                    "cache type `{other}` is not served (local and redis are)"
+                                                ),
+                                            ));
+                                        }
+                                    };
+                                    continue;
+                                }
+                                "ttl" => {
+                                    cache.ttl = seconds(cv, &cpath)?;
+                                    continue;
+                                }
+                                "namespace" => {
+                                    cache.namespace = scalar(cv, &mut warnings)?;
+                                    continue;
+                                }
+                                "max_size_in_memory" => {
+                                    cache.max_entries = uint(cv, &cpath)? as usize;
+                                    continue;
+                                }
+                                "supported_call_types" => {
+                                    let mut ds = Vec::new();
+                                    for t in cv.as_array().into_iter().flatten() {
+                                        let d = match t.as_str().unwrap_or_default() {
+                                            "acompletion" | "completion" => Some(Dialect::Chat),
+                                            "aresponses" | "responses" => Some(Dialect::Responses),
+                                            "anthropic_messages" | "amessages" | "messages" => {
+                                                Some(Dialect::Anthropic)
+                                            }
+                                            "agenerate_content" | "generate_content" => {
+                                                Some(Dialect::Gemini)
+                                            }
+                                            other => {
+                                                warnings.push(format!("{cpath}: `{other}` calls are not cached (chat, responses, messages and generate_content calls are)"));
+                                                None
+                                            }
+                                        };
+                                        ds.extend(d.filter(|d| !ds.contains(d)));
+                                    }
+                                    cache.dialects = ds;
+                                    continue;
+                                }
                                 _ => {
-                                    warnings.push(format!("{path}.{ck} is not supported yet and is ignored (its Redis host, port and password are used for shared limits; response caching is not built yet)"));
+                                    warnings.push(format!(
+                                        "{cpath} is not supported yet and is ignored"
+                                    ));
                                     continue;
                                 }
                             };
@@ -479,8 +562,15 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
         url: Secret::new(u),
         prefix: redis_prefix,
     });
+    if cache_on && cache.redis && redis.is_none() {
+        return Err(err(
+            "litellm_settings.cache_params",
+            "type redis needs a Redis: cache_params host (and port, password) or redis_url",
+        ));
+    }
     Ok(Config {
         redis,
+        cache: cache_on.then_some(cache),
         deployments,
         master_key,
         server,
@@ -1174,6 +1264,7 @@ pub fn embedded(env: &dyn Env) -> Config {
         database: DatabaseSettings::default(),
         router: RouterSettings::default(),
         redis: None,
+        cache: None,
         warnings,
     }
 }

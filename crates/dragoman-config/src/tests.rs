@@ -286,11 +286,8 @@ fn redis_comes_from_any_of_litellms_places() {
         c.redis.as_ref().map(|r| r.url.expose()),
         Some("redis://:pw@r.internal:6380")
     );
-    assert!(
-        c.warnings
-            .join("\n")
-            .contains("cache_params.type is not supported yet")
-    );
+    // The same section turns the response cache on, shared through that Redis.
+    assert!(c.cache.as_ref().is_some_and(|k| k.redis));
     let yaml = "model_list: []\ngeneral_settings:\n  redis_url: redis://a:1\nrouter_settings:\n  redis_host: b\ndragoman_settings:\n  redis_prefix: blue\n";
     let c = parse(yaml, &env).unwrap();
     let r = c.redis.unwrap();
@@ -512,4 +509,46 @@ model_list:
         d[4].api_base,
         "https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com"
     );
+}
+
+#[test]
+fn litellms_cache_settings_are_read() {
+    let yaml = r#"
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/gpt-4o, api_key: k}
+litellm_settings:
+  cache: true
+  cache_params: {type: redis, host: 127.0.0.1, port: 6380, ttl: 120, namespace: team-a, supported_call_types: [acompletion, aresponses, aembedding]}
+"#;
+    let c = parse(yaml, &|_: &str| None).unwrap();
+    let cache = c.cache.unwrap();
+    assert!(cache.redis);
+    assert_eq!(cache.ttl, Duration::from_secs(120));
+    assert_eq!(cache.namespace.as_deref(), Some("team-a"));
+    assert_eq!(cache.dialects, vec![Dialect::Chat, Dialect::Responses]);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("aembedding")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(c.redis.unwrap().url.expose(), "redis://127.0.0.1:6380");
+    // Off unless `cache: true`; `type: redis` needs a Redis.
+    let off = parse(&yaml.replace("cache: true", "cache: false"), &|_: &str| {
+        None
+    })
+    .unwrap();
+    assert!(off.cache.is_none());
+    let e = parse(
+        "model_list: []\nlitellm_settings:\n  cache: true\n  cache_params: {type: redis}\n",
+        &|_: &str| None,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("needs a Redis"), "{e}");
+    let e = parse(
+        "model_list: []\nlitellm_settings:\n  cache: true\n  cache_params: {type: s3}\n",
+        &|_: &str| None,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("s3"), "{e}");
 }

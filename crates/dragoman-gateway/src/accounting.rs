@@ -80,6 +80,8 @@ impl Tracker {
                 attempts: 0,
                 attempted: None,
                 owner: dragoman_accounting::Owner::default(),
+                cache_hit: false,
+                saved_cost_nanos: None,
             },
             started: Instant::now(),
             deployment: None,
@@ -190,8 +192,25 @@ impl Tracker {
         self.finish(Outcome::Ok, status, usage, false)
     }
 
+    /// Ends a request answered from the response cache: no provider was called, it cost
+    /// nothing, and `saved` is what the answer cost when it was made.
+    pub fn cache_hit(mut self, stream: bool, saved: Option<i64>) {
+        self.rec.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
+        self.rec.stream = stream;
+        self.rec.cache_hit = true;
+        self.rec.saved_cost_nanos = saved;
+        // No deployment was called, so `finish` prices nothing: the cost stays this zero.
+        self.rec.cost_nanos = Some(0);
+        self.finish(Outcome::Ok, 200, Usage::default(), false);
+    }
+
     /// Ends a stream from what passed through it. `None` means the client went away first.
-    pub fn streamed(mut self, observed: &Observed, ttft_ms: Option<u64>, client_gone: bool) {
+    pub fn streamed(
+        mut self,
+        observed: &Observed,
+        ttft_ms: Option<u64>,
+        client_gone: bool,
+    ) -> Option<i64> {
         self.rec.ttft_ms = ttft_ms;
         let mut usage = observed.usage;
         let mut estimated = false;
@@ -221,7 +240,7 @@ impl Tracker {
         } else {
             Outcome::UpstreamError
         };
-        self.finish(outcome, 200, usage, estimated);
+        self.finish(outcome, 200, usage, estimated)
     }
 
     /// Records the request once; returns its cost.

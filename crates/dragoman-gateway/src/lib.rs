@@ -10,6 +10,7 @@ mod attempt;
 mod auth;
 mod aws_creds;
 mod bedrock;
+mod cache;
 mod conversations;
 mod dealer;
 mod envelope;
@@ -78,6 +79,8 @@ pub struct Gateway {
     unpriced: Mutex<HashSet<String>>,
     /// Virtual keys, teams and users, and their meters.
     tenancy: Arc<tenancy::Tenancy>,
+    /// LiteLLM's response cache, when the config turns it on.
+    cache: Option<Arc<cache::ResponseCache>>,
     /// Answered Responses calls, for `previous_response_id` and `item_reference` anywhere.
     conversations: Arc<conversations::Conversations>,
     /// Set when shutdown's grace period ends: requests still running are cut off, and their
@@ -269,6 +272,10 @@ impl Gateway {
             None => None,
         };
         let config_ttl = config.server.response_store_ttl;
+        let response_cache = config
+            .cache
+            .clone()
+            .map(|c| Arc::new(cache::ResponseCache::new(c, shared.clone())));
         Ok(Arc::new(Gateway {
             series,
             unrouted_series,
@@ -281,6 +288,7 @@ impl Gateway {
             overrides,
             metrics,
             writer,
+            cache: response_cache,
             tenancy: Arc::new(tenancy::Tenancy::new(store.clone(), shared)),
             conversations: Arc::new(conversations::Conversations::new(store.clone(), config_ttl)),
             store,

@@ -71,6 +71,10 @@ const COST_HEADER: HeaderName = HeaderName::from_static("x-dragoman-response-cos
 /// LiteLLM's name for the cost header, which existing dashboards read.
 const LITELLM_COST_HEADER: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+/// Whether the response cache answered (`hit`) or will keep this answer (`miss`).
+const CACHE_HEADER: HeaderName = HeaderName::from_static("x-dragoman-cache");
+/// LiteLLM's name for the entry's key.
+const LITELLM_CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
 
 /// Counts a request or stream in an in-flight gauge for as long as it lives.
 pub struct InFlight(prometheus_client::metrics::gauge::Gauge);
@@ -456,6 +460,43 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         principal,
         conversation,
     } = call;
+    // The response cache: a hit answers here; a miss remembers where its answer goes.
+    let cache = gw.cache.clone().filter(|c| c.serves(client));
+    let lookup = cache
+        .as_ref()
+        .and_then(|c| c.lookup(client, &group.name, &body, &headers));
+    if let (Some(c), Some(l)) = (&cache, &lookup)
+        && !l.directives.no_cache
+        && let Some(entry) = c.get(&l.key).await
+    {
+        let include_usage = client != Dialect::Chat || envelope.include_usage;
+        let (bytes, ct) = crate::cache::replay(client, &entry, stream, include_usage);
+        let mut h = HeaderMap::with_capacity(8);
+        set_request_id(&mut h, &id);
+        h.insert(CACHE_HEADER, HeaderValue::from_static("hit"));
+        if let Ok(v) = HeaderValue::from_str(&l.key) {
+            h.insert(LITELLM_CACHE_KEY, v);
+        }
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        h.insert(COST_HEADER, HeaderValue::from_static("0"));
+        h.insert(LITELLM_COST_HEADER, HeaderValue::from_static("0"));
+        tracing::info!(request_id = %id, model = %Escaped(&model), outcome = "cache_hit", "request done");
+        tracker.cache_hit(stream, entry.cost_nanos);
+        return with_headers(Body::from(bytes), h);
+    }
+    let body = lookup
+        .as_ref()
+        .and_then(|l| l.stripped.clone())
+        .unwrap_or(body);
+    // Where a miss's answer goes, unless the request said not to keep it.
+    let fill = match (&cache, &lookup) {
+        (Some(c), Some(l)) if !l.directives.no_store => Some((
+            c.clone(),
+            l.key.clone(),
+            l.directives.ttl.unwrap_or_else(|| c.ttl()),
+        )),
+        _ => None,
+    };
     let sticky = sticky_key(&headers, &envelope, &body, tracker.principal(), &group);
     let mut ex = Exchange::new(gw, client, stream, &envelope, &body, &headers, &id);
     ex.conversation = conversation;
@@ -465,6 +506,12 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let mut out_headers = HeaderMap::with_capacity(48);
     set_request_id(&mut out_headers, &id);
     routing_headers(&mut out_headers, &report);
+    if let Some(l) = &lookup
+        && let Ok(v) = HeaderValue::from_str(&l.key)
+    {
+        out_headers.insert(CACHE_HEADER, HeaderValue::from_static("miss"));
+        out_headers.insert(LITELLM_CACHE_KEY, v);
+    }
     if let Some(a) = tracker.admission() {
         a.write_headers(client.rate_limit_headers(), &mut out_headers);
     }
@@ -532,6 +579,9 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
             };
             log_usage(&ctx, &usage);
             let cost = tracker.answered(200, usage);
+            if let Some((c, key, ttl)) = fill {
+                c.fill_from_body(key, ttl, client, out.clone(), cost);
+            }
             if let Some(c) = cost
                 && let Ok(v) = HeaderValue::from_str(&crate::accounting::usd(c))
             {
@@ -564,18 +614,22 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     // Bytes pass through when nothing about them changes; the same dialect in another
     // framing (Claude inside Bedrock's chunks) is re-framed through the hub.
     let mode = if dep.dialect == client && framing == client.framing() {
-        Mode::Passthrough(Box::new(hub::PassthroughTap::new(client)))
+        let tap = hub::PassthroughTap::new(client);
+        Mode::Passthrough(Box::new(if fill.is_some() {
+            tap.collecting()
+        } else {
+            tap
+        }))
     } else {
         let include_usage = client != Dialect::Chat || envelope.include_usage;
         let opts = StreamOptions {
             input_estimate: prepared.estimate.filter(|_| client == Dialect::Anthropic),
             include_usage,
         };
-        Mode::Translate(Box::new(
-            hub::StreamTranslator::new(dep.dialect, client, opts)
-                .with_input_framing(framing)
-                .unwrap_custom_tools(prepared.custom_tools),
-        ))
+        let t = hub::StreamTranslator::new(dep.dialect, client, opts)
+            .with_input_framing(framing)
+            .unwrap_custom_tools(prepared.custom_tools);
+        Mode::Translate(Box::new(if fill.is_some() { t.collecting() } else { t }))
     };
     let gauge = InFlight::new(&gw.metrics.in_flight_streams);
     // The first read was taken to be sure the stream is a success; it goes out first.
@@ -589,7 +643,19 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         tracker,
         gauge,
     )
-    .capture(pending.map(crate::conversations::StreamCapture::new));
+    .capture(pending.map(crate::conversations::StreamCapture::new))
+    .fill(fill.map(|(c, key, ttl)| {
+        Box::new(move |response, cost_nanos| {
+            c.put(
+                key,
+                crate::cache::Entry {
+                    response,
+                    cost_nanos,
+                },
+                ttl,
+            )
+        }) as crate::pump::Fill
+    }));
     out_headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),

@@ -25,6 +25,9 @@ const HANDOVER_YIELDS: u32 = 2;
 /// How much already-arrived output one client write may gather.
 const COALESCE_LIMIT: usize = 64 * 1024;
 
+/// Takes a stream's whole answer and its cost (the response cache's fill).
+pub type Fill = Box<dyn FnOnce(dragoman_model::Response, Option<i64>) + Send>;
+
 pub enum Mode {
     Passthrough(Box<PassthroughTap>),
     Translate(Box<StreamTranslator>),
@@ -60,6 +63,8 @@ pub struct Pump<S> {
     tracker: Option<crate::accounting::Tracker>,
     /// A Responses client's answer, watched for the response store.
     capture: Option<crate::conversations::StreamCapture>,
+    /// Where the whole answer goes when it ends well (the response cache), with its cost.
+    fill: Option<Fill>,
     _gauge: crate::proxy::InFlight,
 }
 
@@ -91,8 +96,15 @@ where
             closed: false,
             tracker: Some(tracker),
             capture: None,
+            fill: None,
             _gauge: gauge,
         }
+    }
+
+    /// Hands the whole answer to `fill` when the stream ends well (the mode must be collecting).
+    pub fn fill(mut self, f: Option<Fill>) -> Self {
+        self.fill = f;
+        self
     }
 
     /// Keeps the answer in the response store when the stream ends well.
@@ -267,9 +279,19 @@ where
         {
             c.finish();
         }
+        let mut cost = None;
         if let Some(t) = self.tracker.take() {
             let ttfb = self.first_byte.map(|d| d.as_millis() as u64);
-            t.streamed(self.observed(), ttfb, false);
+            cost = t.streamed(self.observed(), ttfb, false);
+        }
+        if let Some(fill) = self.fill.take() {
+            let whole = match &mut self.mode {
+                Mode::Passthrough(t) => t.collected(),
+                Mode::Translate(t) => t.collected(),
+            };
+            if let Some(r) = whole {
+                fill(r, cost);
+            }
         }
         let o = self.observed();
         let u = &o.usage;

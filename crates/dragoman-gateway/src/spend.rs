@@ -73,6 +73,9 @@ fn record_json(r: &UsageRecord) -> Value {
         "usage_estimated": r.usage_estimated,
         "cost_nanos": r.cost_nanos,
         "cost_usd": usd_value(r.cost_nanos),
+        // LiteLLM writes it as a string.
+        "cache_hit": if r.cache_hit { "True" } else { "False" },
+        "saved_cost_usd": usd_value(r.saved_cost_nanos),
     })
 }
 

@@ -118,6 +118,18 @@ impl Dialect {
         !matches!(self, Dialect::Gemini | Dialect::Bedrock)
     }
 
+    /// Top-level request fields that only shape how an answer is delivered (streamed or not,
+    /// with usage chunks or not), never what it says: a response cache leaves them out of its
+    /// key.
+    pub fn delivery_fields(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Chat | Dialect::Responses => &["stream", "stream_options"],
+            Dialect::Anthropic | Dialect::Bedrock => &["stream"],
+            // Gemini streams by URL.
+            Dialect::Gemini => &[],
+        }
+    }
+
     /// How the dialect's streams are cut into events on the wire.
     pub fn framing(self) -> Framing {
         match self {

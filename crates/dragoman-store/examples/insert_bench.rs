@@ -59,6 +59,8 @@ fn record(i: usize, rng: &mut fastrand::Rng, sequential: bool) -> UsageRecord {
         attempted: None,
         owner: Default::default(),
         cost_nanos: Some(4_200_000),
+        cache_hit: false,
+        saved_cost_nanos: None,
     }
 }
 

@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_attempts.sql")),
     (3, include_str!("../migrations/sqlite/0003_tenancy.sql")),
     (4, include_str!("../migrations/sqlite/0004_responses.sql")),
+    (5, include_str!("../migrations/sqlite/0005_cache_hits.sql")),
 ];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -581,6 +582,8 @@ fn insert_batch(conn: &mut Connection, sql: &str, records: &[UsageRecord]) -> ru
                 p.team_id,
                 p.user_id,
                 p.end_user,
+                p.cache_hit,
+                p.saved_cost_nanos,
             ])?;
         }
     }
@@ -720,6 +723,8 @@ fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         team_id: row.get(28)?,
         user_id: row.get(29)?,
         end_user: row.get(30)?,
+        cache_hit: row.get(31)?,
+        saved_cost_nanos: row.get(32)?,
     })
 }
 

@@ -23,12 +23,12 @@ const POSTGRES: &str = "PostgreSQL";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u32 = 5;
 
-/// PostgreSQL only (SQLite pays no round trip per statement). 31 columns a row: 40 rows keep a
-/// statement at 1240 parameters, far under PostgreSQL's 65535, while still cutting round trips
+/// PostgreSQL only (SQLite pays no round trip per statement). 33 columns a row: 40 rows keep a
+/// statement at 1320 parameters, far under PostgreSQL's 65535, while still cutting round trips
 /// 40-fold.
 const ROWS_PER_STATEMENT: usize = 40;
 
-const COLUMNS: [&str; 31] = [
+const COLUMNS: [&str; 33] = [
     "request_id",
     "started_at_ms",
     "principal",
@@ -60,6 +60,8 @@ const COLUMNS: [&str; 31] = [
     "team_id",
     "user_id",
     "end_user",
+    "cache_hit",
+    "saved_cost_nanos",
 ];
 
 /// A key, team or user as the gateway keeps it: its fields are the gateway's business (JSON
@@ -226,7 +228,9 @@ impl Store {
                     .bind(p.key_alias)
                     .bind(p.team_id)
                     .bind(p.user_id)
-                    .bind(p.end_user);
+                    .bind(p.end_user)
+                    .bind(p.cache_hit)
+                    .bind(p.saved_cost_nanos);
             }
             query.execute(&mut *tx).await.map_err(fail)?;
         }
@@ -579,6 +583,8 @@ pub(crate) struct Params<'a> {
     pub(crate) team_id: Option<&'a str>,
     pub(crate) user_id: Option<&'a str>,
     pub(crate) end_user: Option<&'a str>,
+    pub(crate) cache_hit: bool,
+    pub(crate) saved_cost_nanos: Option<i64>,
 }
 
 /// Counts past `i64::MAX` cannot happen in practice; clamping keeps one absurd record from
@@ -622,6 +628,8 @@ impl<'a> Params<'a> {
             team_id: r.owner.team_id.as_deref(),
             user_id: r.owner.user_id.as_deref(),
             end_user: r.owner.end_user.as_deref(),
+            cache_hit: r.cache_hit,
+            saved_cost_nanos: r.saved_cost_nanos,
         }
     }
 }
@@ -660,6 +668,8 @@ pub(crate) struct RawRecord {
     pub(crate) team_id: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) end_user: Option<String>,
+    pub(crate) cache_hit: bool,
+    pub(crate) saved_cost_nanos: Option<i64>,
 }
 
 impl RawRecord {
@@ -732,6 +742,8 @@ impl RawRecord {
                 user_id: self.user_id,
                 end_user: self.end_user,
             },
+            cache_hit: self.cache_hit,
+            saved_cost_nanos: self.saved_cost_nanos,
         })
     }
 }

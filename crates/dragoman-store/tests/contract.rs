@@ -281,6 +281,8 @@ fn rec(id: &str, started_at_ms: i64, model: &str, principal: &str) -> UsageRecor
         attempted: None,
         cost_nanos: Some(1),
         owner: Owner::default(),
+        cache_hit: false,
+        saved_cost_nanos: None,
     }
 }
 
@@ -352,6 +354,8 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
             user_id: Some("alice@example.com".to_owned()),
             end_user: Some("customer-42".to_owned()),
         },
+        cache_hit: true,
+        saved_cost_nanos: Some(1_777_500),
     };
     let unknown = UsageRecord {
         request_id: "unknown".to_owned(),
@@ -373,6 +377,8 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
         attempted: None,
         cost_nanos: None,
         owner: Owner::default(),
+        cache_hit: false,
+        saved_cost_nanos: None,
     };
     let zeros = UsageRecord {
         request_id: "zeros".to_owned(),

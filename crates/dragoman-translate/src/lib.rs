@@ -413,6 +413,8 @@ pub struct StreamTranslator {
     observed: Observed,
     args: ArgsGuard,
     custom: CustomUnwrap,
+    /// The whole answer gathered as it passes, when asked for (a response cache's entry).
+    collector: Option<dragoman_model::Collector>,
 }
 
 /// The custom tools of `req` that `upstream` cannot declare and receives wrapped as functions
@@ -659,7 +661,22 @@ impl StreamTranslator {
             observed: Observed::default(),
             args: ArgsGuard::default(),
             custom: CustomUnwrap::default(),
+            collector: None,
         }
+    }
+
+    /// Also gathers the whole answer, in canonical form, for [`StreamTranslator::collected`].
+    pub fn collecting(mut self) -> Self {
+        self.collector = Some(dragoman_model::Collector::new());
+        self
+    }
+
+    /// The answer gathered so far, once the stream has ended well.
+    pub fn collected(&mut self) -> Option<Response> {
+        if self.observed.success != Some(true) {
+            return None;
+        }
+        self.collector.take()?.finish().ok()
     }
 
     /// Names of the client's custom (freeform) tools that were sent to the upstream wrapped as
@@ -807,6 +824,11 @@ impl StreamTranslator {
                 break;
             }
             self.observed.see(ev);
+            if let Some(c) = &mut self.collector
+                && c.push(ev).is_err()
+            {
+                self.collector = None;
+            }
             self.encoder.push(ev, &mut self.encoded, losses);
         }
         for e in &self.encoded {
@@ -842,6 +864,7 @@ pub struct PassthroughTap {
     /// The last event forwarded, for numbering an ending the tap adds.
     last_forwarded: Option<sse::Event>,
     state: TapState,
+    collector: Option<dragoman_model::Collector>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -868,7 +891,22 @@ impl PassthroughTap {
             held_at: 0,
             last_forwarded: None,
             state: TapState::Open,
+            collector: None,
         }
+    }
+
+    /// Also gathers the whole answer, in canonical form, for [`PassthroughTap::collected`].
+    pub fn collecting(mut self) -> Self {
+        self.collector = Some(dragoman_model::Collector::new());
+        self
+    }
+
+    /// The answer gathered, once the stream has ended well.
+    pub fn collected(&mut self) -> Option<Response> {
+        if self.observed.success != Some(true) {
+            return None;
+        }
+        self.collector.take()?.finish().ok()
     }
 
     pub fn observed(&self) -> &Observed {
@@ -939,6 +977,11 @@ impl PassthroughTap {
                     break;
                 }
                 self.observed.see(c);
+                if let Some(col) = &mut self.collector
+                    && col.push(c).is_err()
+                {
+                    self.collector = None;
+                }
                 self.scratch.clear();
                 self.shadow.push(c, &mut self.scratch, &mut losses);
             }

@@ -239,6 +239,34 @@ impl Shared {
         }))
     }
 
+    /// A response-cache entry (`key` under this gateway's prefix); `None` when absent or when
+    /// Redis does not answer in time (a miss, never an error).
+    pub async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut c = self.connection().await.ok()?;
+        let k = format!("{}:{key}", self.prefix);
+        tokio::time::timeout(
+            TIMEOUT,
+            redis::AsyncCommands::get::<_, Option<Vec<u8>>>(&mut c, k),
+        )
+        .await
+        .ok()?
+        .ok()?
+    }
+
+    /// Keeps a response-cache entry for `ttl`; a failure only costs a later miss.
+    pub async fn cache_set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        let Ok(mut c) = self.connection().await else {
+            return;
+        };
+        let k = format!("{}:{key}", self.prefix);
+        let secs = ttl.as_secs().max(1);
+        let _ = tokio::time::timeout(
+            TIMEOUT,
+            redis::AsyncCommands::set_ex::<_, _, ()>(&mut c, k, value, secs),
+        )
+        .await;
+    }
+
     /// The key prefix of one meter.
     pub fn base(&self, kind: &str, id: &str) -> String {
         format!("{}:{kind}:{id}", self.prefix)
