@@ -86,6 +86,10 @@ pub struct Args {
     /// Keep those limits in this Redis (`general_settings.redis_url`): the shared limiter's cost.
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// Turn LiteLLM's response cache on (`litellm_settings.cache`, in memory): every request
+    /// of a scenario after the first is a cache hit, so the numbers are a hit's cost.
+    #[arg(long)]
+    pub response_cache: bool,
     /// Where results.md and results.json go (default target/bench/<unix time>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -655,7 +659,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 !a.no_store,
                 paced,
                 a.redis_url.as_deref(),
-            ),
+            ) + if a.response_cache {
+                "litellm_settings:\n  cache: true\n  cache_params: {type: local, ttl: 3600}\n"
+            } else {
+                ""
+            },
         )?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

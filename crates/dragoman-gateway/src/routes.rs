@@ -33,6 +33,10 @@ pub fn app(gw: Arc<Gateway>) -> Router {
                 post(responses).get(responses_websocket),
             )
             .route(
+                &format!("{prefix}/responses/compact"),
+                post(crate::responses_api::compact),
+            )
+            .route(
                 &format!("{prefix}/responses/{{id}}"),
                 get(crate::responses_api::get).delete(crate::responses_api::delete),
             )

@@ -377,3 +377,24 @@ async fn a_responses_upstream_resolves_its_own_chain() {
         .await;
     assert_eq!(s, 404, "{v}");
 }
+
+/// Codex's remote compaction is refused in the Responses dialect, saying what to do instead.
+#[tokio::test]
+async fn remote_compaction_is_an_explicit_refusal() {
+    let h = start("{}").await;
+    let r = h
+        .http
+        .post(format!("{}/v1/responses/compact", h.url))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "a/script/text", "input": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("wire_api"),
+        "{v}"
+    );
+}
