@@ -188,20 +188,31 @@ impl ResponseCache {
         body: &bytes::Bytes,
         headers: &HeaderMap,
     ) -> Option<Lookup> {
-        let mut v: Value = serde_json::from_slice(body).ok()?;
-        let directives = Directives::read(&v, headers);
-        let o = v.as_object_mut()?;
-        let stripped = match o.remove("cache") {
-            Some(_) => Some(bytes::Bytes::from(serde_json::to_vec(&o).ok()?)),
-            None => None,
+        // One parse when the body has no `cache` object (the usual case); a tree to take it
+        // out of the body when it has.
+        let (directives, stripped) = if memchr::memmem::find(body, b"\"cache\"").is_some() {
+            let mut v: Value = serde_json::from_slice(body).ok()?;
+            let directives = Directives::read(&v, headers);
+            let stripped = match v.as_object_mut().and_then(|o| o.remove("cache")) {
+                Some(_) => Some(bytes::Bytes::from(serde_json::to_vec(&v).ok()?)),
+                None => None,
+            };
+            (directives, stripped)
+        } else {
+            (Directives::read(&Value::Null, headers), None)
         };
-        // The key is what the answer depends on: how it is delivered is not part of it.
-        for f in client.delivery_fields() {
-            o.remove(*f);
-        }
-        let keyed = serde_json::to_vec(&o).ok()?;
         let mut losses = dragoman_model::Losses::new();
-        let req = dragoman_translate::decode_request(client, &keyed, &mut losses).ok()?;
+        let mut req = dragoman_translate::decode_request(
+            client,
+            stripped.as_ref().unwrap_or(body),
+            &mut losses,
+        )
+        .ok()?;
+        // The key is what the answer depends on: how it is delivered is not part of it (the
+        // `stream` flag is cleared by `key`; the rest travels as the dialect's extensions).
+        let delivery = client.delivery_fields();
+        req.extensions
+            .retain(|e| !delivery.contains(&e.key.as_str()));
         Some(Lookup {
             key: self.key(group, &req),
             directives,
