@@ -763,9 +763,14 @@ impl StreamTranslator {
         self.decoder.finish(&mut self.canonical);
         self.emit(out, losses);
         if !self.observed.ended() {
-            self.observed.see(&StreamEvent::Error {
+            // The input stopped short of its end and its decoder said nothing of it (Gemini's
+            // has no terminal event to miss): the client still gets its dialect's error ending,
+            // not a stream that just stops.
+            self.canonical.clear();
+            self.canonical.push(StreamEvent::Error {
                 error: ErrorBody::truncated_stream(),
             });
+            self.emit(out, losses);
         }
         self.encoded.clear();
         self.encoder.finish(&mut self.encoded, losses);

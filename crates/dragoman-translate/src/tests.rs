@@ -556,3 +556,32 @@ fn passthrough_error_ending_continues_the_upstreams_numbering() {
     assert_eq!(all[5].event.as_deref(), Some("response.failed"));
     assert!(tap.closed());
 }
+
+/// A Gemini stream cut before its `finishReason` (Gemini has no terminal event, so its
+/// decoder cannot tell) still ends every client's stream with that client's error ending,
+/// Gemini's own included (found by the damaged-stream fuzz).
+#[test]
+fn a_gemini_stream_cut_short_ends_in_an_error_for_every_client() {
+    let chunk = json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "get_user_country", "args": {}, "id": "c1"}, "thoughtSignature": "c2ln"}
+    ]}, "index": 0}], "responseId": "r1"});
+    let bytes = sse_data(&[chunk], false);
+    for to in Dialect::ALL {
+        let mut losses = Losses::new();
+        let out = translate_stream(
+            Dialect::Gemini,
+            to,
+            &bytes,
+            StreamOptions::default(),
+            &mut losses,
+        )
+        .unwrap();
+        let events = decode_events(to, &out).unwrap();
+        validate(to, &events).unwrap_or_else(|e| panic!("{to}: {e}"));
+        let back = decode_stream(to, &out).unwrap();
+        assert!(
+            matches!(back.last(), Some(dragoman_model::StreamEvent::Error { .. })),
+            "{to}: {back:?}"
+        );
+    }
+}
