@@ -44,35 +44,8 @@ impl Wire {
     }
 }
 
-/// The path suffix each wire posts to. The gateway owns hosts, API versions and everything
-/// before the suffix (`/v1`, `/openai/deployments/{d}`, Vertex's
-/// `…/projects/{p}/locations/{l}/publishers/google/`), and query strings (Azure's
-/// `api-version`).
-pub fn url_path(wire: Wire, model: &str) -> String {
-    match wire {
-        Wire::OpenAi => "/embeddings".to_owned(),
-        Wire::Gemini => format!("models/{}:batchEmbedContents", bare_google(model)),
-        Wire::Vertex => format!("models/{}:predict", bare_google(model)),
-        Wire::Titan | Wire::Cohere => format!("/model/{}/invoke", percent_encode(model)),
-    }
-}
-
 fn bare_google(model: &str) -> &str {
     model.strip_prefix("models/").unwrap_or(model)
-}
-
-/// Everything but RFC 3986 unreserved characters is escaped: `:` in versioned ids
-/// (`amazon.titan-embed-text-v2%3A0`, as Bedrock's SDKs send it) and `/` in ARNs.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Cohere's cap on texts per call.

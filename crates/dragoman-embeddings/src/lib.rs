@@ -5,7 +5,7 @@
 //! `shared/protocols/EMBEDDINGS.md`.
 //!
 //! The gateway's flow: [`decode_request`] the client body, [`encode_request`] one or more
-//! upstream bodies for the deployment's [`Wire`] and post each to [`url_path`] on its host,
+//! upstream bodies for the deployment's [`Wire`] and post each to the address the gateway makes for it,
 //! hand the answers to [`decode_response`] in the same order, then [`encode_response`] in the
 //! client's [`Encoding`]. An OpenAI-family upstream asked in the client's own encoding can be
 //! passed through untouched, with [`openai_usage`] as the accounting tap; when it answered
@@ -69,7 +69,7 @@ mod response;
 mod tests;
 
 pub use dragoman_model::DecodeError;
-pub use encode::{Wire, encode_request, url_path};
+pub use encode::{Wire, encode_request};
 pub use request::{EmbedRequest, Encoding, Input, decode_request};
 pub use response::{
     EmbedResponse, Part, decode_openai_response, decode_response, encode_response, estimate_tokens,

@@ -45,10 +45,6 @@ fn titan_v2_request_matches_the_recording() {
     assert_eq!(bodies, vec![recorded.clone()]);
     // Same keys in the same order as the SDK wrote them.
     assert_eq!(bodies[0].to_string(), recorded.to_string());
-    assert_eq!(
-        url_path(Wire::Titan, "amazon.titan-embed-text-v2:0"),
-        "/model/amazon.titan-embed-text-v2%3A0/invoke"
-    );
 }
 
 #[test]
@@ -59,10 +55,6 @@ fn vertex_request_matches_the_recording() {
         let recorded: Value = serde_json::from_str(VERTEX_REQ).unwrap();
         assert_eq!(bodies, vec![recorded], "{task}");
     }
-    assert_eq!(
-        url_path(Wire::Vertex, "gemini-embedding-001"),
-        "models/gemini-embedding-001:predict"
-    );
     let r = req(json!({"model": "g", "input": ["a", "b"], "dimensions": 768}));
     let bodies = encode_request(Wire::Vertex, &r, "text-embedding-005").unwrap();
     assert_eq!(
@@ -236,10 +228,6 @@ fn gemini_batch_names_the_model_on_every_item() {
         bodies,
         vec![json!({"requests": [item("hello"), item("world")]})]
     );
-    assert_eq!(
-        url_path(Wire::Gemini, "gemini-embedding-001"),
-        "models/gemini-embedding-001:batchEmbedContents"
-    );
     // gemini-embedding-2 (GA) takes no taskType; the preview does.
     let r = req(json!({"model": "g", "input": "q", "input_type": "search_query"}));
     let ga = encode_request(Wire::Gemini, &r, "gemini-embedding-2").unwrap();
@@ -280,7 +268,6 @@ fn openai_bodies_keep_the_clients_shape() {
     let b = encode_request(Wire::OpenAi, &r, "m").unwrap();
     assert_eq!(b[0]["input"], json!(["a"]));
     assert_eq!(b[0]["input_type"], "query");
-    assert_eq!(url_path(Wire::OpenAi, "m"), "/embeddings");
 }
 
 #[test]
@@ -463,13 +450,6 @@ fn bedrock_wire_by_model_id() {
     for (id, want) in cases {
         assert_eq!(Wire::for_bedrock_model(id), want, "{id}");
     }
-    assert_eq!(
-        url_path(
-            Wire::Cohere,
-            "arn:aws:bedrock:us-east-1:1:application-inference-profile/ab"
-        ),
-        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Aapplication-inference-profile%2Fab/invoke"
-    );
 }
 
 #[test]

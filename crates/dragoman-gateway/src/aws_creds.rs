@@ -181,12 +181,12 @@ impl KeySource {
             } => {
                 let mut form = format!(
                     "Action=AssumeRole&Version=2011-06-15&DurationSeconds={ROLE_SECONDS}&RoleArn={}&RoleSessionName={}",
-                    form_encode(arn),
-                    form_encode(session_name)
+                    crate::upstream::percent_encode(arn),
+                    crate::upstream::percent_encode(session_name)
                 );
                 if let Some(x) = external_id {
                     form.push_str("&ExternalId=");
-                    form.push_str(&form_encode(x));
+                    form.push_str(&crate::upstream::percent_encode(x));
                 }
                 let body = Bytes::from(form);
                 let mut req = form_post(sts, body.clone())?;
@@ -203,9 +203,9 @@ impl KeySource {
                 // Unsigned: the token is the proof.
                 let form = format!(
                     "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&DurationSeconds={ROLE_SECONDS}&RoleArn={}&RoleSessionName={}&WebIdentityToken={}",
-                    form_encode(arn),
-                    form_encode(session_name),
-                    form_encode(&token.read()?)
+                    crate::upstream::percent_encode(arn),
+                    crate::upstream::percent_encode(session_name),
+                    crate::upstream::percent_encode(&token.read()?)
                 );
                 let req = form_post(sts, Bytes::from(form))?;
                 let text = self.call(req, FETCH_TIMEOUT, "STS").await?;
@@ -365,18 +365,6 @@ pub fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
     Some(xml[start..end].trim())
-}
-
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The key sources of a gateway's Bedrock deployments: deployments with the same identity

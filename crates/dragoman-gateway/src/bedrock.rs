@@ -239,7 +239,7 @@ impl Adapter for Bedrock {
             let url = format!(
                 "{}/model/{}/count-tokens",
                 self.base,
-                upstream::bedrock_model_segment(model)
+                upstream::percent_encode(model)
             );
             *req.uri_mut() = http::Uri::try_from(url.as_str()).map_err(|e| {
                 ErrorBody::new(ErrorKind::InvalidRequest, format!("model `{model}`: {e}"))

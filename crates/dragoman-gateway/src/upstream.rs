@@ -31,12 +31,12 @@ pub enum Op {
     Embed,
 }
 
-/// A Bedrock model id as its URL path segment: everything but unreserved characters is
-/// percent-encoded, `:` and an ARN's `/` included (botocore sends `%3A`; a raw `/` would end
-/// the segment).
-pub fn bedrock_model_segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len() + 8);
-    for b in id.bytes() {
+/// `s` with everything but RFC 3986 unreserved characters percent-encoded: a Bedrock model id
+/// as one URL path segment (`:` and an ARN's `/` included; botocore sends `%3A`, and a raw `/`
+/// would end the segment), or a form value.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(b));
         } else {
@@ -61,7 +61,7 @@ pub fn url(dep: &Deployment, model: &str, op: Op) -> String {
                 (Op::Generate, _) => "invoke",
                 (Op::Stream, _) => "invoke-with-response-stream",
             };
-            format!("{base}/model/{}/{action}", bedrock_model_segment(model))
+            format!("{base}/model/{}/{action}", percent_encode(model))
         }
         (Provider::Vertex, _, Op::Embed) => {
             let (project, location) = dep
@@ -555,6 +555,15 @@ mod tests {
         assert_eq!(
             url(&g, "gemini-embedding-001", Op::Embed),
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:batchEmbedContents"
+        );
+        let t = dep(
+            "bedrock/amazon.titan-embed-text-v2:0",
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "embedding",
+        );
+        assert_eq!(
+            url(&t, &t.upstream_model, Op::Embed),
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.titan-embed-text-v2%3A0/invoke"
         );
         let b = dep(
             "bedrock/arn:aws:bedrock:us-east-1:1:application-inference-profile/x",

@@ -413,8 +413,7 @@ pub struct StreamTranslator {
     observed: Observed,
     args: ArgsGuard,
     custom: CustomUnwrap,
-    /// The whole answer gathered as it passes, when asked for (a response cache's entry).
-    collector: Option<dragoman_model::Collector>,
+    collector: Gather,
 }
 
 /// The custom tools of `req` that `upstream` cannot declare and receives wrapped as functions
@@ -596,6 +595,32 @@ impl ArgsGuard {
     }
 }
 
+/// The whole answer of a stream, gathered in canonical form as its events pass, when asked
+/// for (a response cache's entry). A stream the collector refuses is simply not gathered.
+#[derive(Default)]
+struct Gather(Option<dragoman_model::Collector>);
+
+impl Gather {
+    fn on() -> Gather {
+        Gather(Some(dragoman_model::Collector::new()))
+    }
+
+    fn see(&mut self, ev: &StreamEvent) {
+        if let Some(c) = &mut self.0
+            && c.push(ev).is_err()
+        {
+            self.0 = None;
+        }
+    }
+
+    fn take(&mut self, observed: &Observed) -> Option<Response> {
+        if observed.success != Some(true) {
+            return None;
+        }
+        self.0.take()?.finish().ok()
+    }
+}
+
 /// What a stream said about itself, gathered as it passes: for logs and accounting.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -661,22 +686,19 @@ impl StreamTranslator {
             observed: Observed::default(),
             args: ArgsGuard::default(),
             custom: CustomUnwrap::default(),
-            collector: None,
+            collector: Gather::default(),
         }
     }
 
     /// Also gathers the whole answer, in canonical form, for [`StreamTranslator::collected`].
     pub fn collecting(mut self) -> Self {
-        self.collector = Some(dragoman_model::Collector::new());
+        self.collector = Gather::on();
         self
     }
 
     /// The answer gathered so far, once the stream has ended well.
     pub fn collected(&mut self) -> Option<Response> {
-        if self.observed.success != Some(true) {
-            return None;
-        }
-        self.collector.take()?.finish().ok()
+        self.collector.take(&self.observed)
     }
 
     /// Names of the client's custom (freeform) tools that were sent to the upstream wrapped as
@@ -829,11 +851,7 @@ impl StreamTranslator {
                 break;
             }
             self.observed.see(ev);
-            if let Some(c) = &mut self.collector
-                && c.push(ev).is_err()
-            {
-                self.collector = None;
-            }
+            self.collector.see(ev);
             self.encoder.push(ev, &mut self.encoded, losses);
         }
         for e in &self.encoded {
@@ -869,7 +887,7 @@ pub struct PassthroughTap {
     /// The last event forwarded, for numbering an ending the tap adds.
     last_forwarded: Option<sse::Event>,
     state: TapState,
-    collector: Option<dragoman_model::Collector>,
+    collector: Gather,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -896,22 +914,19 @@ impl PassthroughTap {
             held_at: 0,
             last_forwarded: None,
             state: TapState::Open,
-            collector: None,
+            collector: Gather::default(),
         }
     }
 
     /// Also gathers the whole answer, in canonical form, for [`PassthroughTap::collected`].
     pub fn collecting(mut self) -> Self {
-        self.collector = Some(dragoman_model::Collector::new());
+        self.collector = Gather::on();
         self
     }
 
     /// The answer gathered, once the stream has ended well.
     pub fn collected(&mut self) -> Option<Response> {
-        if self.observed.success != Some(true) {
-            return None;
-        }
-        self.collector.take()?.finish().ok()
+        self.collector.take(&self.observed)
     }
 
     pub fn observed(&self) -> &Observed {
@@ -982,11 +997,7 @@ impl PassthroughTap {
                     break;
                 }
                 self.observed.see(c);
-                if let Some(col) = &mut self.collector
-                    && col.push(c).is_err()
-                {
-                    self.collector = None;
-                }
+                self.collector.see(c);
                 self.scratch.clear();
                 self.shadow.push(c, &mut self.scratch, &mut losses);
             }
