@@ -29,6 +29,13 @@ pub enum Scenario {
     MessagesResponses,
     #[value(name = "paced")]
     Paced,
+    /// Responses in and out (Codex's path), streamed: each answer is kept in the response
+    /// store.
+    #[value(name = "responses")]
+    Responses,
+    /// As `responses` with `store: false`: the difference is what storing costs.
+    #[value(name = "responses_nostore")]
+    ResponsesNoStore,
 }
 
 impl Scenario {
@@ -38,6 +45,8 @@ impl Scenario {
             Scenario::MessagesChat => "messages_chat",
             Scenario::MessagesResponses => "messages_responses",
             Scenario::Paced => "paced",
+            Scenario::Responses => "responses",
+            Scenario::ResponsesNoStore => "responses_nostore",
         }
     }
 }
@@ -213,7 +222,10 @@ pub fn target_with(
             gateway_key,
             &[],
         )?,
-        (Scenario::MessagesResponses, Side::Direct) => Target::post(
+        (
+            Scenario::MessagesResponses | Scenario::Responses | Scenario::ResponsesNoStore,
+            Side::Direct,
+        ) => Target::post(
             addr,
             "/v1/responses",
             &responses_body("gpt-5-codex"),
@@ -229,6 +241,14 @@ pub fn target_with(
             &[],
         )?
         .stream(ANTHROPIC_DELTA, expected),
+        (Scenario::Responses | Scenario::ResponsesNoStore, Side::Gateway) => {
+            let mut body = responses_body("bench-responses");
+            if scenario == Scenario::ResponsesNoStore {
+                body["store"] = json!(false);
+            }
+            Target::post(addr, "/v1/responses", &body, gateway_key, &[])?
+                .stream(RESPONSES_DELTA, expected)
+        }
         (Scenario::Paced, Side::Direct) => Target::post(
             addr,
             "/v1/responses",

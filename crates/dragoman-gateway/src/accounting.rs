@@ -114,6 +114,12 @@ impl Tracker {
         }
     }
 
+    /// The call is answered by another pass through the gateway's path (a compaction asks
+    /// its deployment through it), which leaves the usage record: this one leaves none.
+    pub fn hand_off(mut self) {
+        self.done = true;
+    }
+
     pub fn requested(&mut self, model: &str, stream: bool, end_user: Option<&str>) {
         self.rec.model = model.to_owned();
         self.rec.stream = stream;

@@ -459,7 +459,15 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
             let own = dep.dialect == Dialect::Responses
                 && (c.missing.is_some() || c.native.as_deref() == Some(dep.id.as_str()));
             if own {
-                (ex.body, false)
+                // With ids it does not hold, the body as given (its compaction items opened).
+                (
+                    if c.missing.is_some() {
+                        &c.body
+                    } else {
+                        ex.body
+                    },
+                    false,
+                )
             } else if let Some(e) = &c.missing {
                 let mut e = e.clone();
                 e.retry = Retry::Elsewhere;
@@ -467,7 +475,7 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
             } else {
                 // Another Responses server must not be sent reasoning sealed by a foreign
                 // family: through the canonical model, whose encoder drops what it cannot take.
-                (&c.body, dep.dialect == Dialect::Responses)
+                (&c.body, dep.dialect == Dialect::Responses && !c.relay)
             }
         }
     };
@@ -516,7 +524,7 @@ fn prepare(ex: &mut Exchange<'_>, idx: usize, group: &str) -> Result<Prepared, G
     let unresolvable = hub::unresolvable_items(client, dep.dialect, req);
     if !unresolvable.is_empty() {
         return Err(elsewhere(format!(
-            "input: {} cannot be sent to this model (served by the {} API): the item lives in another server's conversation store, which dragoman cannot read; send the item itself instead of a reference",
+            "input: {} cannot be sent to this model (served by the {} API): only the server that made it can read it (a reference into its conversation store, or a compaction it sealed); send the item itself, or the conversation uncompacted",
             unresolvable.join(", "),
             dep.dialect
         )));

@@ -68,6 +68,21 @@ pub struct Expanded {
     /// Responses deployment, given the original body, may resolve them; for any other it is a
     /// 404 in the Responses dialect.
     pub missing: Option<GatewayError>,
+    /// The body is the client's own conversation, rewritten (no item of it made elsewhere):
+    /// any Responses deployment takes it as it is.
+    pub relay: bool,
+}
+
+impl Expanded {
+    /// A request rewritten in place, with nothing taken from the store.
+    pub fn rewritten(body: Bytes) -> Expanded {
+        Expanded {
+            body,
+            native: None,
+            missing: None,
+            relay: true,
+        }
+    }
 }
 
 fn not_found(what: String, code: &str, param: &str) -> GatewayError {
@@ -261,6 +276,7 @@ impl Conversations {
                                 "previous_response_not_found",
                                 "previous_response_id",
                             )),
+                            relay: false,
                         }));
                     }
                     None => break,
@@ -318,6 +334,7 @@ impl Conversations {
                             "item_not_found",
                             "input",
                         )),
+                        relay: false,
                     }));
                 }
             }
@@ -328,6 +345,7 @@ impl Conversations {
             body: Bytes::from(serde_json::to_vec(&Value::Object(req)).unwrap_or_default()),
             native: if foreign { None } else { native },
             missing: None,
+            relay: false,
         }))
     }
 }
@@ -383,9 +401,16 @@ impl Pending {
         });
     }
 
-    /// Keeps a streamed answer: the `response` of its `response.completed` event.
-    pub fn keep_response(self, response: Value) {
-        tokio::spawn(async move { self.keep_now(response) });
+    /// Keeps a streamed answer: the `response` of its `response.completed` event, whose
+    /// `data` line is `data` (parsed in the task).
+    pub fn keep_event(self, data: Vec<u8>) {
+        tokio::spawn(async move {
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&data)
+                && let Some(r) = v.get_mut("response").map(Value::take)
+            {
+                self.keep_now(r);
+            }
+        });
     }
 
     fn keep_now(self, response: Value) {
@@ -427,6 +452,12 @@ pub struct StreamCapture {
 }
 
 const COMPLETED: &[u8] = b"event: response.completed";
+
+/// The marker's searcher, built once: building one per write cost more than the searches.
+fn completed() -> &'static memchr::memmem::Finder<'static> {
+    static F: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new(COMPLETED))
+}
 /// The most of a completed event kept: a larger answer is not stored.
 const MAX_CAPTURE: usize = 16 * 1024 * 1024;
 
@@ -448,32 +479,140 @@ impl StreamCapture {
             }
             return;
         }
-        // The marker may straddle two writes: search the end of the last one with this one.
-        let mut hay = std::mem::take(&mut self.tail);
-        hay.extend_from_slice(out);
-        match memchr::memmem::find(&hay, COMPLETED) {
-            Some(at) => self.event = Some(hay[at..].to_vec()),
+        // The marker may straddle two writes: the end of the last one is searched with the
+        // start of this one; this one itself is searched where it lies (never copied).
+        if !self.tail.is_empty() {
+            let head = &out[..out.len().min(COMPLETED.len())];
+            self.tail.extend_from_slice(head);
+            if let Some(at) = completed().find(&self.tail) {
+                let mut e = self.tail.split_off(at);
+                e.truncate(e.len() - head.len());
+                e.extend_from_slice(out);
+                self.event = Some(e);
+                self.tail.clear();
+                return;
+            }
+            self.tail.truncate(self.tail.len() - head.len());
+        }
+        match completed().find(out) {
+            Some(at) => {
+                self.event = Some(out[at..].to_vec());
+                self.tail.clear();
+            }
             None => {
-                let keep = hay.len().saturating_sub(COMPLETED.len());
-                self.tail = hay.split_off(keep);
+                // What a marker could start with: the last bytes seen, however short the
+                // writes.
+                let keep = COMPLETED.len() - 1;
+                if out.len() >= keep {
+                    self.tail.clear();
+                    self.tail.extend_from_slice(&out[out.len() - keep..]);
+                } else {
+                    self.tail.extend_from_slice(out);
+                    let extra = self.tail.len().saturating_sub(keep);
+                    self.tail.drain(..extra);
+                }
             }
         }
     }
 
-    /// The stream ended well: keep what it answered.
+    /// The stream ended well: keep what it answered (its parsing is the task's).
     pub fn finish(&mut self) {
-        let (Some(pending), Some(event)) = (self.pending.take(), self.event.take()) else {
+        let (Some(pending), Some(mut event)) = (self.pending.take(), self.event.take()) else {
             return;
         };
         let Some(start) = memchr::memmem::find(&event, b"data: ") else {
             return;
         };
-        let data = &event[start + 6..];
-        let end = memchr::memchr(b'\n', data).unwrap_or(data.len());
-        if let Ok(mut v) = serde_json::from_slice::<Value>(&data[..end])
-            && let Some(r) = v.get_mut("response").map(Value::take)
-        {
-            pending.keep_response(r);
+        event.drain(..start + 6);
+        if let Some(end) = memchr::memchr(b'\n', &event) {
+            event.truncate(end);
         }
+        pending.keep_event(event);
+    }
+}
+
+/// What storing costs a streamed answer on the request path, for the benchmark: the capture
+/// watching every write of `chunks`, then handing the completed event to its task (a store-less
+/// gateway's task, which parses it and keeps nothing). Needs a Tokio runtime.
+#[doc(hidden)]
+pub fn capture_stream(conv: &Arc<Conversations>, request: &Bytes, chunks: &[Bytes]) {
+    let mut c = StreamCapture::new(Pending {
+        conv: conv.clone(),
+        owner: "bench".into(),
+        model: "bench".into(),
+        deployment: "bench".into(),
+        upstream: dragoman_model::Dialect::Responses,
+        request: request.clone(),
+    });
+    for chunk in chunks {
+        c.see(chunk);
+    }
+    c.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The completed event is found wherever the stream's writes split it, the marker itself
+    /// included, and what is kept is exactly its `data` line.
+    #[tokio::test]
+    async fn the_completed_event_is_captured_across_any_split() {
+        let stream = b"event: response.created\ndata: {\"x\":1}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"output\":[]}}\n\n";
+        let conv = Arc::new(Conversations::new(None, Duration::from_secs(60)));
+        for cut in 0..=stream.len() {
+            for cut2 in [cut, (cut + 7).min(stream.len())] {
+                let pending = Pending {
+                    conv: conv.clone(),
+                    owner: "o".into(),
+                    model: "m".into(),
+                    deployment: "d".into(),
+                    upstream: dragoman_model::Dialect::Responses,
+                    request: Bytes::new(),
+                };
+                let mut c = StreamCapture::new(pending);
+                c.see(&stream[..cut]);
+                c.see(&stream[cut..cut2]);
+                c.see(&stream[cut2..]);
+                let event = c
+                    .event
+                    .clone()
+                    .unwrap_or_else(|| panic!("not found at {cut}/{cut2}"));
+                assert!(event.starts_with(COMPLETED), "{cut}/{cut2}");
+                assert!(event.ends_with(b"}}\n\n"), "{cut}/{cut2}");
+            }
+        }
+        // One byte per write.
+        let pending = Pending {
+            conv: conv.clone(),
+            owner: "o".into(),
+            model: "m".into(),
+            deployment: "d".into(),
+            upstream: dragoman_model::Dialect::Responses,
+            request: Bytes::new(),
+        };
+        let mut c = StreamCapture::new(pending);
+        for b in stream.chunks(1) {
+            c.see(b);
+        }
+        assert!(
+            c.event
+                .as_ref()
+                .is_some_and(|e| e.starts_with(COMPLETED) && e.ends_with(b"}}\n\n"))
+        );
+        // A marker that never completes is never captured.
+        let pending = Pending {
+            conv,
+            owner: "o".into(),
+            model: "m".into(),
+            deployment: "d".into(),
+            upstream: dragoman_model::Dialect::Responses,
+            request: Bytes::new(),
+        };
+        let mut c = StreamCapture::new(pending);
+        c.see(b"event: response.complet");
+        c.see(b"e\n");
+        c.see(b"d\n");
+        assert!(c.event.is_none());
     }
 }

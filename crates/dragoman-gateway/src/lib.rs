@@ -11,6 +11,7 @@ mod auth;
 mod aws_creds;
 mod bedrock;
 mod cache;
+mod compaction;
 mod conversations;
 mod dealer;
 mod envelope;
@@ -43,6 +44,8 @@ use dragoman_store::{Store, Writer};
 
 /// SigV4 signing as each Bedrock call is signed (public for the signing benchmark).
 pub use bedrock::sign_request as sigv4_sign;
+#[doc(hidden)]
+pub use conversations::{Conversations, capture_stream};
 pub use hyper_util::client::proxy::matcher::Matcher as ProxyMatcher;
 pub use metrics::Metrics;
 pub use routes::app;

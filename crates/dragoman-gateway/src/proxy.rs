@@ -280,6 +280,13 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         );
         return refuse(tracker, client, &e, None, &id, false);
     };
+    if client == Dialect::Responses
+        && matches!(ep, Endpoint::Generate(_))
+        && crate::compaction::triggered(&body)
+    {
+        tracker.hand_off();
+        return Box::pin(crate::compaction::on_trigger(gw.clone(), headers, body)).await;
+    }
     let stream = matches!(ep, Endpoint::Generate(_)) && envelope.stream;
     tracker.requested(&model, stream, envelope.end_user.as_deref());
     let Some(group) = gw.router.group(&model) else {
@@ -312,13 +319,27 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         }
     }
     // A Responses call that leans on stored state is expanded before routing.
+    // Compaction items this gateway made become their summaries first (they may also come
+    // back from the store, so again after expansion).
     let conversation = if client == Dialect::Responses && matches!(ep, Endpoint::Generate(_)) {
+        let unsealed = crate::compaction::unseal_body(&body);
+        let base = unsealed.as_ref().unwrap_or(&body);
         match gw
             .conversations
-            .expand(&body, envelope.previous_response_id, &principal)
+            .expand(base, envelope.previous_response_id, &principal)
             .await
         {
-            Ok(c) => c,
+            Ok(Some(mut c)) => {
+                if let Some(b) = crate::compaction::unseal_body(&c.body) {
+                    c.body = b;
+                    c.native = None;
+                }
+                if unsealed.is_some() {
+                    c.native = None;
+                }
+                Some(c)
+            }
+            Ok(None) => unsealed.map(crate::conversations::Expanded::rewritten),
             Err(e) => {
                 let mut h = HeaderMap::new();
                 set_request_id(&mut h, &id);

@@ -175,17 +175,7 @@ pub async fn cancel(
     }
 }
 
-/// Codex's remote compaction. Not served yet, for any upstream: refused in the Responses
-/// dialect with what to do instead (Codex has no fallback of its own when it calls this; a
-/// Codex model provider of its own with `wire_api = "responses"` compacts locally and never
-/// calls it).
+/// Codex's remote compaction: the deployment is asked for a summary (see `compaction`).
 pub async fn compact(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    if let Err(r) = who(&gw, &req) {
-        return *r;
-    }
-    fail(
-        ErrorKind::InvalidRequest,
-        400,
-        "POST /v1/responses/compact (remote compaction) is not supported by this gateway yet; configure the client's model provider as its own provider (Codex: [model_providers.<name>] with wire_api = \"responses\"), which compacts the conversation locally".into(),
-    )
+    crate::compaction::compact(gw, req).await
 }

@@ -378,23 +378,135 @@ async fn a_responses_upstream_resolves_its_own_chain() {
     assert_eq!(s, 404, "{v}");
 }
 
-/// Codex's remote compaction is refused in the Responses dialect, saying what to do instead.
+impl Harness {
+    async fn compact(&self, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/responses/compact", self.url))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A Codex-style history: instructions, a user turn, a tool call and its output, reasoning.
+fn codex_history() -> Value {
+    json!([
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix the failing test."}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA-sealed"},
+        {"type": "function_call", "call_id": "call_1", "name": "shell", "arguments": "{\"cmd\":\"cargo test\"}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "1 failed: parse_empty"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "The parser rejects empty input."}]}
+    ])
+}
+
+/// `POST /v1/responses/compact` on an Anthropic upstream: the deployment is asked for a
+/// summary of the whole history (tool calls as text, no tool definitions needed); the answer
+/// keeps the user messages and adds one compaction item; the next turn, sent to a Chat
+/// upstream, carries the summary as a user message.
 #[tokio::test]
-async fn remote_compaction_is_an_explicit_refusal() {
+async fn remote_compaction_summarises_on_any_upstream_and_the_summary_comes_back() {
     let h = start("{}").await;
-    let r = h
-        .http
-        .post(format!("{}/v1/responses/compact", h.url))
-        .bearer_auth(KEY)
-        .json(&json!({"model": "a/script/text", "input": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    let (s, v) = h
+        .compact(json!({"model": "a/script/text", "input": codex_history(), "instructions": "Be brief."}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["object"], "response.compaction", "{v}");
+    let out = v["output"].as_array().unwrap();
+    assert_eq!(out.len(), 2, "{v}");
+    assert_eq!(out[0]["role"], "user");
+    assert_eq!(out[0]["content"][0]["text"], "Fix the failing test.");
+    assert_eq!(out[1]["type"], "compaction");
+    assert!(out[1]["id"].as_str().unwrap().starts_with("cmp_"));
+    assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    // What the summariser saw: the history, the tool call and its output as text, the ask.
+    let seen = h.mock.last_request().unwrap();
+    assert_eq!(seen.path, "/v1/messages");
+    let text = seen.body["messages"].to_string();
+    assert!(text.contains("Fix the failing test."), "{text}");
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("wire_api"),
+        text.contains("cargo test") && text.contains("1 failed: parse_empty"),
+        "{text}"
+    );
+    assert!(text.contains("handoff summary"), "{text}");
+    assert!(seen.body.get("tools").is_none(), "{}", seen.body);
+    assert!(seen.body["system"].to_string().contains("Be brief."));
+
+    // The next turn: the compacted history plus a new message, on a Chat deployment.
+    let mut input = v["output"].as_array().unwrap().clone();
+    input.push(json!({"type": "message", "role": "user", "content": "Go on."}));
+    let (s, r) = h
+        .respond(KEY, json!({"model": "c/script/text", "input": input}))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let seen = h.mock.last_request().unwrap().body;
+    let msgs = seen["messages"].to_string();
+    assert!(
+        msgs.contains("Hello from the mock."),
+        "the summary reached the upstream: {msgs}"
+    );
+    assert!(msgs.contains("compacted"), "{msgs}");
+    assert!(!msgs.contains("dragoman-compaction-v1"), "{msgs}");
+}
+
+/// Codex's newer compaction: a `/v1/responses` stream ending in `compaction_trigger` is
+/// answered with one `compaction` output item, as a stream, or whole when not streamed.
+#[tokio::test]
+async fn a_compaction_trigger_is_answered_with_one_compaction_item() {
+    let h = start("{}").await;
+    let mut input = codex_history().as_array().unwrap().clone();
+    input.push(json!({"type": "compaction_trigger"}));
+    let resp = h
+        .respond_streamed(KEY, json!({"model": "a/script/text", "input": input, "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object"}}]}))
+        .await;
+    let out = resp["output"].as_array().unwrap();
+    assert_eq!(out.len(), 1, "{resp}");
+    assert_eq!(out[0]["type"], "compaction");
+    assert_eq!(resp["status"], "completed");
+    let seen = h.mock.last_request().unwrap().body;
+    assert!(!seen.to_string().contains("compaction_trigger"), "{seen}");
+    assert!(seen["stream"] != json!(true), "{seen}");
+    // Not streamed: the whole response, the same item.
+    let mut input = codex_history().as_array().unwrap().clone();
+    input.push(json!({"type": "compaction_trigger"}));
+    let (s, v) = h
+        .respond(KEY, json!({"model": "c/script/text", "input": input}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["output"][0]["type"], "compaction", "{v}");
+}
+
+/// A compaction item sealed by OpenAI cannot be read by another provider: refused, never
+/// dropped; a Responses deployment gets it as it came.
+#[tokio::test]
+async fn a_foreign_compaction_item_goes_only_to_a_responses_deployment() {
+    let h = start("{}").await;
+    let input = json!([
+        {"type": "compaction", "id": "cmp_openai", "encrypted_content": "gAAAAABpM0Yj-sealed"},
+        {"type": "message", "role": "user", "content": "Go on."}
+    ]);
+    let (s, v) = h
+        .respond(KEY, json!({"model": "a/script/text", "input": input}))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("compaction item `cmp_openai`"),
         "{v}"
+    );
+    let (s, v) = h
+        .respond(KEY, json!({"model": "r/script/text", "input": input}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        h.mock.last_request().unwrap().body["input"][0]["encrypted_content"],
+        "gAAAAABpM0Yj-sealed"
     );
 }

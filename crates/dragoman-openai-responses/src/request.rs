@@ -1308,9 +1308,9 @@ pub(crate) fn part_name(p: &Part) -> &'static str {
     }
 }
 
-/// The ids of the `item_reference` items in a decoded request: each stands for an item that
-/// only the Responses server that stored it can supply, so a request carrying one cannot be
-/// sent to an upstream of another dialect without changing the conversation.
+/// The items of a decoded request that only the Responses server that made them can read
+/// (`item_reference` items, and `compaction` items it sealed), named: a request carrying one
+/// cannot be sent to an upstream of another dialect without changing the conversation.
 pub fn item_references(req: &Request) -> Vec<String> {
     req.messages
         .iter()
@@ -1319,13 +1319,16 @@ pub fn item_references(req: &Request) -> Vec<String> {
             Part::Opaque {
                 dialect: Dialect::Responses,
                 value,
-            } if value.get("type").and_then(Value::as_str) == Some("item_reference") => Some(
-                value
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(no id)")
-                    .to_owned(),
-            ),
+            } => {
+                let id = value.get("id").and_then(Value::as_str).unwrap_or("(no id)");
+                match value.get("type").and_then(Value::as_str) {
+                    Some("item_reference") => Some(format!("item_reference `{id}`")),
+                    // Sealed by the server that made it; a gateway's own compactions are
+                    // opened before they get here.
+                    Some("compaction") => Some(format!("compaction item `{id}`")),
+                    _ => None,
+                }
+            }
             _ => None,
         })
         .collect()

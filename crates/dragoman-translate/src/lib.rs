@@ -40,10 +40,7 @@ pub fn unresolvable_items(from: Dialect, to: Dialect, req: &Request) -> Vec<Stri
         return Vec::new();
     }
     match from {
-        Dialect::Responses => dragoman_openai_responses::item_references(req)
-            .into_iter()
-            .map(|id| format!("item_reference `{id}`"))
-            .collect(),
+        Dialect::Responses => dragoman_openai_responses::item_references(req),
         Dialect::Anthropic | Dialect::Chat | Dialect::Gemini | Dialect::Bedrock => Vec::new(),
     }
 }
