@@ -58,20 +58,27 @@ def claude(gateway, model, prompt, tools=False, key=MASTER_KEY):
     return json.loads(out.stdout), work
 
 
-def codex(gateway, model, prompt, key=MASTER_KEY):
+def codex(gateway, model, prompt, key=MASTER_KEY, as_openai=False, extra=()):
+    """Codex headless. `as_openai`: Codex takes dragoman for OpenAI itself (its built-in provider
+    with a base URL), so it compacts remotely (`/v1/responses/compact`) instead of locally."""
     run = tempfile.mkdtemp()
     paths = {k: os.path.join(run, k) for k in ("home", "codex_home", "work")}
     for p in paths.values():
         os.makedirs(p)
     env = {"PATH": os.environ["PATH"], "HOME": paths["home"], "CODEX_HOME": paths["codex_home"], "DRAGOMAN_API_KEY": key}
-    provider = (
-        'model_providers.dragoman={name="dragoman",base_url="' + gateway + '/v1",wire_api="responses",'
-        'env_key="DRAGOMAN_API_KEY",request_max_retries=1,stream_max_retries=1,stream_idle_timeout_ms=20000}'
-    )
+    if as_openai:
+        env["OPENAI_API_KEY"] = env["CODEX_API_KEY"] = key
+        chosen = ["-c", 'openai_base_url="' + gateway + '/v1"']
+    else:
+        provider = (
+            'model_providers.dragoman={name="dragoman",base_url="' + gateway + '/v1",wire_api="responses",'
+            'env_key="DRAGOMAN_API_KEY",request_max_retries=1,stream_max_retries=1,stream_idle_timeout_ms=20000}'
+        )
+        chosen = ["-c", "model_provider=dragoman", "-c", provider]
     args = [
         CODEX, "exec", "--skip-git-repo-check", "--ephemeral", "--dangerously-bypass-approvals-and-sandbox",
         "--disable", "unbounded_connection_retries", "--disable", "plugins", "--disable", "remote_plugin",
-        "-c", "model_provider=dragoman", "-c", provider, "-m", model,
+        *chosen, *extra, "-m", model,
         "-c", "analytics.enabled=false", "-c", "check_for_update_on_startup=false", "--json", prompt,
     ]
     out = subprocess.run(args, env=env, cwd=paths["work"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
@@ -201,6 +208,24 @@ def test_codex_runs_its_shell_tool_with_the_call_id_kept(gateway, gateway_mock, 
     else:
         tools = [m for m in last["messages"] if m["role"] == "tool"]
         assert tools and tools[0]["tool_call_id"] == "call_mock_1"
+
+
+def test_codex_compacts_remotely_on_an_anthropic_model(gateway, gateway_mock):
+    """Codex, taking dragoman for OpenAI, compacts its conversation between turns (a tiny
+    auto-compact limit): dragoman asks the Claude deployment for the summary, and the turn after
+    the compaction carries it to the upstream as a user message."""
+    events, work = codex(gateway, "a/script/compacting", "Create the marker file", as_openai=True,
+                         extra=["-c", "model_auto_compact_token_limit=100"])
+    assert any(e["type"] == "turn.completed" for e in events), events[-3:]
+    with open(os.path.join(work, "dragoman_tool_marker.txt")) as f:
+        assert f.read().strip() == "dragoman-tool-ok"
+    bodies = [r["body"] for r in mock_requests(gateway_mock) if r["body"].get("model") == "script/compacting"]
+    asks = [i for i, b in enumerate(bodies) if "Context checkpoint" in json.dumps(b["messages"])]
+    assert asks, "no compaction reached the upstream"
+    after = bodies[asks[0] + 1:]
+    assert any("was compacted. Its summary:" in json.dumps(b["messages"]) and "SUMMARY-TOOL-RAN" in json.dumps(b["messages"])
+               for b in after), json.dumps(after[-1]["messages"])[:2000] if after else "no turn after the compaction"
+    assert not any("dragoman-compaction-v1" in json.dumps(b) for b in bodies)
 
 
 def test_claude_code_replays_openai_reasoning_byte_identical(gateway, gateway_mock):

@@ -452,12 +452,20 @@ fn script(dialect: Dialect, scenario: &str, request: &Value) -> dragoman_model::
     let mut content = Vec::new();
     let mut stop = StopReason::EndTurn;
     let mut usage = scripted_usage();
+    // `compacting`: `tools` for an agent that compacts between turns. Asked for a summary, it
+    // says the tool ran; a conversation holding that summary has had its tool result.
+    let compacted = scenario == "compacting" && request.to_string().contains("SUMMARY-TOOL-RAN");
     match scenario {
-        "tools" | "reasoning-tools" | "think-tools" if has_tool_result(request) => {
+        "compacting" if request.to_string().contains("Context checkpoint") => {
+            content.push(Part::text("SUMMARY-TOOL-RAN: the marker file was created."));
+        }
+        "tools" | "reasoning-tools" | "think-tools" | "compacting"
+            if has_tool_result(request) || compacted =>
+        {
             // The follow-up turn: the client ran the tool and sent its output back.
             content.push(Part::text("The tool ran."));
         }
-        "tools" | "reasoning-tools" | "think-tools" => {
+        "tools" | "reasoning-tools" | "think-tools" | "compacting" => {
             if scenario == "reasoning-tools" {
                 // Reasoning sealed by this upstream's family: a client must replay it untouched.
                 content.push(Part::Reasoning {
