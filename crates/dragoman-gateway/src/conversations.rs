@@ -554,6 +554,17 @@ pub fn capture_stream(conv: &Arc<Conversations>, request: &Bytes, chunks: &[Byte
 mod tests {
     use super::*;
 
+    fn pending_for(conv: &Arc<Conversations>) -> Pending {
+        Pending {
+            conv: conv.clone(),
+            owner: "o".into(),
+            model: "m".into(),
+            deployment: "d".into(),
+            upstream: dragoman_model::Dialect::Responses,
+            request: Bytes::new(),
+        }
+    }
+
     /// The completed event is found wherever the stream's writes split it, the marker itself
     /// included, and what is kept is exactly its `data` line.
     #[tokio::test]
@@ -562,14 +573,7 @@ mod tests {
         let conv = Arc::new(Conversations::new(None, Duration::from_secs(60)));
         for cut in 0..=stream.len() {
             for cut2 in [cut, (cut + 7).min(stream.len())] {
-                let pending = Pending {
-                    conv: conv.clone(),
-                    owner: "o".into(),
-                    model: "m".into(),
-                    deployment: "d".into(),
-                    upstream: dragoman_model::Dialect::Responses,
-                    request: Bytes::new(),
-                };
+                let pending = pending_for(&conv);
                 let mut c = StreamCapture::new(pending);
                 c.see(&stream[..cut]);
                 c.see(&stream[cut..cut2]);
@@ -583,14 +587,7 @@ mod tests {
             }
         }
         // One byte per write.
-        let pending = Pending {
-            conv: conv.clone(),
-            owner: "o".into(),
-            model: "m".into(),
-            deployment: "d".into(),
-            upstream: dragoman_model::Dialect::Responses,
-            request: Bytes::new(),
-        };
+        let pending = pending_for(&conv);
         let mut c = StreamCapture::new(pending);
         for b in stream.chunks(1) {
             c.see(b);
@@ -601,14 +598,7 @@ mod tests {
                 .is_some_and(|e| e.starts_with(COMPLETED) && e.ends_with(b"}}\n\n"))
         );
         // A marker that never completes is never captured.
-        let pending = Pending {
-            conv,
-            owner: "o".into(),
-            model: "m".into(),
-            deployment: "d".into(),
-            upstream: dragoman_model::Dialect::Responses,
-            request: Bytes::new(),
-        };
+        let pending = pending_for(&conv);
         let mut c = StreamCapture::new(pending);
         c.see(b"event: response.complet");
         c.see(b"e\n");

@@ -67,9 +67,13 @@ dragoman_settings:
 
 impl Harness {
     async fn respond(&self, key: &str, body: Value) -> (u16, Value) {
+        self.post(key, "/v1/responses", body).await
+    }
+
+    async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
-            .post(format!("{}/v1/responses", self.url))
+            .post(format!("{}{path}", self.url))
             .bearer_auth(key)
             .json(&body)
             .send()
@@ -378,21 +382,6 @@ async fn a_responses_upstream_resolves_its_own_chain() {
     assert_eq!(s, 404, "{v}");
 }
 
-impl Harness {
-    async fn compact(&self, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/v1/responses/compact", self.url))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-}
-
 /// A Codex-style history: instructions, a user turn, a tool call and its output, reasoning.
 fn codex_history() -> Value {
     json!([
@@ -413,7 +402,7 @@ fn codex_history() -> Value {
 async fn remote_compaction_summarises_on_any_upstream_and_the_summary_comes_back() {
     let h = start("{}").await;
     let (s, v) = h
-        .compact(json!({"model": "a/script/text", "input": codex_history(), "instructions": "Be brief."}))
+        .post(KEY, "/v1/responses/compact", json!({"model": "a/script/text", "input": codex_history(), "instructions": "Be brief."}))
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["object"], "response.compaction", "{v}");
