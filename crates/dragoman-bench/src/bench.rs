@@ -99,6 +99,10 @@ pub struct Args {
     /// of a scenario after the first is a cache hit, so the numbers are a hit's cost.
     #[arg(long)]
     pub response_cache: bool,
+    /// Export traces (OTLP/HTTP, to the mock's `/v1/traces`) and log one JSON line per
+    /// request (to a file) while measuring.
+    #[arg(long)]
+    pub telemetry: bool,
     /// Where results.md and results.json go (default target/bench/<unix time>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -688,13 +692,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let t0 = Instant::now();
-        let child = Command::new(bin)
-            .arg("serve")
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
             .arg("--config")
             .arg(&config)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .env("DRAGOMAN_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(Stdio::null());
+        if a.telemetry {
+            let log = std::fs::File::create(tmp.0.join("gateway.log"))?;
+            cmd.env("DRAGOMAN_LOG", "info")
+                .env("DRAGOMAN_LOG_FORMAT", "json")
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{mock_addr}"))
+                .stderr(log);
+        }
+        let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let pid = children.add("gateway", child);

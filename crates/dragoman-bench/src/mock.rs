@@ -555,6 +555,15 @@ async fn handle(
                 Bytes::from_static(b"ok"),
             ));
         }
+        // An OTLP receiver for the gateway's traces (`--telemetry`): read and acknowledged.
+        (&Method::POST, "/traces") => {
+            let _ = req.into_body().collect().await;
+            return Ok(reply(
+                StatusCode::OK,
+                &HeaderValue::from_static("application/x-protobuf"),
+                Bytes::new(),
+            ));
+        }
         (&Method::POST, "/chat/completions") => Route::Chat,
         (&Method::POST, "/responses") => Route::Responses,
         (&Method::POST, "/messages") => Route::Messages,

@@ -8,6 +8,7 @@
 mod provider;
 mod router;
 mod secret;
+mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 pub use provider::Provider;
 pub use router::{FailClass, Fallbacks, RouterSettings, Strategy};
 pub use secret::Secret;
+pub use telemetry::{Sink, SinkKind, TelemetrySettings};
 
 /// A configuration error, naming the path of the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +50,11 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     /// `litellm_settings.cache: true`: the response cache.
     pub cache: Option<CacheSettings>,
+    /// Traces and callbacks (`success_callback`, `failure_callback`, `callbacks`,
+    /// `dragoman_settings.otel`, `OTEL_EXPORTER_OTLP_*`).
+    pub telemetry: TelemetrySettings,
+    /// `litellm_settings.json_logs: true`: logs as JSON lines.
+    pub json_logs: bool,
     /// One line per unsupported key or suspicious value, to log at start.
     pub warnings: Vec<String>,
 }
@@ -298,6 +305,8 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
     let mut database = DatabaseSettings::default();
     let mut routing = RouterSettings::default();
     let mut litellm_settings = None;
+    let mut callbacks = telemetry::Callbacks::default();
+    let mut json_logs = false;
     let mut health_interval = None;
     let mut router_settings = None;
     let mut redis_url: Option<String> = None;
@@ -409,6 +418,7 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
                         "sticky_sessions" => routing.sticky = boolean(v, &path)?,
                         "max_retry_wait_seconds" => routing.max_retry_wait = seconds(v, &path)?,
                         "redis_prefix" => redis_prefix = req_string(v, &path)?,
+                        "otel" => callbacks.otel = Some(object(v, &path)?.clone()),
                         _ => warnings.push(format!("{path} is not a known setting and is ignored")),
                     }
                 }
@@ -461,6 +471,23 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
                 }
                 "cache" if section == "litellm_settings" => {
                     cache_on = boolean(v, &path)?;
+                    continue;
+                }
+                "success_callback" | "failure_callback" | "callbacks"
+                    if section == "litellm_settings" =>
+                {
+                    let (s, f) = match k.as_str() {
+                        "success_callback" => (true, false),
+                        "failure_callback" => (false, true),
+                        _ => (true, true),
+                    };
+                    callbacks.add(v, &path, s, f)?;
+                    continue;
+                }
+                // One structured line per request is `DRAGOMAN_LOG_FORMAT=json` (read by the
+                // binary, which also honours this).
+                "json_logs" if section == "litellm_settings" => {
+                    json_logs = boolean(v, &path)?;
                     continue;
                 }
                 "cache_params" if section == "litellm_settings" => {
@@ -568,7 +595,10 @@ pub fn parse_with(yaml: &str, env: &dyn Env, opts: ParseOptions) -> Result<Confi
             "type redis needs a Redis: cache_params host (and port, password) or redis_url",
         ));
     }
+    let telemetry = telemetry::resolve(callbacks, env, &mut warnings)?;
     Ok(Config {
+        telemetry,
+        json_logs,
         redis,
         cache: cache_on.then_some(cache),
         deployments,
@@ -1265,6 +1295,9 @@ pub fn embedded(env: &dyn Env) -> Config {
         router: RouterSettings::default(),
         redis: None,
         cache: None,
+        telemetry: telemetry::resolve(telemetry::Callbacks::default(), env, &mut warnings)
+            .unwrap_or_default(),
+        json_logs: false,
         warnings,
     }
 }

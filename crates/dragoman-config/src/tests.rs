@@ -254,7 +254,7 @@ fn a_router_section_is_honoured_and_every_ignored_key_named() {
     for named in [
         "model_list[2]: skipped: `sagemaker/jumpstart-llama`",
         "model_list[3]: skipped: model_info.mode `image_generation`",
-        "litellm_settings.success_callback is not supported yet",
+        "callback `langfuse` is off: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are not both set",
         "router_settings.allowed_fails_policy.BadRequestErrorAllowedFails is ignored",
         "model_list[0].model_info.max_input_tokens is informational",
     ] {

@@ -31,6 +31,32 @@ pub struct Tracker {
     admission: Option<crate::policy::Admission>,
     /// The current attempt's slot in its deployment's shared limits (Redis).
     global: Option<GlobalLease>,
+    /// The request's trace and its attempts' spans, when traces are exported or the client
+    /// sent a `traceparent`.
+    trace: Option<Box<Trace>>,
+    /// What the request failed with, for the exit's log line and span.
+    error: Option<String>,
+    /// What translation dropped or approximated, for the same.
+    dropped: Option<String>,
+    /// `gen_ai.operation.name`.
+    operation: &'static str,
+    finish_reason: Option<&'static str>,
+}
+
+struct Trace {
+    ids: crate::telemetry::TraceIds,
+    attempts: Vec<crate::telemetry::AttemptSpan>,
+}
+
+/// The GenAI conventions' finish reason.
+fn finish_reason(s: &dragoman_model::StopReason) -> &'static str {
+    use dragoman_model::StopReason as S;
+    match s {
+        S::EndTurn | S::StopSequence { .. } | S::PauseTurn => "stop",
+        S::MaxTokens | S::ContextWindowExceeded => "length",
+        S::ToolUse => "tool_call",
+        S::Refusal { .. } | S::ContentFilter => "content_filter",
+    }
 }
 
 /// A slot in a deployment's limits held across instances, for one attempt.
@@ -91,6 +117,76 @@ impl Tracker {
             attempted: String::new(),
             admission: None,
             global: None,
+            trace: None,
+            error: None,
+            dropped: None,
+            operation: "chat",
+            finish_reason: None,
+        }
+    }
+
+    /// Joins the client's trace (its `traceparent`), or starts one when traces are exported.
+    pub fn traced(&mut self, headers: &http::HeaderMap) {
+        if self.gw.telemetry.traces() || headers.contains_key(crate::telemetry::TRACEPARENT) {
+            self.trace = Some(Box::new(Trace {
+                ids: crate::telemetry::TraceIds::sampled_by(headers, self.gw.telemetry.settings()),
+                attempts: Vec::new(),
+            }));
+        }
+    }
+
+    /// `gen_ai.operation.name` of this request (`chat` unless said).
+    pub fn operation(&mut self, op: &'static str) {
+        self.operation = op;
+    }
+
+    /// The `traceparent` the current attempt sends upstream: its own span as the parent.
+    pub fn traceparent(&self) -> Option<http::HeaderValue> {
+        let t = self.trace.as_ref()?;
+        // Without trace export no span of ours exists: the client's own parent goes on, so
+        // the upstream's span joins the client's tree.
+        let span = match (self.gw.telemetry.traces(), t.ids.parent) {
+            (false, Some(p)) => p,
+            _ => t.attempts.last().map_or(t.ids.span_id, |a| a.span_id),
+        };
+        Some(t.ids.traceparent(&span))
+    }
+
+    /// The client's `tracestate`, passed upstream with the `traceparent`.
+    pub fn tracestate(&self) -> Option<http::HeaderValue> {
+        self.trace.as_ref()?.ids.state.clone()
+    }
+
+    /// What the request failed with (for the log line and the span; never a secret: error
+    /// messages are the gateway's or the upstream's own).
+    pub fn error_message(&mut self, m: &str) {
+        self.error = Some(m.to_owned());
+    }
+
+    /// What translation dropped or approximated.
+    pub fn losses(&mut self, l: &dragoman_model::Losses) {
+        if !l.is_empty() {
+            self.dropped = Some(
+                l.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+    }
+
+    /// How the answer ended.
+    pub fn stopped(&mut self, s: &dragoman_model::StopReason) {
+        self.finish_reason = Some(finish_reason(s));
+    }
+
+    fn end_attempt(&mut self, outcome: &str) {
+        if let Some(t) = &mut self.trace
+            && let Some(a) = t.attempts.last_mut()
+            && a.end_ns == 0
+        {
+            a.end_ns = crate::telemetry::now_ns();
+            a.outcome = outcome.to_owned();
         }
     }
 
@@ -147,6 +243,16 @@ impl Tracker {
         self.rec.deployment = Some(d.id.clone());
         self.rec.provider_model = Some(upstream_model.to_owned());
         self.deployment = Some(idx);
+        if let Some(t) = &mut self.trace {
+            t.attempts.push(crate::telemetry::AttemptSpan {
+                span_id: fastrand::u64(1..).to_be_bytes(),
+                deployment: idx,
+                model: upstream_model.to_owned(),
+                start_ns: crate::telemetry::now_ns(),
+                end_ns: 0,
+                outcome: String::new(),
+            });
+        }
     }
 
     /// The current attempt failed with `outcome` (a status, `timeout`, `connect`, …).
@@ -154,6 +260,7 @@ impl Tracker {
         if let Some(idx) = self.leased {
             self.note(idx, outcome);
         }
+        self.end_attempt(outcome);
         self.release();
     }
 
@@ -218,6 +325,10 @@ impl Tracker {
         client_gone: bool,
     ) -> Option<i64> {
         self.rec.ttft_ms = ttft_ms;
+        self.finish_reason = observed.stop.as_ref().map(finish_reason);
+        if let Some(e) = &observed.error {
+            self.error = Some(e.message.clone());
+        }
         let mut usage = observed.usage;
         let mut estimated = false;
         if usage.output.is_none() {
@@ -288,6 +399,37 @@ impl Tracker {
         self.gw
             .metrics
             .observe(&self.rec, self.gw.group_series(self.deployment));
+        let attempt_outcome = if outcome == Outcome::Ok {
+            "ok"
+        } else {
+            outcome.as_str()
+        };
+        self.end_attempt(attempt_outcome);
+        crate::telemetry::log_exit(&self.rec, self.error.as_deref(), self.dropped.as_deref());
+        if self.gw.telemetry.active()
+            && self
+                .gw
+                .telemetry
+                .wants(self.trace.as_deref().map(|t| &t.ids))
+        {
+            let trace = match self.trace.take() {
+                Some(t) => *t,
+                None => Trace {
+                    ids: crate::telemetry::TraceIds::from_headers(&http::HeaderMap::new()),
+                    attempts: Vec::new(),
+                },
+            };
+            self.gw.telemetry.send(crate::telemetry::Finished {
+                rec: self.rec.clone(),
+                trace: trace.ids,
+                attempts: trace.attempts,
+                end_ns: crate::telemetry::now_ns(),
+                operation: self.operation,
+                error: self.error.take(),
+                dropped: self.dropped.take(),
+                finish_reason: self.finish_reason,
+            });
+        }
         let cost = self.rec.cost_nanos;
         if let Some(w) = &self.gw.writer {
             // The tracker is done with its record: it moves to the writer, strings and all.

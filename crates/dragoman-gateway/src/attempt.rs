@@ -42,6 +42,9 @@ pub struct Exchange<'a> {
     pub embed: bool,
     /// A Responses request that leaned on stored state, expanded (see `conversations`).
     pub conversation: Option<crate::conversations::Expanded>,
+    /// The current attempt's W3C `traceparent` and the client's `tracestate`, for the
+    /// upstream.
+    pub trace: (Option<http::HeaderValue>, Option<http::HeaderValue>),
 }
 
 impl<'a> Exchange<'a> {
@@ -66,6 +69,7 @@ impl<'a> Exchange<'a> {
             decoded: None,
             embed: false,
             conversation: None,
+            trace: (None, None),
         }
     }
 }
@@ -245,6 +249,7 @@ pub async fn run(
             }
             tracker.input_estimate = prepared.estimate;
             tracker.attempt(idx, &prepared.upstream_model);
+            ex.trace = (tracker.traceparent(), tracker.tracestate());
             tracker.lease_globally(lease);
             tried.push(idx);
             report.attempts += 1;
@@ -253,6 +258,8 @@ pub async fn run(
                 Ok((headers, answer)) => {
                     gw.router.succeeded(idx, started.elapsed());
                     gw.metrics.attempt(gw.router.id(idx), "ok");
+                    gw.metrics
+                        .litellm_attempt(&gw.config.deployments[idx], true);
                     return (
                         Ok(Success {
                             idx,
@@ -267,6 +274,8 @@ pub async fn run(
                     let label = outcome_label(&e);
                     tracker.attempt_failed(&label);
                     gw.metrics.attempt(gw.router.id(idx), &label);
+                    gw.metrics
+                        .litellm_attempt(&gw.config.deployments[idx], false);
                     let after = match e.retry {
                         Retry::Later { after } => after,
                         _ => None,
@@ -758,9 +767,18 @@ async fn send(
         auth.await
             .map_err(|b| GatewayError::gateway(b.kind, b.message).with_status(502))?;
     }
-    let req = adapter
+    let mut req = adapter
         .build(op, model, ex.client, ex.headers, body)
         .map_err(|b| GatewayError::gateway(b.kind, b.message))?;
+    // After signing: SigV4 leaves unsigned headers alone.
+    if let Some(tp) = &ex.trace.0 {
+        req.headers_mut()
+            .insert(crate::telemetry::TRACEPARENT, tp.clone());
+        if let Some(ts) = &ex.trace.1 {
+            req.headers_mut()
+                .insert(http::HeaderName::from_static("tracestate"), ts.clone());
+        }
+    }
     let now = Instant::now();
     // `timeout` bounds a whole answer from the call to its last byte; a stream's first byte
     // must come within `stream_timeout` (later ones: the pump's idle limit).

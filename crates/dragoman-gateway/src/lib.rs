@@ -18,6 +18,7 @@ mod envelope;
 mod errors;
 mod google;
 mod health;
+mod litellm_metrics;
 mod logsafe;
 mod metrics;
 mod policy;
@@ -29,6 +30,7 @@ mod responses_api;
 pub mod router;
 mod routes;
 mod spend;
+mod telemetry;
 pub mod tenancy;
 mod time;
 mod tokens;
@@ -86,6 +88,8 @@ pub struct Gateway {
     cache: Option<Arc<cache::ResponseCache>>,
     /// Answered Responses calls, for `previous_response_id` and `item_reference` anywhere.
     conversations: Arc<conversations::Conversations>,
+    /// Traces and callbacks, exported off the request path.
+    telemetry: Arc<telemetry::Telemetry>,
     /// Set when shutdown's grace period ends: requests still running are cut off, and their
     /// records say so instead of blaming the client.
     cut_off: std::sync::atomic::AtomicBool,
@@ -97,6 +101,7 @@ impl Gateway {
     /// as long as the gateway.
     pub fn start_background_tasks(self: &Arc<Gateway>) {
         self.tenancy.spawn_poller();
+        self.telemetry.start(self.clone());
         if let Some(store) = self.store.clone() {
             // Retention: expired responses, then the oldest past the size bound.
             let max = self.config.server.response_store_max_bytes;
@@ -258,7 +263,7 @@ impl Gateway {
             });
         }
         let router = router::Router::new(&config);
-        let metrics = Metrics::new();
+        let mut metrics = Metrics::new();
         let series = config
             .deployments
             .iter()
@@ -279,6 +284,11 @@ impl Gateway {
             .cache
             .clone()
             .map(|c| Arc::new(cache::ResponseCache::new(c, shared.clone())));
+        let telemetry = Arc::new(telemetry::Telemetry::new(config.telemetry.clone()));
+        telemetry.register(&mut metrics);
+        if config.telemetry.prometheus {
+            metrics.enable_litellm();
+        }
         Ok(Arc::new(Gateway {
             series,
             unrouted_series,
@@ -294,6 +304,7 @@ impl Gateway {
             cache: response_cache,
             tenancy: Arc::new(tenancy::Tenancy::new(store.clone(), shared)),
             conversations: Arc::new(conversations::Conversations::new(store.clone(), config_ttl)),
+            telemetry,
             store,
             unpriced: Mutex::new(HashSet::new()),
             cut_off: std::sync::atomic::AtomicBool::new(false),

@@ -128,6 +128,8 @@ pub struct Metrics {
     redis_up: Gauge,
     limit_fallbacks: Gauge,
     redis_pending: Gauge,
+    /// LiteLLM's names, when the config asks for them (the `prometheus` callback).
+    litellm: Option<crate::litellm_metrics::LiteLlmMetrics>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -252,6 +254,7 @@ impl Metrics {
             redis_pending.clone(),
         );
         Metrics {
+            litellm: None,
             redis_up,
             limit_fallbacks,
             redis_pending,
@@ -287,6 +290,9 @@ impl Metrics {
 
     /// Counts one finished request of group `g`.
     pub fn observe(&self, rec: &UsageRecord, g: &GroupSeries) {
+        if let Some(l) = &self.litellm {
+            l.observe(rec);
+        }
         let model = g.model.as_str();
         let upstream = rec.upstream_dialect.map(dialect_index).unwrap_or(DIALECTS);
         g.requests[dialect_index(rec.client_dialect)][upstream][outcome_index(rec.outcome)]
@@ -419,6 +425,35 @@ impl Metrics {
         self.limit_fallbacks
             .set(shared.fallbacks.load(Ordering::Relaxed) as i64);
         self.redis_pending.set(shared.pending() as i64);
+    }
+
+    /// Adds LiteLLM's series (see `litellm_metrics`).
+    pub fn enable_litellm(&mut self) {
+        self.litellm = Some(crate::litellm_metrics::LiteLlmMetrics::new(
+            &mut self.registry,
+        ));
+    }
+
+    /// Counts an upstream attempt in LiteLLM's deployment series, when they are on.
+    pub fn litellm_attempt(&self, d: &dragoman_config::Deployment, ok: bool) {
+        if let Some(l) = &self.litellm {
+            l.attempt(d, ok);
+        }
+    }
+
+    /// Samples LiteLLM's deployment states, when they are on.
+    pub fn sample_litellm(
+        &self,
+        deployments: &[dragoman_config::Deployment],
+        router: &crate::router::Router,
+    ) {
+        if let Some(l) = &self.litellm {
+            l.sample(deployments, router);
+        }
+    }
+
+    pub fn register_counter(&mut self, name: &str, help: &str, c: Counter) {
+        self.registry.register(name, help, c);
     }
 
     /// The text exposition, with the writer's state sampled now.

@@ -20,7 +20,6 @@ use crate::attempt::{Answer, Exchange, Success};
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::errors::{GatewayError, Source};
 use crate::errors::{error, render, set_request_id};
-use crate::logsafe::Escaped;
 use crate::pump::{Context, Mode, Pump};
 use crate::upstream::{self, Op};
 
@@ -94,7 +93,7 @@ impl Drop for InFlight {
 
 /// Renders an error before the first byte and records how the request ended.
 fn refuse(
-    tracker: Tracker,
+    mut tracker: Tracker,
     client: Dialect,
     err: &ErrorBody,
     status: Option<u16>,
@@ -102,6 +101,7 @@ fn refuse(
     upstream: bool,
 ) -> Response {
     let resp = render(client, err, status, id);
+    tracker.error_message(&err.message);
     tracker.failed(err.kind, resp.status().as_u16(), upstream);
     resp
 }
@@ -174,12 +174,13 @@ fn routing_headers(h: &mut HeaderMap, r: &crate::attempt::Report) {
 /// Answers a gateway error before the first byte, in the client's dialect (the upstream's
 /// own envelope, byte for byte, when the client speaks its dialect), and records it.
 fn answer_error(
-    tracker: Tracker,
+    mut tracker: Tracker,
     client: Dialect,
     e: GatewayError,
     id: &str,
     mut headers: HeaderMap,
 ) -> Response {
+    tracker.error_message(&e.body.message);
     let upstream = e.source == Source::Upstream;
     headers.extend(*e.headers);
     if let (Some((d, raw)), Some(status)) = (e.raw, e.status)
@@ -222,6 +223,12 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let path_model = parts.extensions.remove::<PathModel>();
     let headers = parts.headers;
+    tracker.traced(&headers);
+    match ep {
+        Endpoint::Embeddings => tracker.operation("embeddings"),
+        Endpoint::CountTokens(_) => tracker.operation("count_tokens"),
+        Endpoint::Generate(_) => {}
+    }
     let principal = match gw.authenticate(&headers) {
         Ok(p) => p,
         Err(e) => {
@@ -501,7 +508,6 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
         h.insert(COST_HEADER, HeaderValue::from_static("0"));
         h.insert(LITELLM_COST_HEADER, HeaderValue::from_static("0"));
-        tracing::info!(request_id = %id, model = %Escaped(&model), outcome = "cache_hit", "request done");
         tracker.cache_hit(stream, entry.cost_nanos);
         return with_headers(Body::from(bytes), h);
     }
@@ -544,7 +550,6 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     } = match result {
         Ok(s) => s,
         Err(e) => {
-            tracing::info!(request_id = %id, model = %Escaped(&model), status = e.status, attempts = report.attempts, error = %Escaped(&e.body.message), outcome = "error", "request done");
             return answer_error(tracker, client, e, &id, out_headers);
         }
     };
@@ -567,9 +572,6 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let ctx = Context {
         request_id: id,
         model,
-        deployment: dep.id.clone(),
-        client,
-        upstream: dep.dialect,
         started,
     };
     let (first, rest) = match answer {
@@ -596,9 +598,10 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 hub::unwrap_custom_calls(&mut r, &prepared.custom_tools);
                 let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses))
                     .unwrap_or_default();
+                tracker.stopped(&r.stop);
                 (Bytes::from(body), r.usage)
             };
-            log_usage(&ctx, &usage);
+            tracker.losses(&losses);
             let cost = tracker.answered(200, usage);
             if let Some((c, key, ttl)) = fill {
                 c.fill_from_body(key, ttl, client, out.clone(), cost);
@@ -757,25 +760,6 @@ pub(crate) fn not_an_error_envelope(status: u16, bytes: &[u8]) -> ErrorBody {
     e
 }
 
-fn log_usage(ctx: &Context, u: &Usage) {
-    tracing::info!(
-        request_id = %ctx.request_id,
-        model = %Escaped(&ctx.model),
-        deployment = %ctx.deployment,
-        client = %ctx.client,
-        upstream = %ctx.upstream,
-        stream = false,
-        outcome = "ok",
-        latency_ms = ctx.started.elapsed().as_millis() as u64,
-        input_uncached = u.input_uncached,
-        cache_read = u.cache_read,
-        cache_write = u.cache_write,
-        output = u.output,
-        reasoning = u.reasoning,
-        "request done"
-    );
-}
-
 /// `/v1/embeddings`: the attempt loop with embedding deployments (retries, fallbacks and
 /// limits as for generation); an OpenAI-family answer passes through, any other is written as
 /// OpenAI's in the encoding the client asked for.
@@ -801,7 +785,6 @@ async fn embeddings(call: Call<'_>) -> Response {
     let s = match result {
         Ok(s) => s,
         Err(e) => {
-            tracing::info!(request_id = %id, model = %Escaped(&model), status = e.status, attempts = report.attempts, error = %Escaped(&e.body.message), outcome = "error", "request done");
             return answer_error(tracker, client, e, &id, out_headers);
         }
     };

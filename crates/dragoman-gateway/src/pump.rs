@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dragoman_model::{Dialect, ErrorBody, ErrorKind, Losses};
+use dragoman_model::{ErrorBody, ErrorKind, Losses};
 use dragoman_translate::{Observed, PassthroughTap, StreamTranslator};
 use futures_util::{FutureExt, Stream, StreamExt};
 
@@ -33,13 +33,10 @@ pub enum Mode {
     Translate(Box<StreamTranslator>),
 }
 
-/// Facts for the log line written when the stream ends.
+/// What the pump's own warnings name.
 pub struct Context {
     pub request_id: String,
     pub model: String,
-    pub deployment: String,
-    pub client: Dialect,
-    pub upstream: Dialect,
     pub started: Instant,
 }
 
@@ -280,8 +277,9 @@ where
             c.finish();
         }
         let mut cost = None;
-        if let Some(t) = self.tracker.take() {
+        if let Some(mut t) = self.tracker.take() {
             let ttfb = self.first_byte.map(|d| d.as_millis() as u64);
+            t.losses(&self.losses);
             cost = t.streamed(self.observed(), ttfb, false);
         }
         if let Some(fill) = self.fill.take() {
@@ -293,27 +291,7 @@ where
                 fill(r, cost);
             }
         }
-        let o = self.observed();
-        let u = &o.usage;
         let losses: Vec<String> = self.losses.iter().map(|l| l.to_string()).collect();
-        tracing::info!(
-            request_id = %self.ctx.request_id,
-            model = %Escaped(&self.ctx.model),
-            deployment = %self.ctx.deployment,
-            client = %self.ctx.client,
-            upstream = %self.ctx.upstream,
-            stream = true,
-            outcome = if o.success == Some(true) { "ok" } else { "error" },
-            error = %Escaped(o.error.as_ref().map(|e| e.message.as_str()).unwrap_or("")),
-            latency_ms = self.ctx.started.elapsed().as_millis() as u64,
-            ttfb_ms = self.first_byte.map(|d| d.as_millis() as u64),
-            input_uncached = u.input_uncached,
-            cache_read = u.cache_read,
-            cache_write = u.cache_write,
-            output = u.output,
-            reasoning = u.reasoning,
-            "request done"
-        );
         if !losses.is_empty() {
             tracing::debug!(request_id = %self.ctx.request_id, losses = ?losses, "stream translation losses");
         }

@@ -210,6 +210,8 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
     }
     let stats = gw.writer.as_ref().map(|w| w.stats());
     gw.metrics.sample_router(&gw.router);
+    gw.metrics
+        .sample_litellm(&gw.config.deployments, &gw.router);
     if let Some(s) = gw.tenancy.shared() {
         gw.metrics.sample_shared(s);
     }

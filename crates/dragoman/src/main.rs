@@ -3,6 +3,7 @@
 //! `dragoman serve` (or plain `dragoman --config FILE`, as LiteLLM users type it) runs the
 //! gateway; `dragoman translate` runs the translation core on one body or stream.
 
+mod logsink;
 mod serve;
 mod translate;
 

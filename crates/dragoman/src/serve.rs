@@ -32,16 +32,6 @@ fn env_var(name: &str) -> Option<String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Logs go to standard error, coloured only on a terminal: colour codes in a file or a
     // collector are noise, and client-supplied values are escaped where they are logged.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRAGOMAN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .init();
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -57,6 +47,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => dragoman_config::embedded(&env_var),
     };
+    // `DRAGOMAN_LOG_FORMAT=json` (or LiteLLM's `JSON_LOGS=true`): one JSON object per line,
+    // the event's fields at the top level, for a log collector.
+    // Set up once the config is read (it may ask for JSON too); nothing logs before.
+    let json = env_var("DRAGOMAN_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"))
+        || env_var("JSON_LOGS").is_some_and(|v| v == "true" || v == "1")
+        || config.json_logs;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("DRAGOMAN_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    // Lines are written by a thread of their own (`logsink`): no request thread waits on
+    // standard error. The guard flushes what is waiting when `run` returns.
+    let (writer, _log_guard) = crate::logsink::stderr();
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_env_filter(filter())
+            .with_target(false)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .with_env_filter(filter())
+            .with_target(false)
+            .init();
+    }
     if config.master_key.is_none()
         && let Some(k) = env_var("DRAGOMAN_MASTER_KEY")
     {
