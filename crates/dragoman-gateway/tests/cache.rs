@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 #[path = "dialects/mod.rs"]
 mod dialects;
 
@@ -54,13 +56,7 @@ litellm_settings:
     let gw =
         dragoman_gateway::Gateway::with_store(config, Some(store.clone()), Some(writer)).unwrap();
     gw.start_background_tasks();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(dragoman_gateway::serve(
-        gw,
-        listener,
-        std::future::pending(),
-    ));
+    let url = common::serve(gw).await;
     Harness {
         url,
         http: reqwest::Client::new(),

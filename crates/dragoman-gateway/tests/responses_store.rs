@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,13 +53,7 @@ dragoman_settings:
     let gw = dragoman_gateway::Gateway::with_store(config, Some(store), Some(writer)).unwrap();
     gw.load_tenancy().await.unwrap();
     gw.start_background_tasks();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(dragoman_gateway::serve(
-        gw,
-        listener,
-        std::future::pending(),
-    ));
+    let url = common::serve(gw).await;
     Harness {
         url,
         http: reqwest::Client::new(),

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,13 +126,7 @@ general_settings:
     let gw = dragoman_gateway::Gateway::with_store(config, None, None).unwrap();
     gw.load_tenancy().await.unwrap();
     gw.start_background_tasks();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(dragoman_gateway::serve(
-        gw,
-        listener,
-        std::future::pending(),
-    ));
+    let url = common::serve(gw).await;
     Harness {
         url,
         http: reqwest::Client::new(),
