@@ -161,6 +161,17 @@ fn hex(b: &[u8]) -> String {
 }
 
 impl Harness {
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The spans of request `request_id`'s trace sent to `path`, waiting for the batch.
     async fn spans(&self, path: &str, request_id: &str) -> Vec<Span> {
         for _ in 0..100 {
@@ -293,15 +304,7 @@ async fn a_retried_request_has_a_span_per_attempt() {
     assert_eq!(text(attempts[1], "dragoman.attempt_outcome"), "ok");
     let root = spans.iter().find(|s| s.parent_span_id.is_empty()).unwrap();
     assert_eq!(number(root, "dragoman.attempts"), 2);
-    let m = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.metrics().await;
     let exported = m
         .lines()
         .find(|l| l.starts_with("dragoman_telemetry_exported_total"))
@@ -411,15 +414,7 @@ async fn litellm_metric_names_serve_the_shipped_dashboard() {
         let _ = r.bytes().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let m = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.metrics().await;
     let line = |prefix: &str, has: &str| {
         m.lines()
             .find(|l| l.starts_with(prefix) && l.contains(has))
