@@ -553,6 +553,10 @@ where
 /// Flushes the usage writer at shutdown: every record of every accepted request is written
 /// before the process exits, unless the store stays down past `deadline`.
 pub async fn flush_usage(gateway: &Gateway, deadline: std::time::Duration) {
+    gateway
+        .telemetry
+        .flush(deadline.min(std::time::Duration::from_secs(5)))
+        .await;
     if let Some(w) = gateway.writer.clone() {
         let stats = w.close(deadline).await;
         if stats.backlog > 0 {

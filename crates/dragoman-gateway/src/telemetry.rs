@@ -173,6 +173,9 @@ pub struct Telemetry {
     pub dropped: Counter,
     pub exported: Counter,
     pub failed_exports: Counter,
+    /// Shutdown asks the exporter to send what is queued now, and waits for it.
+    flush: tokio::sync::Notify,
+    flushed: tokio::sync::Notify,
 }
 
 impl Telemetry {
@@ -183,6 +186,8 @@ impl Telemetry {
             dropped: Counter::default(),
             exported: Counter::default(),
             failed_exports: Counter::default(),
+            flush: tokio::sync::Notify::new(),
+            flushed: tokio::sync::Notify::new(),
         }
     }
 
@@ -241,6 +246,18 @@ impl Telemetry {
         let (tx, rx) = mpsc::channel(QUEUE);
         if self.tx.set(tx).is_ok() {
             tokio::spawn(export_loop(self.clone(), gw, rx));
+        }
+    }
+
+    /// Exports what is queued (at shutdown, after the last request), waiting up to `within`.
+    pub async fn flush(&self, within: Duration) {
+        if self.tx.get().is_none() {
+            return;
+        }
+        let done = self.flushed.notified();
+        self.flush.notify_one();
+        if tokio::time::timeout(within, done).await.is_err() {
+            tracing::warn!("telemetry not flushed before shutdown");
         }
     }
 
@@ -515,8 +532,12 @@ async fn export_loop(
         // Woken by the clock, not by each request: a wake-up per request (a futex and a
         // context switch on the sending thread) cost more than building its spans. A full
         // batch means more are waiting: no wait then.
+        let mut flushing = false;
         if !more {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = t.flush.notified() => flushing = true,
+            }
         }
         loop {
             match rx.try_recv() {
@@ -537,6 +558,9 @@ async fn export_loop(
         }
         more = batch.len() == BATCH;
         if batch.is_empty() {
+            if flushing {
+                t.flushed.notify_one();
+            }
             continue;
         }
         for sink in &t.settings.sinks {
@@ -578,6 +602,14 @@ async fn export_loop(
             }
         }
         batch.clear();
+        if flushing {
+            if more {
+                // The rest of the queue, then the signal.
+                t.flush.notify_one();
+            } else {
+                t.flushed.notify_one();
+            }
+        }
     }
 }
 

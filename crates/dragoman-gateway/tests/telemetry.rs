@@ -63,6 +63,7 @@ struct Harness {
     http: reqwest::Client,
     mock: MockUpstream,
     got: Shared,
+    gw: Arc<dragoman_gateway::Gateway>,
 }
 
 async fn start() -> Harness {
@@ -126,12 +127,13 @@ general_settings:
     let gw = dragoman_gateway::Gateway::with_store(config, None, None).unwrap();
     gw.load_tenancy().await.unwrap();
     gw.start_background_tasks();
-    let url = common::serve(gw).await;
+    let url = common::serve(gw.clone()).await;
     Harness {
         url,
         http: reqwest::Client::new(),
         mock,
         got,
+        gw,
     }
 }
 
@@ -480,4 +482,29 @@ async fn litellm_metric_names_serve_the_shipped_dashboard() {
             "the dashboard queries {n}, which /metrics does not have:\n{m}"
         );
     }
+}
+
+/// Shutdown's flush sends what is queued at once, without waiting for the exporter's clock.
+#[tokio::test]
+async fn shutdown_flushes_queued_spans() {
+    let h = start().await;
+    let r = h
+        .http
+        .post(format!("{}/v1/chat/completions", h.url))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "a/script/text", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let _ = r.bytes().await.unwrap();
+    let t = std::time::Instant::now();
+    dragoman_gateway::flush_usage(&h.gw, Duration::from_secs(5)).await;
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let got = h.got.lock().unwrap();
+    assert!(
+        got.otlp.iter().any(|(p, _, s)| p == "/v1/traces"
+            && s.iter().any(|s| matches!(attr(s, "dragoman.request_id"), Some(Any::StringValue(v)) if *v == id))),
+        "the request's span was not exported by the flush"
+    );
 }
