@@ -103,6 +103,10 @@ pub struct Args {
     /// request (to a file) while measuring.
     #[arg(long)]
     pub telemetry: bool,
+    /// The default logging instead of `warn`: one text `request done` line per request (to a
+    /// file), no export: the baseline `--telemetry` is compared with.
+    #[arg(long)]
+    pub text_logs: bool,
     /// Where results.md and results.json go (default target/bench/<unix time>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -699,6 +703,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .env("DRAGOMAN_LOG", "warn")
             .stdout(Stdio::null());
+        if a.text_logs && !a.telemetry {
+            let log = std::fs::File::create(tmp.0.join("gateway.log"))?;
+            cmd.env("DRAGOMAN_LOG", "info").stderr(log);
+        }
         if a.telemetry {
             let log = std::fs::File::create(tmp.0.join("gateway.log"))?;
             cmd.env("DRAGOMAN_LOG", "info")
