@@ -41,6 +41,8 @@ pub struct Tracker {
     /// `gen_ai.operation.name`.
     operation: &'static str,
     finish_reason: Option<&'static str>,
+    /// The answer's id and model as the upstream named them, for the span.
+    response: (Option<String>, Option<String>),
 }
 
 struct Trace {
@@ -122,6 +124,7 @@ impl Tracker {
             dropped: None,
             operation: "chat",
             finish_reason: None,
+            response: (None, None),
         }
     }
 
@@ -175,9 +178,12 @@ impl Tracker {
         }
     }
 
-    /// How the answer ended.
-    pub fn stopped(&mut self, s: &dragoman_model::StopReason) {
-        self.finish_reason = Some(finish_reason(s));
+    /// How a translated whole answer ended, and what it was called.
+    pub fn answer(&mut self, r: &dragoman_model::Response) {
+        self.finish_reason = Some(finish_reason(&r.stop));
+        if self.trace.is_some() {
+            self.response = (Some(r.id.clone()), Some(r.model.clone()));
+        }
     }
 
     fn end_attempt(&mut self, outcome: &str) {
@@ -326,6 +332,12 @@ impl Tracker {
     ) -> Option<i64> {
         self.rec.ttft_ms = ttft_ms;
         self.finish_reason = observed.stop.as_ref().map(finish_reason);
+        if self.trace.is_some() {
+            self.response = (
+                observed.response_id.clone(),
+                observed.response_model.clone(),
+            );
+        }
         if let Some(e) = &observed.error {
             self.error = Some(e.message.clone());
         }
@@ -428,6 +440,8 @@ impl Tracker {
                 error: self.error.take(),
                 dropped: self.dropped.take(),
                 finish_reason: self.finish_reason,
+                response_id: self.response.0.take(),
+                response_model: self.response.1.take(),
             });
         }
         let cost = self.rec.cost_nanos;

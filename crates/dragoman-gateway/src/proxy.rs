@@ -598,7 +598,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 hub::unwrap_custom_calls(&mut r, &prepared.custom_tools);
                 let body = serde_json::to_vec(&hub::encode_response(client, &r, &mut losses))
                     .unwrap_or_default();
-                tracker.stopped(&r.stop);
+                tracker.answer(&r);
                 (Bytes::from(body), r.usage)
             };
             tracker.losses(&losses);

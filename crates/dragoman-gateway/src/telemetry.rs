@@ -164,6 +164,8 @@ pub struct Finished {
     pub error: Option<String>,
     pub dropped: Option<String>,
     pub finish_reason: Option<&'static str>,
+    pub response_id: Option<String>,
+    pub response_model: Option<String>,
 }
 
 pub struct Telemetry {
@@ -329,8 +331,11 @@ fn spans(gw: &crate::Gateway, f: &Finished) -> Vec<Span> {
     if let Some(up) = r.upstream_dialect {
         a.push(s("dragoman.upstream_dialect", up.as_str()));
     }
-    if let Some(m) = &r.provider_model {
+    if let Some(m) = f.response_model.as_ref().or(r.provider_model.as_ref()) {
         a.push(s("gen_ai.response.model", m.clone()));
+    }
+    if let Some(id) = &f.response_id {
+        a.push(s("gen_ai.response.id", id.clone()));
     }
     if let Some(fr) = f.finish_reason {
         a.push(kv(

@@ -235,6 +235,10 @@ async fn a_streamed_translated_request_is_one_span_with_its_attempt() {
     assert_eq!(text(root, "gen_ai.provider.name"), "anthropic");
     assert_eq!(text(root, "gen_ai.request.model"), "a/script/text");
     assert_eq!(text(root, "gen_ai.response.model"), "script/text");
+    assert!(
+        text(root, "gen_ai.response.id").starts_with("msg_mock_"),
+        "the upstream's own id"
+    );
     assert_eq!(text(root, "dragoman.client_dialect"), "responses");
     assert_eq!(text(root, "dragoman.upstream_dialect"), "anthropic");
     // The mock's scripted usage: 210 uncached, 1024 read from the cache, 12 out.
@@ -306,6 +310,9 @@ async fn a_retried_request_has_a_span_per_attempt() {
     assert_eq!(text(attempts[1], "dragoman.attempt_outcome"), "ok");
     let root = spans.iter().find(|s| s.parent_span_id.is_empty()).unwrap();
     assert_eq!(number(root, "dragoman.attempts"), 2);
+    // A translated whole answer: its id and stop reason as the Claude deployment gave them.
+    assert!(text(root, "gen_ai.response.id").starts_with("msg_mock_"));
+    assert!(attr(root, "gen_ai.response.finish_reasons").is_some());
     let m = h.metrics().await;
     let exported = m
         .lines()
@@ -504,7 +511,9 @@ async fn shutdown_flushes_queued_spans() {
     let got = h.got.lock().unwrap();
     assert!(
         got.otlp.iter().any(|(p, _, s)| p == "/v1/traces"
-            && s.iter().any(|s| matches!(attr(s, "dragoman.request_id"), Some(Any::StringValue(v)) if *v == id))),
+            && s.iter().any(
+                |s| matches!(attr(s, "dragoman.request_id"), Some(Any::StringValue(v)) if *v == id)
+            )),
         "the request's span was not exported by the flush"
     );
 }

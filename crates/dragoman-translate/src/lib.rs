@@ -633,13 +633,22 @@ pub struct Observed {
     /// Characters of generated text, reasoning and tool arguments seen: the basis of an output
     /// estimate when the upstream never reports usage (a cut or cancelled stream).
     pub output_chars: u64,
+    /// The answer's id and model as the upstream named them (its first `MessageStart`).
+    pub response_id: Option<String>,
+    pub response_model: Option<String>,
 }
 
 impl Observed {
     fn see(&mut self, ev: &StreamEvent) {
         self.started = true;
         match ev {
-            StreamEvent::MessageStart { usage, .. } => self.usage.merge_from(usage),
+            StreamEvent::MessageStart { usage, id, model } => {
+                self.usage.merge_from(usage);
+                if self.response_id.is_none() {
+                    self.response_id = (!id.is_empty()).then(|| id.clone());
+                    self.response_model = (!model.is_empty()).then(|| model.clone());
+                }
+            }
             StreamEvent::MessageDelta { stop, usage } => {
                 self.usage.merge_from(usage);
                 self.stop = Some(stop.clone());
