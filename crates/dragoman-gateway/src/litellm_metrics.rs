@@ -49,6 +49,20 @@ struct Deployment {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyBudget {
+    hashed_api_key: String,
+    api_key_alias: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TeamBudget {
+    team: String,
+    team_alias: String,
+}
+
+type Dollars = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Latency {
     model: String,
     hashed_api_key: String,
@@ -71,6 +85,10 @@ pub struct LiteLlmMetrics {
     deployment_state: Family<Deployment, Gauge>,
     latency: Family<Latency, Histogram>,
     ttft: Family<Latency, Histogram>,
+    key_remaining: Family<KeyBudget, Dollars>,
+    key_max: Family<KeyBudget, Dollars>,
+    team_remaining: Family<TeamBudget, Dollars>,
+    team_max: Family<TeamBudget, Dollars>,
 }
 
 fn seconds() -> Histogram {
@@ -93,7 +111,31 @@ impl LiteLlmMetrics {
             deployment_state: Family::default(),
             latency: Family::new_with_constructor(seconds),
             ttft: Family::new_with_constructor(seconds),
+            key_remaining: Family::default(),
+            key_max: Family::default(),
+            team_remaining: Family::default(),
+            team_max: Family::default(),
         };
+        registry.register(
+            "litellm_remaining_api_key_budget_metric",
+            "A key's budget left this period, USD",
+            m.key_remaining.clone(),
+        );
+        registry.register(
+            "litellm_api_key_max_budget_metric",
+            "A key's budget per period, USD",
+            m.key_max.clone(),
+        );
+        registry.register(
+            "litellm_remaining_team_budget_metric",
+            "A team's budget left this period, USD",
+            m.team_remaining.clone(),
+        );
+        registry.register(
+            "litellm_team_max_budget_metric",
+            "A team's budget per period, USD",
+            m.team_max.clone(),
+        );
         registry.register(
             "litellm_requests_metric",
             "Total number of LLM calls, per key, team, user and model",
@@ -233,6 +275,44 @@ impl LiteLlmMetrics {
             self.deployment_success.get_or_create(&l).inc();
         } else {
             self.deployment_failure.get_or_create(&l).inc();
+        }
+    }
+
+    /// Samples each budgeted key's and team's budget and what is left of it, at scrape time
+    /// (a deleted key's series go with it).
+    pub fn sample_budgets(&self, dir: &crate::tenancy::Directory, now_ms: i64) {
+        self.key_remaining.clear();
+        self.key_max.clear();
+        self.team_remaining.clear();
+        self.team_max.clear();
+        let usd = |n: i64| n as f64 / 1e9;
+        for (hash, k) in &dir.keys {
+            let Some(budget) = k.caps.budget else {
+                continue;
+            };
+            let (spent, _) = k.meter.spend(&k.caps, now_ms);
+            let l = KeyBudget {
+                hashed_api_key: crate::tenancy::hex(hash),
+                api_key_alias: k.doc.key_alias.clone().unwrap_or_default(),
+            };
+            self.key_max.get_or_create(&l).set(usd(budget));
+            self.key_remaining
+                .get_or_create(&l)
+                .set(usd(budget.saturating_sub(spent)));
+        }
+        for (id, t) in &dir.teams {
+            let Some(budget) = t.caps.budget else {
+                continue;
+            };
+            let (spent, _) = t.meter.spend(&t.caps, now_ms);
+            let l = TeamBudget {
+                team: id.clone(),
+                team_alias: t.doc.team_alias.clone().unwrap_or_default(),
+            };
+            self.team_max.get_or_create(&l).set(usd(budget));
+            self.team_remaining
+                .get_or_create(&l)
+                .set(usd(budget.saturating_sub(spent)));
         }
     }
 

@@ -452,6 +452,13 @@ impl Metrics {
         }
     }
 
+    /// Samples LiteLLM's budget gauges, when they are on.
+    pub fn sample_litellm_budgets(&self, dir: &crate::tenancy::Directory, now_ms: i64) {
+        if let Some(l) = &self.litellm {
+            l.sample_budgets(dir, now_ms);
+        }
+    }
+
     pub fn register_counter(&mut self, name: &str, help: &str, c: Counter) {
         self.registry.register(name, help, c);
     }

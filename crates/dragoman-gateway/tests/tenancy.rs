@@ -29,6 +29,8 @@ const CONFIG: &str = "model_list:
     litellm_params: {model: anthropic/claude, api_base: '{base}', api_key: k, input_cost_per_token: 0.000001, output_cost_per_token: 0.00001}
 general_settings:
   master_key: sk-master-test
+litellm_settings:
+  callbacks: [prometheus]
 ";
 const ONE_CALL_NANOS: i64 = 1_354_000;
 
@@ -849,4 +851,60 @@ async fn bad_input_to_the_key_api_gets_a_clear_400_or_404() {
     assert_eq!(s, 200, "{d}");
     assert_eq!(g.chat("sk-rotated-0123456789", "gpt").await.status(), 401);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// LiteLLM's budget gauges: each budgeted key's and team's budget and what is left of it, in
+/// dollars, as LiteLLM's dashboards read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_gauges_show_what_is_left_per_key_and_team() {
+    let (g, _dir) = gateway().await;
+    let (s, team) = g
+        .admin(
+            "/team/new",
+            json!({"team_alias": "platform", "max_budget": 10.0}),
+        )
+        .await;
+    assert_eq!(s, 200, "{team}");
+    let team_id = team["team_id"].as_str().unwrap().to_owned();
+    let key = g
+        .key(json!({"key_alias": "ann", "max_budget": 5.0, "team_id": team_id}))
+        .await;
+    assert_eq!(g.chat(&key, "gpt").await.status(), 200);
+    g.flush().await;
+    let m = g
+        .http
+        .get(format!("{}/metrics", g.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{m}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("litellm_api_key_max_budget_metric{"), 5.0);
+    let left = value("litellm_remaining_api_key_budget_metric{");
+    assert!(
+        (left - (5.0 - ONE_CALL_NANOS as f64 / 1e9)).abs() < 1e-9,
+        "{left}"
+    );
+    assert!(m.contains("api_key_alias=\"ann\""), "{m}");
+    assert_eq!(value("litellm_team_max_budget_metric{"), 10.0);
+    let left = value("litellm_remaining_team_budget_metric{");
+    assert!(
+        (left - (10.0 - ONE_CALL_NANOS as f64 / 1e9)).abs() < 1e-9,
+        "{left}"
+    );
+    assert!(
+        m.contains(&format!("team=\"{team_id}\",team_alias=\"platform\"")),
+        "{m}"
+    );
 }
