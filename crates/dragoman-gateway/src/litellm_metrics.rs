@@ -286,13 +286,15 @@ impl LiteLlmMetrics {
         self.team_remaining.clear();
         self.team_max.clear();
         let usd = |n: i64| n as f64 / 1e9;
-        for (hash, k) in &dir.keys {
+        for k in dir.keys.values() {
             let Some(budget) = k.caps.budget else {
                 continue;
             };
             let (spent, _) = k.meter.spend(&k.caps, now_ms);
             let l = KeyBudget {
-                hashed_api_key: crate::tenancy::hex(hash),
+                // The same value as the per-request series (the usage record's key): the
+                // key's lasting id, so a regenerated key keeps its series.
+                hashed_api_key: k.doc.key_id.clone(),
                 api_key_alias: k.doc.key_alias.clone().unwrap_or_default(),
             };
             self.key_max.get_or_create(&l).set(usd(budget));

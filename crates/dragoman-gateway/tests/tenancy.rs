@@ -897,6 +897,16 @@ async fn budget_gauges_show_what_is_left_per_key_and_team() {
         "{left}"
     );
     assert!(m.contains("api_key_alias=\"ann\""), "{m}");
+    // Spend and budget name the key alike, so a dashboard can join them.
+    let label = |prefix: &str| -> String {
+        let l = m.lines().find(|l| l.starts_with(prefix)).unwrap();
+        let i = l.find("hashed_api_key=\"").unwrap() + 16;
+        l[i..i + l[i..].find('"').unwrap()].to_owned()
+    };
+    assert_eq!(
+        label("litellm_spend_metric_total{"),
+        label("litellm_remaining_api_key_budget_metric{")
+    );
     assert_eq!(value("litellm_team_max_budget_metric{"), 10.0);
     let left = value("litellm_remaining_team_budget_metric{");
     assert!(
