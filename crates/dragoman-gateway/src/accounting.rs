@@ -433,6 +433,7 @@ impl Tracker {
             };
             self.gw.telemetry.send(crate::telemetry::Finished {
                 rec: self.rec.clone(),
+                deployment: self.deployment,
                 trace: trace.ids,
                 attempts: trace.attempts,
                 end_ns: crate::telemetry::now_ns(),

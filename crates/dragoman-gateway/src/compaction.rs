@@ -27,12 +27,13 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use dragoman_model::{Dialect, ErrorBody, ErrorKind};
+use dragoman_model::{Dialect, ErrorKind};
 use serde_json::{Map, Value, json};
 
 use crate::Gateway;
 use crate::errors::render;
 use crate::proxy::{self, Endpoint};
+use crate::responses_api::fail;
 
 /// What starts the `encrypted_content` of a compaction item this gateway made.
 const SEAL: &str = "dragoman-compaction-v1:";
@@ -110,13 +111,14 @@ pub fn triggered(body: &[u8]) -> bool {
     })
 }
 
-fn fail(kind: ErrorKind, status: u16, message: impl Into<String>) -> Response {
-    render(
+/// A gateway error before any answer, in the Responses dialect.
+fn refused(e: &crate::errors::GatewayError) -> Box<Response> {
+    Box::new(render(
         Dialect::Responses,
-        &ErrorBody::new(kind, message),
-        Some(status),
+        &e.body,
+        e.status,
         &proxy::new_request_id(),
-    )
+    ))
 }
 
 /// An input item as text a summariser reads: tool calls and their outputs become plain
@@ -180,6 +182,7 @@ fn readable(item: &Value) -> Option<Value> {
 async fn conversation(
     gw: &Gateway,
     headers: &HeaderMap,
+    body: &Bytes,
     req: &Map<String, Value>,
 ) -> Result<Vec<Value>, Box<Response>> {
     let mut items = match req.get("input") {
@@ -202,17 +205,11 @@ async fn conversation(
         let p = gw
             .authenticate(headers)
             .map_err(|e| Box::new(fail(e.kind(), e.kind().status(), e.message())))?;
-        let body = Bytes::from(serde_json::to_vec(&Value::Object(req.clone())).unwrap_or_default());
         let has_previous = req.contains_key("previous_response_id");
-        match gw.conversations.expand(&body, has_previous, &p).await {
+        match gw.conversations.expand(body, has_previous, &p).await {
             Ok(Some(x)) => {
                 if let Some(e) = x.missing {
-                    return Err(Box::new(render(
-                        Dialect::Responses,
-                        &e.body,
-                        e.status,
-                        &proxy::new_request_id(),
-                    )));
+                    return Err(refused(&e));
                 }
                 if let Ok(v) = serde_json::from_slice::<Value>(&x.body)
                     && let Some(a) = v["input"].as_array()
@@ -228,14 +225,7 @@ async fn conversation(
                 )));
             }
             Ok(None) => {}
-            Err(e) => {
-                return Err(Box::new(render(
-                    Dialect::Responses,
-                    &e.body,
-                    e.status,
-                    &proxy::new_request_id(),
-                )));
-            }
+            Err(e) => return Err(refused(&e)),
         }
     }
     Ok(items)
@@ -358,22 +348,15 @@ pub async fn compact(gw: Arc<Gateway>, req: Request) -> Response {
     if let Err(e) = gw.authenticate(&parts.headers) {
         return fail(e.kind(), e.kind().status(), e.message());
     }
-    let limit = gw.config.server.max_body_bytes;
-    let read = axum::body::to_bytes(body, limit);
-    let body = match tokio::time::timeout(gw.config.server.body_read_timeout, read).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return fail(
-                ErrorKind::RequestTooLarge,
-                413,
-                format!("request body exceeds the {limit}-byte limit or could not be read"),
-            );
-        }
-        Err(_) => {
-            return fail(
-                ErrorKind::InvalidRequest,
-                408,
-                "the request body did not arrive in time",
+    let body = match proxy::read_body_in_time(&gw, body, &parts.headers).await {
+        Ok(b) => b,
+        Err((e, status)) => {
+            let status = status.unwrap_or(e.kind.status());
+            return render(
+                Dialect::Responses,
+                &e,
+                Some(status),
+                &proxy::new_request_id(),
             );
         }
     };
@@ -388,7 +371,7 @@ pub async fn compact(gw: Arc<Gateway>, req: Request) -> Response {
             "model: required field is missing",
         );
     }
-    let items = match conversation(&gw, &parts.headers, &req).await {
+    let items = match conversation(&gw, &parts.headers, &body, &req).await {
         Ok(i) => i,
         Err(r) => return *r,
     };
@@ -422,7 +405,7 @@ pub async fn on_trigger(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes) -> Re
         Err(r) => return *r,
     };
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let items = match conversation(&gw, &headers, &req).await {
+    let items = match conversation(&gw, &headers, &body, &req).await {
         Ok(i) => i,
         Err(r) => return *r,
     };

@@ -243,22 +243,9 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         }
     };
     tracker.authenticated(&principal);
-    // A client that stops sending its body mid-way must not hold the connection forever.
-    let body_timeout = gw.config.server.body_read_timeout;
-    let read = read_body(body, &headers, gw.config.server.max_body_bytes);
-    let body = match tokio::time::timeout(body_timeout, read).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => return refuse(tracker, client, &e, None, &id, false),
-        Err(_) => {
-            let e = error(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "the request body did not arrive within {:.0} s",
-                    body_timeout.as_secs_f64()
-                ),
-            );
-            return refuse(tracker, client, &e, Some(408), &id, false);
-        }
+    let body = match read_body_in_time(&gw, body, &headers).await {
+        Ok(b) => b,
+        Err((e, status)) => return refuse(tracker, client, &e, status, &id, false),
     };
     let envelope = match Envelope::read(&body) {
         Ok(mut e) => {
@@ -374,6 +361,32 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         Endpoint::CountTokens(_) => count_tokens(call).await,
         Endpoint::Generate(_) => generate(call, stream).await,
         Endpoint::Embeddings => embeddings(call).await,
+    }
+}
+
+/// The request body, within the size limit and the body timeout (a client that stops sending
+/// mid-way must not hold the connection forever); else the error and, for the timeout, its
+/// status (408).
+pub async fn read_body_in_time(
+    gw: &Gateway,
+    body: Body,
+    headers: &HeaderMap,
+) -> Result<Bytes, (ErrorBody, Option<u16>)> {
+    let body_timeout = gw.config.server.body_read_timeout;
+    let read = read_body(body, headers, gw.config.server.max_body_bytes);
+    match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => Err((e, None)),
+        Err(_) => Err((
+            error(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the request body did not arrive within {:.0} s",
+                    body_timeout.as_secs_f64()
+                ),
+            ),
+            Some(408),
+        )),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::Gateway;
 use crate::errors::render;
 use crate::principal::Principal;
 
-fn fail(kind: ErrorKind, status: u16, message: String) -> Response {
+/// An error in the Responses dialect, for the endpoints around `/v1/responses`.
+pub(crate) fn fail(kind: ErrorKind, status: u16, message: impl Into<String>) -> Response {
     render(
         Dialect::Responses,
         &ErrorBody::new(kind, message),
@@ -91,7 +92,7 @@ pub async fn input_items(
             return fail(
                 ErrorKind::InvalidRequest,
                 400,
-                "limit: expected an integer from 1 to 100".into(),
+                "limit: expected an integer from 1 to 100",
             );
         }
     };
@@ -104,7 +105,7 @@ pub async fn input_items(
             return fail(
                 ErrorKind::InvalidRequest,
                 400,
-                "order: expected asc or desc".into(),
+                "order: expected asc or desc",
             );
         }
     }
@@ -168,8 +169,7 @@ pub async fn cancel(
         Some(_) => fail(
             ErrorKind::InvalidRequest,
             400,
-            "Only responses created with background=true can be cancelled; this one is complete."
-                .into(),
+            "Only responses created with background=true can be cancelled; this one is complete.",
         ),
         None => missing(&id),
     }

@@ -67,16 +67,6 @@ fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     out.iter().any(|b| *b != 0).then_some(out)
 }
 
-fn to_hex(b: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(2 * b.len());
-    for x in b {
-        s.push(D[(x >> 4) as usize] as char);
-        s.push(D[(x & 15) as usize] as char);
-    }
-    s
-}
-
 impl TraceIds {
     /// The client's `traceparent` (version 00, W3C Trace Context), or a new trace, sampled as
     /// `settings` say: a parent's flag decides under a parent-based sampler, else the trace
@@ -127,8 +117,8 @@ impl TraceIds {
     pub fn traceparent(&self, span: &[u8; 8]) -> HeaderValue {
         let v = format!(
             "00-{}-{}-{}",
-            to_hex(&self.trace_id),
-            to_hex(span),
+            crate::tenancy::hex(&self.trace_id),
+            crate::tenancy::hex(span),
             if self.sampled { "01" } else { "00" }
         );
         HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""))
@@ -157,6 +147,8 @@ pub fn now_ns() -> u64 {
 /// What the exit hands the exporter.
 pub struct Finished {
     pub rec: UsageRecord,
+    /// The index of the deployment that answered (or was tried last).
+    pub deployment: Option<usize>,
     pub trace: TraceIds,
     pub attempts: Vec<AttemptSpan>,
     pub end_ns: u64,
@@ -307,10 +299,7 @@ fn spans(gw: &crate::Gateway, f: &Finished) -> Vec<Span> {
     let r = &f.rec;
     let u = &r.usage;
     let start = (r.started_at_ms as u64).saturating_mul(1_000_000);
-    let dep = r
-        .deployment
-        .as_deref()
-        .and_then(|id| gw.config.deployments.iter().find(|d| d.id == id));
+    let dep = f.deployment.map(|i| &gw.config.deployments[i]);
     let mut a = vec![
         s("gen_ai.operation.name", f.operation),
         s("gen_ai.request.model", r.model.clone()),
@@ -688,9 +677,12 @@ mod tests {
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
         let t = TraceIds::from_headers(&h);
-        assert_eq!(to_hex(&t.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(
-            t.parent.map(|p| to_hex(&p)).as_deref(),
+            crate::tenancy::hex(&t.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            t.parent.map(|p| crate::tenancy::hex(&p)).as_deref(),
             Some("00f067aa0ba902b7")
         );
         assert!(t.sampled);
