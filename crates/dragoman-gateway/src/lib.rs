@@ -21,6 +21,7 @@ mod health;
 mod litellm_metrics;
 mod logsafe;
 mod metrics;
+pub mod openapi;
 mod policy;
 mod principal;
 mod provider;

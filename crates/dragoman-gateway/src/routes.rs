@@ -47,44 +47,15 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             .route(
                 &format!("{prefix}/responses/{{id}}/cancel"),
                 post(crate::responses_api::cancel),
-            )
-            .route(&format!("{prefix}/models"), get(models));
+            );
     }
     // Gemini names the model and the operation in the path; `{*target}` because model names
     // of a config may hold slashes.
     for prefix in ["/v1beta", "/v1"] {
         r = r.route(&format!("{prefix}/models/{{*target}}"), post(gemini));
     }
-    use crate::tenancy::api as t;
-    r = r
-        .route("/key/generate", post(t::key_generate))
-        .route("/key/update", post(t::key_update))
-        .route("/key/delete", post(t::key_delete))
-        .route("/key/info", get(t::key_info))
-        .route("/key/list", get(t::key_list))
-        .route("/key/regenerate", post(t::key_regenerate))
-        .route("/key/{key}/regenerate", post(t::key_regenerate_path))
-        .route("/key/block", post(t::key_block))
-        .route("/key/unblock", post(t::key_unblock))
-        .route("/team/new", post(t::team_new))
-        .route("/team/update", post(t::team_update))
-        .route("/team/delete", post(t::team_delete))
-        .route("/team/info", get(t::team_info))
-        .route("/team/list", get(t::team_list))
-        .route("/team/member_add", post(t::team_member_add))
-        .route("/team/member_delete", post(t::team_member_delete))
-        .route("/user/new", post(t::user_new))
-        .route("/user/update", post(t::user_update))
-        .route("/user/delete", post(t::user_delete))
-        .route("/user/info", get(t::user_info))
-        .route("/user/list", get(t::user_list));
-    r.route("/spend/logs", get(crate::spend::logs))
-        .route("/spend/summary", get(crate::spend::summary))
-        .route("/metrics", get(crate::spend::metrics))
-        .route("/health/liveliness", get(live))
-        .route("/health/liveness", get(live))
-        .route("/health/readiness", get(ready))
-        .route("/health", get(health))
+    // The management API and its description come from one list (`openapi::router`).
+    r.merge(crate::openapi::router())
         .fallback(not_found)
         .with_state(gw)
 }
@@ -197,7 +168,25 @@ async fn responses_websocket(headers: HeaderMap) -> Response {
     )
 }
 
-async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "models",
+    summary = "The model groups and aliases the caller may call.",
+    responses((status = 200, body = crate::openapi::ModelList), crate::openapi::Failures)
+)]
+pub(crate) async fn models_v1(gw: State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    models(gw, headers).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/models",
+    tag = "models",
+    summary = "`/v1/models` without the prefix.",
+    responses((status = 200, body = crate::openapi::ModelList), crate::openapi::Failures)
+)]
+pub(crate) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let id = proxy::new_request_id();
     let anthropic = headers.contains_key("anthropic-version");
     let dialect = if anthropic {
@@ -259,18 +248,53 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
     resp
 }
 
-async fn live() -> &'static str {
+#[utoipa::path(
+    get,
+    path = "/health/liveliness",
+    tag = "health",
+    summary = "Answers while the process serves (LiteLLM's spelling).",
+    security(()),
+    responses((status = 200, content_type = "text/plain", body = String))
+)]
+pub(crate) async fn live() -> &'static str {
     "I'm alive!"
 }
 
-async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/health/liveness",
+    tag = "health",
+    summary = "Answers while the process serves.",
+    security(()),
+    responses((status = 200, content_type = "text/plain", body = String))
+)]
+pub(crate) async fn liveness() -> &'static str {
+    live().await
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/readiness",
+    tag = "health",
+    summary = "Ready to serve, and how many deployments are configured.",
+    security(()),
+    responses((status = 200, body = crate::openapi::Readiness))
+)]
+pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     axum::Json(json!({"status": "healthy", "models": gw.config().deployments.len()}))
         .into_response()
 }
 
 /// LiteLLM's `/health`: master key required; probes every deployment now, or answers the
 /// last background round when background checks run.
-async fn health(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    summary = "Probes every deployment (or answers the last background round).",
+    responses((status = 200, body = crate::openapi::HealthReport), crate::openapi::Failures)
+)]
+pub(crate) async fn health(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let id = proxy::new_request_id();
     if let Err(m) = gw.authorize(&headers) {
         return render(

@@ -91,6 +91,24 @@ fn bounds(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), Box
     Ok((out[0], out[1]))
 }
 
+#[utoipa::path(
+    get,
+    path = "/spend/logs",
+    tag = "spend",
+    summary = "Usage records, newest first.",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "at most this many (default 100)"),
+        ("model" = Option<String>, Query, description = "model group"),
+        ("key" = Option<String>, Query, description = "principal label (key alias)"),
+        ("api_key" = Option<String>, Query, description = "a key, its token or its id"),
+        ("team_id" = Option<String>, Query),
+        ("user_id" = Option<String>, Query),
+        ("end_user" = Option<String>, Query),
+        ("since" = Option<String>, Query, description = "Unix seconds or ms, YYYY-MM-DD, or RFC 3339 UTC"),
+        ("until" = Option<String>, Query, description = "as `since`"),
+    ),
+    responses((status = 200, body = Vec<crate::openapi::SpendLog>), crate::openapi::Failures)
+)]
 pub async fn logs(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -141,6 +159,18 @@ pub async fn logs(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/spend/summary",
+    tag = "spend",
+    summary = "Totals per model, key, team, user or UTC day.",
+    params(
+        ("group_by" = Option<String>, Query, description = "model (default), principal, key, team, user, end_user, day"),
+        ("since" = Option<String>, Query, description = "Unix seconds or ms, YYYY-MM-DD, or RFC 3339 UTC"),
+        ("until" = Option<String>, Query, description = "as `since`"),
+    ),
+    responses((status = 200, body = Vec<crate::openapi::SpendSummaryRow>), crate::openapi::Failures)
+)]
 pub async fn summary(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -202,6 +232,14 @@ pub async fn summary(
 /// `/metrics`: open by default, as LiteLLM's (scrapers rarely carry keys, and the series hold
 /// counts, never prompts or keys); `general_settings.public_metrics: false` puts it behind the
 /// master key.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    summary = "Prometheus metrics (OpenMetrics text); open unless general_settings.public_metrics is false.",
+    security((), ("bearer" = [])),
+    responses((status = 200, content_type = "application/openmetrics-text", body = String), crate::openapi::Failures)
+)]
 pub async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if !gw.config.server.public_metrics
         && let Err(m) = gw.authorize(&headers)

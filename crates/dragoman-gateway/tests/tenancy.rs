@@ -918,3 +918,90 @@ async fn budget_gauges_show_what_is_left_per_key_and_team() {
         "{m}"
     );
 }
+
+/// `/openapi.json` and the router agree: every operation the spec names is served (never the
+/// fallback's 404 or a 405), and the spec names every management endpoint LiteLLM's users
+/// call, so dropping one from either side fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_spec_and_the_routes_agree() {
+    let (g, dir) = gateway().await;
+    let r = g
+        .http
+        .get(format!("{}/openapi.json", g.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let spec: Value = r.json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(
+                op["responses"]["200"].is_object(),
+                "{method} {path} describes its answer"
+            );
+            ops.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    ops.sort();
+    let mut expected = vec![
+        "POST /key/generate",
+        "POST /key/update",
+        "POST /key/delete",
+        "GET /key/info",
+        "GET /key/list",
+        "POST /key/regenerate",
+        "POST /key/{key}/regenerate",
+        "POST /key/block",
+        "POST /key/unblock",
+        "POST /team/new",
+        "POST /team/update",
+        "POST /team/delete",
+        "GET /team/info",
+        "GET /team/list",
+        "POST /team/member_add",
+        "POST /team/member_delete",
+        "POST /user/new",
+        "POST /user/update",
+        "POST /user/delete",
+        "GET /user/info",
+        "GET /user/list",
+        "GET /spend/logs",
+        "GET /spend/summary",
+        "GET /metrics",
+        "GET /health",
+        "GET /health/liveliness",
+        "GET /health/liveness",
+        "GET /health/readiness",
+        "GET /models",
+        "GET /v1/models",
+    ];
+    expected.sort();
+    assert_eq!(ops, expected);
+    for op in &ops {
+        let (method, path) = op.split_once(' ').unwrap();
+        let url = format!("{}{}", g.url, path.replace("{key}", "sk-not-a-key-at-all"));
+        let req = match method {
+            "GET" => g.http.get(url),
+            _ => g.http.post(url).json(&json!({})),
+        };
+        let r = req.bearer_auth(MASTER).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_ne!(status, 405, "{op}: {body}");
+        assert!(!body.contains("no route for"), "{op} is not routed: {body}");
+        assert!(status < 500, "{op}: {status} {body}");
+    }
+    // And the fallback still answers what is not there.
+    let r = g
+        .http
+        .get(format!("{}/key/nothing", g.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    drop(g);
+    let _ = std::fs::remove_dir_all(dir);
+}

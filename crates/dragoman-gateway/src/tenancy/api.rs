@@ -92,6 +92,8 @@ fn object(body: &Bytes) -> Result<Map<String, Value>, Response> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
+        // What a client sends for "no fields" when its body is optional.
+        Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(bad("request body must be a JSON object")),
         Err(e) => Err(bad(format!("invalid JSON body: {e}"))),
     }
@@ -331,6 +333,14 @@ fn set_owner(doc: &mut KeyDoc, body: &Map<String, Value>) {
 // ---------------------------------------------------------------------------------------------
 // Keys
 
+#[utoipa::path(
+    post,
+    path = "/key/generate",
+    tag = "keys",
+    summary = "Creates a virtual key; the key is in this answer only.",
+    request_body(content = Option<crate::openapi::KeyGenerateRequest>, description = "every field is optional"),
+    responses((status = 200, body = crate::openapi::KeyGenerated), crate::openapi::Failures)
+)]
 pub async fn key_generate(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -379,6 +389,14 @@ async fn generate_key(
     Ok((key, key_json(&entry), unsupported))
 }
 
+#[utoipa::path(
+    post,
+    path = "/key/update",
+    tag = "keys",
+    summary = "Changes a key's fields and limits.",
+    request_body = crate::openapi::KeyUpdateRequest,
+    responses((status = 200, body = crate::openapi::KeyInfo), crate::openapi::Failures)
+)]
 pub async fn key_update(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
     let body = admin_body(&gw, &headers, &body)?;
     let named = required(&body, "key", " (the key, or its token)")?;
@@ -397,6 +415,14 @@ pub async fn key_update(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body
     with_unsupported(key_json(&e), &unsupported)
 }
 
+#[utoipa::path(
+    post,
+    path = "/key/delete",
+    tag = "keys",
+    summary = "Deletes keys by key, token or alias.",
+    request_body = crate::openapi::KeyDeleteRequest,
+    responses((status = 200, body = crate::openapi::KeysDeleted), crate::openapi::Failures)
+)]
 pub async fn key_delete(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
     let body = admin_body(&gw, &headers, &body)?;
     let t = &gw.tenancy;
@@ -425,6 +451,14 @@ pub async fn key_delete(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body
     Ok(axum::Json(json!({"deleted_keys": deleted})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/key/info",
+    tag = "keys",
+    summary = "One key; a virtual key may read its own (without `key`).",
+    params(("key" = Option<String>, Query, description = "the key, or its token")),
+    responses((status = 200, body = crate::openapi::KeyInfoResponse), crate::openapi::Failures)
+)]
 pub async fn key_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
     let caller = gw
         .authenticate(&headers)
@@ -472,6 +506,14 @@ fn page(q: &Params) -> (usize, usize) {
     (page, size)
 }
 
+#[utoipa::path(
+    get,
+    path = "/key/list",
+    tag = "keys",
+    summary = "Keys, newest first, a page at a time.",
+    params(("team_id" = Option<String>, Query), ("user_id" = Option<String>, Query), ("key_alias" = Option<String>, Query), ("page" = Option<u32>, Query, minimum = 1), ("size" = Option<u32>, Query, minimum = 1, maximum = 1000), ("return_full_object" = Option<bool>, Query)),
+    responses((status = 200, body = crate::openapi::KeyListResponse), crate::openapi::Failures)
+)]
 pub async fn key_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
     admin(&gw, &headers)?;
     let dir = gw.tenancy.directory();
@@ -509,6 +551,14 @@ pub async fn key_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Par
     Ok(axum::Json(json!({"keys": items, "total_count": total, "current_page": page, "total_pages": total.div_ceil(size)})).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/key/{key}/regenerate",
+    tag = "keys",
+    summary = "`/key/regenerate` with the key in the path.",
+    params(("key" = String, Path, description = "the key, or its token")), request_body(content = Option<crate::openapi::KeyRegenerateRequest>, description = "optional: new_key and field changes"),
+    responses((status = 200, body = crate::openapi::KeyGenerated), crate::openapi::Failures)
+)]
 pub async fn key_regenerate_path(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -518,6 +568,14 @@ pub async fn key_regenerate_path(
     regenerate(gw, headers, Some(key), body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/key/regenerate",
+    tag = "keys",
+    summary = "A new secret for a key (same id, limits and spend); the old one is refused from now on.",
+    request_body = crate::openapi::KeyRegenerateRequest,
+    responses((status = 200, body = crate::openapi::KeyGenerated), crate::openapi::Failures)
+)]
 pub async fn key_regenerate(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -558,10 +616,26 @@ async fn regenerate(
     with_unsupported(out, &unsupported)
 }
 
+#[utoipa::path(
+    post,
+    path = "/key/block",
+    tag = "keys",
+    summary = "Blocks a key: it is refused until unblocked.",
+    request_body = crate::openapi::KeyNamed,
+    responses((status = 200, body = crate::openapi::KeyInfo), crate::openapi::Failures)
+)]
 pub async fn key_block(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
     set_blocked(gw, headers, body, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/key/unblock",
+    tag = "keys",
+    summary = "Unblocks a key.",
+    request_body = crate::openapi::KeyNamed,
+    responses((status = 200, body = crate::openapi::KeyInfo), crate::openapi::Failures)
+)]
 pub async fn key_unblock(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -615,6 +689,14 @@ fn new_id(body: &Map<String, Value>, field: &str, prefix: &str) -> Result<String
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/team/new",
+    tag = "teams",
+    summary = "Creates a team.",
+    request_body(content = Option<crate::openapi::TeamNewRequest>, description = "every field is optional"),
+    responses((status = 200, body = crate::openapi::TeamInfo), crate::openapi::Failures)
+)]
 pub async fn team_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
     let body = admin_body(&gw, &headers, &body)?;
     let t = &gw.tenancy;
@@ -638,6 +720,14 @@ pub async fn team_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
     with_unsupported(team_json(&*find_team(t, &id)?), &unsupported)
 }
 
+#[utoipa::path(
+    post,
+    path = "/team/update",
+    tag = "teams",
+    summary = "Changes a team (`team_id` required).",
+    request_body = crate::openapi::TeamUpdateRequest,
+    responses((status = 200, body = crate::openapi::TeamInfo), crate::openapi::Failures)
+)]
 pub async fn team_update(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -657,6 +747,14 @@ pub async fn team_update(
     with_unsupported(team_json(&*find_team(t, id)?), &unsupported)
 }
 
+#[utoipa::path(
+    post,
+    path = "/team/delete",
+    tag = "teams",
+    summary = "Deletes teams and their keys.",
+    request_body = crate::openapi::TeamIds,
+    responses((status = 200, body = crate::openapi::TeamsDeleted), crate::openapi::Failures)
+)]
 pub async fn team_delete(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -683,6 +781,14 @@ pub async fn team_delete(
     Ok(axum::Json(json!({"deleted_teams": out})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/team/info",
+    tag = "teams",
+    summary = "One team, its keys and members.",
+    params(("team_id" = String, Query)),
+    responses((status = 200, body = crate::openapi::TeamInfoResponse), crate::openapi::Failures)
+)]
 pub async fn team_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
     admin(&gw, &headers)?;
     let id = q.get("team_id").ok_or_else(|| bad("team_id: required"))?;
@@ -707,6 +813,13 @@ pub async fn team_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
     Ok(axum::Json(json!({"team_id": id, "team_info": info, "keys": keys, "team_memberships": e.doc.members_with_roles})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/team/list",
+    tag = "teams",
+    summary = "Every team.",
+    responses((status = 200, body = Vec<crate::openapi::TeamInfo>), crate::openapi::Failures)
+)]
 pub async fn team_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
     admin(&gw, &headers)?;
     let dir = gw.tenancy.directory();
@@ -719,6 +832,14 @@ pub async fn team_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> An
     Ok(axum::Json(Value::Array(out)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/team/member_add",
+    tag = "teams",
+    summary = "Adds members to a team (a member already there takes the new role).",
+    request_body = crate::openapi::MemberAddRequest,
+    responses((status = 200, body = crate::openapi::TeamInfo), crate::openapi::Failures)
+)]
 pub async fn team_member_add(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -727,6 +848,14 @@ pub async fn team_member_add(
     team_members(gw, headers, body, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/team/member_delete",
+    tag = "teams",
+    summary = "Removes a member from a team.",
+    request_body = crate::openapi::MemberDeleteRequest,
+    responses((status = 200, body = crate::openapi::TeamInfo), crate::openapi::Failures)
+)]
 pub async fn team_member_delete(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -794,6 +923,14 @@ async fn team_members(gw: Arc<Gateway>, headers: HeaderMap, body: Bytes, add: bo
 // ---------------------------------------------------------------------------------------------
 // Users
 
+#[utoipa::path(
+    post,
+    path = "/user/new",
+    tag = "users",
+    summary = "Creates a user, and a key for them unless `auto_create_key` is false.",
+    request_body(content = Option<crate::openapi::UserNewRequest>, description = "every field is optional"),
+    responses((status = 200, body = crate::openapi::UserInfo), crate::openapi::Failures)
+)]
 pub async fn user_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Answer {
     let body = admin_body(&gw, &headers, &body)?;
     let now = now_ms();
@@ -840,6 +977,14 @@ pub async fn user_new(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
     with_unsupported(out, &unsupported)
 }
 
+#[utoipa::path(
+    post,
+    path = "/user/update",
+    tag = "users",
+    summary = "Changes a user (`user_id` required).",
+    request_body = crate::openapi::UserUpdateRequest,
+    responses((status = 200, body = crate::openapi::UserInfo), crate::openapi::Failures)
+)]
 pub async fn user_update(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -856,6 +1001,14 @@ pub async fn user_update(
     with_unsupported(user_json(&*find_user(t, id)?), &unsupported)
 }
 
+#[utoipa::path(
+    post,
+    path = "/user/delete",
+    tag = "users",
+    summary = "Deletes users and their keys.",
+    request_body = crate::openapi::UserIds,
+    responses((status = 200, body = crate::openapi::UsersDeleted), crate::openapi::Failures)
+)]
 pub async fn user_delete(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -880,6 +1033,14 @@ pub async fn user_delete(
     Ok(axum::Json(json!({"deleted_users": ids})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/user/info",
+    tag = "users",
+    summary = "One user, their keys and teams.",
+    params(("user_id" = String, Query)),
+    responses((status = 200, body = crate::openapi::UserInfoResponse), crate::openapi::Failures)
+)]
 pub async fn user_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
     admin(&gw, &headers)?;
     let id = q.get("user_id").ok_or_else(|| bad("user_id: required"))?;
@@ -921,6 +1082,14 @@ pub async fn user_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Pa
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/user/list",
+    tag = "users",
+    summary = "Users, a page at a time.",
+    params(("role" = Option<String>, Query), ("page" = Option<u32>, Query, minimum = 1), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 1000)),
+    responses((status = 200, body = crate::openapi::UserListResponse), crate::openapi::Failures)
+)]
 pub async fn user_list(State(gw): State<Arc<Gateway>>, headers: HeaderMap, q: Params) -> Answer {
     admin(&gw, &headers)?;
     let dir = gw.tenancy.directory();

@@ -10,13 +10,16 @@ use super::meter::Caps;
 
 /// The limits a key, team or user may carry (LiteLLM's fields). Budgets are in US dollars,
 /// as LiteLLM takes them; the meters count nano-dollars.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Limits {
+    #[schema(minimum = 0)]
     pub max_budget: Option<f64>,
     /// Never refuses: the log warns once a period when a key's spend reaches it.
+    #[schema(minimum = 0)]
     pub soft_budget: Option<f64>,
     /// `30s`, `15m`, `12h`, `30d`, `4w`, `1mo` (30 days).
+    #[schema(pattern = r"^[0-9]+(s|m|h|d|w|mo)$")]
     pub budget_duration: Option<String>,
     pub tpm_limit: Option<u64>,
     pub rpm_limit: Option<u64>,
@@ -27,10 +30,12 @@ pub struct Limits {
     pub model_tpm_limit: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelBudget {
+    #[schema(minimum = 0)]
     pub budget_limit: Option<f64>,
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]+(s|m|h|d|w|mo)$")]
     pub time_period: Option<String>,
 }
 
@@ -135,7 +140,7 @@ impl Limits {
 }
 
 /// A virtual key. The key itself is never kept: `token` is its SHA-256 (hex).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct KeyDoc {
     pub token: String,
@@ -154,6 +159,7 @@ pub struct KeyDoc {
     pub expires_ms: Option<i64>,
     pub team_id: Option<String>,
     pub user_id: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     pub blocked: bool,
     pub created_at_ms: i64,
@@ -163,7 +169,7 @@ pub struct KeyDoc {
 }
 
 /// A team: its keys share its limits and budget (beside their own).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct TeamDoc {
     pub team_id: String,
@@ -172,6 +178,7 @@ pub struct TeamDoc {
     #[serde(flatten)]
     pub limits: Limits,
     pub members_with_roles: Vec<Member>,
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     pub blocked: bool,
     pub created_at_ms: i64,
@@ -179,7 +186,7 @@ pub struct TeamDoc {
     pub budget_anchor_ms: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Member {
     pub user_id: Option<String>,
@@ -189,7 +196,7 @@ pub struct Member {
 }
 
 /// A user (a person): their keys share their limits and budget.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UserDoc {
     pub user_id: String,
@@ -202,6 +209,7 @@ pub struct UserDoc {
     #[serde(flatten)]
     pub limits: Limits,
     pub teams: Vec<String>,
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
