@@ -41,6 +41,9 @@ pub struct TelemetrySettings {
     pub parent_based: bool,
     /// The `prometheus` callback: `/metrics` has LiteLLM's series too.
     pub prometheus: bool,
+    /// Spans carry the messages and the answer (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`
+    /// or `otel.capture_message_content`); off unless the operator says so.
+    pub capture_content: bool,
 }
 
 impl Default for TelemetrySettings {
@@ -51,6 +54,7 @@ impl Default for TelemetrySettings {
             sample_ratio: 1.0,
             parent_based: true,
             prometheus: false,
+            capture_content: false,
         }
     }
 }
@@ -274,12 +278,20 @@ pub(crate) fn resolve(
             (1.0, true)
         }
     };
+    let capture_content = match get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") {
+        Some(v) => matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+        None => otel_cfg
+            .get("capture_message_content")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    };
     Ok(TelemetrySettings {
         sinks,
         service_name,
         sample_ratio: sample_ratio.clamp(0.0, 1.0),
         parent_based,
         prometheus,
+        capture_content,
     })
 }
 

@@ -43,6 +43,10 @@ pub struct Tracker {
     finish_reason: Option<&'static str>,
     /// The answer's id and model as the upstream named them, for the span.
     response: (Option<String>, Option<String>),
+    /// The caller's team's alias, for the span and LiteLLM's series.
+    team_alias: Option<String>,
+    /// The conversation itself, kept only for a sampled span when the operator opted in.
+    content: Option<Box<crate::telemetry::Captured>>,
 }
 
 struct Trace {
@@ -125,6 +129,8 @@ impl Tracker {
             operation: "chat",
             finish_reason: None,
             response: (None, None),
+            team_alias: None,
+            content: None,
         }
     }
 
@@ -178,6 +184,33 @@ impl Tracker {
         }
     }
 
+    /// Whether this request's span is exported; what only a span shows is worth reading then.
+    pub fn sampled(&self) -> bool {
+        self.gw.telemetry.traces() && self.trace.as_ref().is_some_and(|t| t.ids.sampled)
+    }
+
+    /// Keeps the client's body for the span, when message content is captured.
+    pub fn capture_request(&mut self, dialect: Dialect, body: &bytes::Bytes) {
+        if self.gw.telemetry.settings().capture_content && self.sampled() {
+            self.content = Some(Box::new(crate::telemetry::Captured {
+                dialect,
+                request: body.clone(),
+                answer: None,
+            }));
+        }
+    }
+
+    /// Whether the answer should be kept for the span.
+    pub fn wants_content(&self) -> bool {
+        self.content.is_some()
+    }
+
+    pub fn capture_answer(&mut self, answer: crate::telemetry::Answered) {
+        if let Some(c) = &mut self.content {
+            c.answer = Some(answer);
+        }
+    }
+
     /// How a translated whole answer ended, and what it was called.
     pub fn answer(&mut self, r: &dragoman_model::Response) {
         self.finish_reason = Some(finish_reason(&r.stop));
@@ -213,6 +246,7 @@ impl Tracker {
             o.key_alias = c.key.doc.key_alias.clone();
             o.team_id = c.key.doc.team_id.clone();
             o.user_id = c.key.doc.user_id.clone();
+            self.team_alias = c.team.as_ref().and_then(|t| t.doc.team_alias.clone());
         }
     }
 
@@ -408,9 +442,11 @@ impl Tracker {
             let tokens = usage.input_total().unwrap_or(0) + usage.output.unwrap_or(0);
             a.settle(self.rec.cost_nanos, tokens);
         }
-        self.gw
-            .metrics
-            .observe(&self.rec, self.gw.group_series(self.deployment));
+        self.gw.metrics.observe(
+            &self.rec,
+            self.team_alias.as_deref(),
+            self.gw.group_series(self.deployment),
+        );
         let attempt_outcome = if outcome == Outcome::Ok {
             "ok"
         } else {
@@ -443,6 +479,8 @@ impl Tracker {
                 finish_reason: self.finish_reason,
                 response_id: self.response.0.take(),
                 response_model: self.response.1.take(),
+                team_alias: self.team_alias.take(),
+                content: self.content.take(),
             });
         }
         let cost = self.rec.cost_nanos;

@@ -54,6 +54,15 @@ struct KeyBudget {
     api_key_alias: String,
 }
 
+/// LiteLLM's per-model label set for a key's rate limits; `model` is empty for the key's own
+/// `rpm_limit` / `tpm_limit` (LiteLLM falls back to those when a model has none).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyModel {
+    hashed_api_key: String,
+    api_key_alias: String,
+    model: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TeamBudget {
     team: String,
@@ -89,6 +98,8 @@ pub struct LiteLlmMetrics {
     key_max: Family<KeyBudget, Dollars>,
     team_remaining: Family<TeamBudget, Dollars>,
     team_max: Family<TeamBudget, Dollars>,
+    key_requests_left: Family<KeyModel, Gauge>,
+    key_tokens_left: Family<KeyModel, Gauge>,
 }
 
 fn seconds() -> Histogram {
@@ -115,7 +126,19 @@ impl LiteLlmMetrics {
             key_max: Family::default(),
             team_remaining: Family::default(),
             team_max: Family::default(),
+            key_requests_left: Family::default(),
+            key_tokens_left: Family::default(),
         };
+        registry.register(
+            "litellm_remaining_api_key_requests_for_model",
+            "Requests a key may still make this minute (model empty: the key's own rpm_limit)",
+            m.key_requests_left.clone(),
+        );
+        registry.register(
+            "litellm_remaining_api_key_tokens_for_model",
+            "Tokens a key may still use this minute (model empty: the key's own tpm_limit)",
+            m.key_tokens_left.clone(),
+        );
         registry.register(
             "litellm_remaining_api_key_budget_metric",
             "A key's budget left this period, USD",
@@ -205,8 +228,9 @@ impl LiteLlmMetrics {
     }
 
     /// Counts one finished request.
-    pub fn observe(&self, r: &UsageRecord) {
+    pub fn observe(&self, r: &UsageRecord, team_alias: Option<&str>) {
         let o = &r.owner;
+        let team_alias = team_alias.unwrap_or_default().to_owned();
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
         let who = Spender {
             end_user: s(&o.end_user),
@@ -214,7 +238,7 @@ impl LiteLlmMetrics {
             api_key_alias: s(&o.key_alias),
             model: r.model.clone(),
             team: s(&o.team_id),
-            team_alias: String::new(),
+            team_alias: team_alias.clone(),
             user: s(&o.user_id),
         };
         let proxy = ProxyRequest {
@@ -223,7 +247,7 @@ impl LiteLlmMetrics {
             api_key_alias: who.api_key_alias.clone(),
             requested_model: r.model.clone(),
             team: who.team.clone(),
-            team_alias: String::new(),
+            team_alias: team_alias.clone(),
             user: who.user.clone(),
             status_code: r.status.to_string(),
         };
@@ -236,7 +260,7 @@ impl LiteLlmMetrics {
             hashed_api_key: who.hashed_api_key.clone(),
             api_key_alias: who.api_key_alias.clone(),
             team: who.team.clone(),
-            team_alias: String::new(),
+            team_alias: team_alias.clone(),
         };
         self.latency
             .get_or_create(&lat)
@@ -278,15 +302,49 @@ impl LiteLlmMetrics {
         }
     }
 
-    /// Samples each budgeted key's and team's budget and what is left of it, at scrape time
-    /// (a deleted key's series go with it).
-    pub fn sample_budgets(&self, dir: &crate::tenancy::Directory, now_ms: i64) {
+    /// Samples each key's and team's budget and what is left of it, and what is left of each
+    /// key's rate limits this minute, at scrape time (a deleted key's series go with it).
+    pub fn sample_budgets(&self, tenancy: &crate::tenancy::Tenancy, now_ms: i64) {
+        let dir = tenancy.directory();
         self.key_remaining.clear();
         self.key_max.clear();
         self.team_remaining.clear();
         self.team_max.clear();
+        self.key_requests_left.clear();
+        self.key_tokens_left.clear();
         let usd = |n: i64| n as f64 / 1e9;
         for k in dir.keys.values() {
+            let alias = k.doc.key_alias.clone().unwrap_or_default();
+            let limits = &k.doc.limits;
+            let mut windows = vec![(String::new(), k.caps, k.meter.clone())];
+            let groups = limits
+                .model_rpm_limit
+                .keys()
+                .chain(limits.model_tpm_limit.keys());
+            for g in groups.collect::<std::collections::BTreeSet<_>>() {
+                if let Some(c) = limits.model_caps(g, k.caps.anchor_ms) {
+                    let meter = tenancy.model_meter(crate::tenancy::KEY, &k.doc.key_id, g);
+                    windows.push((g.clone(), c, meter));
+                }
+            }
+            for (model, caps, meter) in windows {
+                let room = meter.headroom(&caps, now_ms);
+                let l = KeyModel {
+                    hashed_api_key: k.doc.key_id.clone(),
+                    api_key_alias: alias.clone(),
+                    model,
+                };
+                if let Some((_, left, _)) = room.requests {
+                    self.key_requests_left
+                        .get_or_create(&l)
+                        .set(i64::try_from(left).unwrap_or(i64::MAX));
+                }
+                if let Some((_, left, _)) = room.tokens {
+                    self.key_tokens_left
+                        .get_or_create(&l)
+                        .set(i64::try_from(left).unwrap_or(i64::MAX));
+                }
+            }
             let Some(budget) = k.caps.budget else {
                 continue;
             };
@@ -295,7 +353,7 @@ impl LiteLlmMetrics {
                 // The same value as the per-request series (the usage record's key): the
                 // key's lasting id, so a regenerated key keeps its series.
                 hashed_api_key: k.doc.key_id.clone(),
-                api_key_alias: k.doc.key_alias.clone().unwrap_or_default(),
+                api_key_alias: alias,
             };
             self.key_max.get_or_create(&l).set(usd(budget));
             self.key_remaining

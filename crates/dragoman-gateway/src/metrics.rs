@@ -289,9 +289,9 @@ impl Metrics {
     }
 
     /// Counts one finished request of group `g`.
-    pub fn observe(&self, rec: &UsageRecord, g: &GroupSeries) {
+    pub fn observe(&self, rec: &UsageRecord, team_alias: Option<&str>, g: &GroupSeries) {
         if let Some(l) = &self.litellm {
-            l.observe(rec);
+            l.observe(rec, team_alias);
         }
         let model = g.model.as_str();
         let upstream = rec.upstream_dialect.map(dialect_index).unwrap_or(DIALECTS);
@@ -453,9 +453,9 @@ impl Metrics {
     }
 
     /// Samples LiteLLM's budget gauges, when they are on.
-    pub fn sample_litellm_budgets(&self, dir: &crate::tenancy::Directory, now_ms: i64) {
+    pub fn sample_litellm_budgets(&self, tenancy: &crate::tenancy::Tenancy, now_ms: i64) {
         if let Some(l) = &self.litellm {
-            l.sample_budgets(dir, now_ms);
+            l.sample_budgets(tenancy, now_ms);
         }
     }
 

@@ -247,6 +247,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         Ok(b) => b,
         Err((e, status)) => return refuse(tracker, client, &e, status, &id, false),
     };
+    tracker.capture_request(client, &body);
     let envelope = match Envelope::read(&body) {
         Ok(mut e) => {
             if let Some(p) = path_model {
@@ -590,6 +591,13 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let (first, rest) = match answer {
         Answer::Whole { bytes, usage } => {
             let (out, usage) = if dep.dialect == client {
+                // The bytes pass as they came; a span still names the answer, so a request
+                // being traced pays for reading it (none other does).
+                if tracker.sampled()
+                    && let Ok(r) = hub::decode_response(dep.dialect, &bytes, &mut Losses::default())
+                {
+                    tracker.answer(&r);
+                }
                 (bytes, usage)
             } else {
                 let mut r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
@@ -615,6 +623,9 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 (Bytes::from(body), r.usage)
             };
             tracker.losses(&losses);
+            if tracker.wants_content() {
+                tracker.capture_answer(crate::telemetry::Answered::Body(out.clone()));
+            }
             let cost = tracker.answered(200, usage);
             if let Some((c, key, ttl)) = fill {
                 c.fill_from_body(key, ttl, client, out.clone(), cost);
@@ -650,13 +661,10 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         .unwrap_or_else(|| dep.dialect.framing());
     // Bytes pass through when nothing about them changes; the same dialect in another
     // framing (Claude inside Bedrock's chunks) is re-framed through the hub.
+    let collect = fill.is_some() || tracker.wants_content();
     let mode = if dep.dialect == client && framing == client.framing() {
         let tap = hub::PassthroughTap::new(client);
-        Mode::Passthrough(Box::new(if fill.is_some() {
-            tap.collecting()
-        } else {
-            tap
-        }))
+        Mode::Passthrough(Box::new(if collect { tap.collecting() } else { tap }))
     } else {
         let include_usage = client != Dialect::Chat || envelope.include_usage;
         let opts = StreamOptions {
@@ -666,7 +674,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
         let t = hub::StreamTranslator::new(dep.dialect, client, opts)
             .with_input_framing(framing)
             .unwrap_custom_tools(prepared.custom_tools);
-        Mode::Translate(Box::new(if fill.is_some() { t.collecting() } else { t }))
+        Mode::Translate(Box::new(if collect { t.collecting() } else { t }))
     };
     let gauge = InFlight::new(&gw.metrics.in_flight_streams);
     // The first read was taken to be sure the stream is a success; it goes out first.

@@ -276,20 +276,28 @@ where
         {
             c.finish();
         }
+        let wants_content = self.tracker.as_ref().is_some_and(|t| t.wants_content());
+        let whole = if self.fill.is_some() || wants_content {
+            match &mut self.mode {
+                Mode::Passthrough(t) => t.collected(),
+                Mode::Translate(t) => t.collected(),
+            }
+        } else {
+            None
+        };
         let mut cost = None;
         if let Some(mut t) = self.tracker.take() {
             let ttfb = self.first_byte.map(|d| d.as_millis() as u64);
             t.losses(&self.losses);
+            if wants_content && let Some(r) = &whole {
+                t.capture_answer(crate::telemetry::Answered::Response(Box::new(r.clone())));
+            }
             cost = t.streamed(self.observed(), ttfb, false);
         }
-        if let Some(fill) = self.fill.take() {
-            let whole = match &mut self.mode {
-                Mode::Passthrough(t) => t.collected(),
-                Mode::Translate(t) => t.collected(),
-            };
-            if let Some(r) = whole {
-                fill(r, cost);
-            }
+        if let Some(fill) = self.fill.take()
+            && let Some(r) = whole
+        {
+            fill(r, cost);
         }
         let losses: Vec<String> = self.losses.iter().map(|l| l.to_string()).collect();
         if !losses.is_empty() {

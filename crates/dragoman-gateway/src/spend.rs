@@ -251,7 +251,7 @@ pub async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
     gw.metrics
         .sample_litellm(&gw.config.deployments, &gw.router);
     gw.metrics
-        .sample_litellm_budgets(&gw.tenancy.directory(), crate::tenancy::now_ms());
+        .sample_litellm_budgets(&gw.tenancy, crate::tenancy::now_ms());
     if let Some(s) = gw.tenancy.shared() {
         gw.metrics.sample_shared(s);
     }

@@ -158,6 +158,24 @@ pub struct Finished {
     pub finish_reason: Option<&'static str>,
     pub response_id: Option<String>,
     pub response_model: Option<String>,
+    pub team_alias: Option<String>,
+    /// The conversation, when the operator opted in to message content.
+    pub content: Option<Box<Captured>>,
+}
+
+/// The client's request and the answer it got, kept for a span's message content; decoded by
+/// the exporter, never on the request path.
+pub struct Captured {
+    pub dialect: dragoman_model::Dialect,
+    pub request: Bytes,
+    pub answer: Option<Answered>,
+}
+
+pub enum Answered {
+    /// A whole answer in the client's dialect.
+    Body(Bytes),
+    /// A stream's answer, as the pump collected it.
+    Response(Box<dragoman_model::Response>),
 }
 
 pub struct Telemetry {
@@ -294,6 +312,120 @@ fn provider_name(p: dragoman_config::Provider) -> &'static str {
     }
 }
 
+/// The most of one content attribute a span carries: a coding agent's system prompt alone can
+/// be 100 KiB, and collectors refuse oversized spans whole.
+const MAX_CONTENT_BYTES: usize = 64 * 1024;
+
+/// The GenAI conventions' `gen_ai.system_instructions`, `gen_ai.input.messages` and
+/// `gen_ai.output.messages`, from the canonical request and answer (so every dialect reads the
+/// same); media are named, not copied.
+fn content_attributes(c: &Captured, finish: Option<&str>, a: &mut Vec<KeyValue>) {
+    use serde_json::{Value, json};
+    let mut losses = dragoman_model::Losses::default();
+    let put = |key: &str, v: Value, a: &mut Vec<KeyValue>| {
+        let mut text = v.to_string();
+        if text.len() > MAX_CONTENT_BYTES {
+            let mut end = MAX_CONTENT_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            a.push(kv(
+                "dragoman.content_truncated",
+                any_value::Value::BoolValue(true),
+            ));
+        }
+        a.push(s(key, text));
+    };
+    if let Ok(req) = dragoman_translate::decode_request(c.dialect, &c.request, &mut losses) {
+        if !req.system.is_empty() {
+            put(
+                "gen_ai.system_instructions",
+                Value::Array(req.system.iter().map(part_json).collect()),
+                a,
+            );
+        }
+        let messages: Vec<Value> = req
+            .messages
+            .iter()
+            .map(|m| json!({"role": role_name(m.role), "parts": m.content.iter().map(part_json).collect::<Vec<_>>()}))
+            .collect();
+        put("gen_ai.input.messages", Value::Array(messages), a);
+    }
+    let answer = match &c.answer {
+        Some(Answered::Body(b)) => {
+            dragoman_translate::decode_response(c.dialect, b, &mut losses).ok()
+        }
+        Some(Answered::Response(r)) => Some((**r).clone()),
+        None => None,
+    };
+    if let Some(r) = answer {
+        let msg = json!({
+            "role": "assistant",
+            "parts": r.content.iter().map(part_json).collect::<Vec<_>>(),
+            "finish_reason": finish,
+        });
+        put("gen_ai.output.messages", Value::Array(vec![msg]), a);
+    }
+}
+
+fn role_name(r: dragoman_model::Role) -> &'static str {
+    use dragoman_model::Role;
+    match r {
+        Role::System | Role::Developer => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    }
+}
+
+fn part_json(p: &dragoman_model::Part) -> serde_json::Value {
+    use dragoman_model::{MediaSource, Part};
+    use serde_json::json;
+    let media = |modality: &str, src: &MediaSource| match src {
+        MediaSource::Url { url } if !url.starts_with("data:") => {
+            json!({"type": "uri", "modality": modality, "uri": url})
+        }
+        MediaSource::Base64 { media_type, .. } => {
+            json!({"type": "blob", "modality": modality, "mime_type": media_type})
+        }
+        MediaSource::FileId { file_id } => {
+            json!({"type": "file", "modality": modality, "file_id": file_id})
+        }
+        MediaSource::Text { text, .. } => json!({"type": "text", "content": text}),
+        MediaSource::Url { .. } => json!({"type": "blob", "modality": modality}),
+    };
+    match p {
+        Part::Text { text, .. } => json!({"type": "text", "content": text}),
+        Part::Image { source, .. } => media("image", source),
+        Part::Document { source, .. } => media("document", source),
+        Part::Audio { format, .. } => {
+            json!({"type": "blob", "modality": "audio", "mime_type": format!("audio/{format}")})
+        }
+        Part::ToolCall {
+            id,
+            name,
+            arguments,
+            ..
+        } => {
+            let args = serde_json::from_str::<serde_json::Value>(arguments)
+                .unwrap_or_else(|_| serde_json::Value::String(arguments.clone()));
+            json!({"type": "tool_call", "id": id, "name": name, "arguments": args})
+        }
+        Part::ToolResult {
+            call_id, content, ..
+        } => {
+            let text: Vec<&str> = content.iter().filter_map(|p| p.as_text()).collect();
+            json!({"type": "tool_call_response", "id": call_id, "response": text.join("\n")})
+        }
+        Part::Reasoning { text, .. } => json!({"type": "reasoning", "content": text}),
+        Part::Refusal { text } => json!({"type": "refusal", "content": text}),
+        Part::Opaque { value, .. } => {
+            json!({"type": value.get("type").and_then(|t| t.as_str()).unwrap_or("opaque")})
+        }
+    }
+}
+
 /// The request's span and one child per attempt.
 fn spans(gw: &crate::Gateway, f: &Finished) -> Vec<Span> {
     let r = &f.rec;
@@ -368,6 +500,12 @@ fn spans(gw: &crate::Gateway, f: &Finished) -> Vec<Span> {
     }
     if let Some(v) = &r.owner.team_id {
         a.push(s("dragoman.team_id", v.clone()));
+    }
+    if let Some(v) = &f.team_alias {
+        a.push(s("dragoman.team_alias", v.clone()));
+    }
+    if let Some(c) = &f.content {
+        content_attributes(c, f.finish_reason, &mut a);
     }
     if let Some(v) = &r.owner.user_id {
         a.push(s("dragoman.user_id", v.clone()));

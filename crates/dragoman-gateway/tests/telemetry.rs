@@ -252,6 +252,9 @@ async fn a_streamed_translated_request_is_one_span_with_its_attempt() {
         other => panic!("finish reasons: {other:?}"),
     }
     assert!(matches!(attr(root, "dragoman.cost_usd"), Some(Any::DoubleValue(c)) if *c > 0.0));
+    // No message content unless the operator opts in.
+    assert!(attr(root, "gen_ai.input.messages").is_none());
+    assert!(attr(root, "gen_ai.output.messages").is_none());
     let attempt = spans
         .iter()
         .find(|s| s.parent_span_id == root.span_id)
@@ -516,4 +519,92 @@ async fn shutdown_flushes_queued_spans() {
             )),
         "the request's span was not exported by the flush"
     );
+}
+
+/// With `otel.capture_message_content`, spans carry the conversation in the GenAI conventions'
+/// shape, whatever the dialect: here a passed-through whole Anthropic call (whose answer is
+/// read only because it is traced: its id and stop reason) and a Chat stream translated from
+/// Claude's.
+#[tokio::test]
+async fn message_content_is_in_spans_only_when_opted_in() {
+    let h = start_with(
+        r#"litellm_settings:
+  callbacks: ["otel"]
+dragoman_settings:
+  otel: {capture_message_content: true}"#,
+        1,
+    )
+    .await;
+    let r = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .bearer_auth(KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(
+            &json!({"model": "a/script/text", "max_tokens": 64, "system": "be brief",
+            "messages": [{"role": "user", "content": "hello there"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let answer: Value = r.json().await.unwrap();
+    let spans = h.spans("/v1/traces", &id).await;
+    let root = spans.iter().find(|s| s.parent_span_id.is_empty()).unwrap();
+    assert_eq!(text(root, "dragoman.upstream_dialect"), "anthropic");
+    assert_eq!(
+        text(root, "gen_ai.response.id"),
+        answer["id"].as_str().unwrap()
+    );
+    assert!(attr(root, "gen_ai.response.finish_reasons").is_some());
+    let system: Value = serde_json::from_str(&text(root, "gen_ai.system_instructions")).unwrap();
+    assert_eq!(system, json!([{"type": "text", "content": "be brief"}]));
+    let input: Value = serde_json::from_str(&text(root, "gen_ai.input.messages")).unwrap();
+    assert_eq!(
+        input,
+        json!([{"role": "user", "parts": [{"type": "text", "content": "hello there"}]}])
+    );
+    let output: Value = serde_json::from_str(&text(root, "gen_ai.output.messages")).unwrap();
+    assert_eq!(output[0]["role"], "assistant");
+    assert_eq!(
+        output[0]["parts"][0]["content"], answer["content"][0]["text"],
+        "{output}"
+    );
+    assert_eq!(output[0]["finish_reason"], "stop");
+
+    let r = h
+        .http
+        .post(format!("{}/v1/chat/completions", h.url))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "a/script/text", "stream": true,
+            "messages": [{"role": "user", "content": "stream it"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = r.text().await.unwrap();
+    let spans = h.spans("/v1/traces", &id).await;
+    let root = spans.iter().find(|s| s.parent_span_id.is_empty()).unwrap();
+    let input: Value = serde_json::from_str(&text(root, "gen_ai.input.messages")).unwrap();
+    assert_eq!(input[0]["parts"][0]["content"], "stream it");
+    let output: Value = serde_json::from_str(&text(root, "gen_ai.output.messages")).unwrap();
+    let streamed = output[0]["parts"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!streamed.is_empty());
+    // The text the client read, delta by delta, is the text the span holds.
+    let read: String = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(read, streamed);
 }

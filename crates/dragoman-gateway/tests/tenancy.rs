@@ -856,7 +856,7 @@ async fn bad_input_to_the_key_api_gets_a_clear_400_or_404() {
 /// LiteLLM's budget gauges: each budgeted key's and team's budget and what is left of it, in
 /// dollars, as LiteLLM's dashboards read them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn budget_gauges_show_what_is_left_per_key_and_team() {
+async fn budget_and_limit_gauges_show_what_is_left_per_key_and_team() {
     let (g, _dir) = gateway().await;
     let (s, team) = g
         .admin(
@@ -867,9 +867,13 @@ async fn budget_gauges_show_what_is_left_per_key_and_team() {
     assert_eq!(s, 200, "{team}");
     let team_id = team["team_id"].as_str().unwrap().to_owned();
     let key = g
-        .key(json!({"key_alias": "ann", "max_budget": 5.0, "team_id": team_id}))
+        .key(
+            json!({"key_alias": "ann", "max_budget": 5.0, "team_id": team_id,
+            "rpm_limit": 10, "tpm_limit": 100000, "model_rpm_limit": {"gpt": 3}}),
+        )
         .await;
     assert_eq!(g.chat(&key, "gpt").await.status(), 200);
+    assert_eq!(g.chat(&key, "claude").await.status(), 200);
     g.flush().await;
     let m = g
         .http
@@ -893,7 +897,7 @@ async fn budget_gauges_show_what_is_left_per_key_and_team() {
     assert_eq!(value("litellm_api_key_max_budget_metric{"), 5.0);
     let left = value("litellm_remaining_api_key_budget_metric{");
     assert!(
-        (left - (5.0 - ONE_CALL_NANOS as f64 / 1e9)).abs() < 1e-9,
+        (left - (5.0 - 2.0 * ONE_CALL_NANOS as f64 / 1e9)).abs() < 1e-9,
         "{left}"
     );
     assert!(m.contains("api_key_alias=\"ann\""), "{m}");
@@ -910,12 +914,44 @@ async fn budget_gauges_show_what_is_left_per_key_and_team() {
     assert_eq!(value("litellm_team_max_budget_metric{"), 10.0);
     let left = value("litellm_remaining_team_budget_metric{");
     assert!(
-        (left - (10.0 - ONE_CALL_NANOS as f64 / 1e9)).abs() < 1e-9,
+        (left - (10.0 - 2.0 * ONE_CALL_NANOS as f64 / 1e9)).abs() < 1e-9,
         "{left}"
     );
     assert!(
         m.contains(&format!("team=\"{team_id}\",team_alias=\"platform\"")),
         "{m}"
+    );
+    // The per-request series name the team's alias too.
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("litellm_requests_metric_total{")
+                && l.contains("team_alias=\"platform\"")),
+        "{m}"
+    );
+    // Rate limits left this minute: the key's own (model empty) counts both calls; its
+    // per-model limit on gpt counts the gpt call only.
+    let gauge = |name: &str, model: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(name) && l.contains(&format!("model=\"{model}\"")))
+            .unwrap_or_else(|| panic!("no {name} for model {model:?} in\n{m}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        gauge("litellm_remaining_api_key_requests_for_model{", ""),
+        8.0
+    );
+    assert_eq!(
+        gauge("litellm_remaining_api_key_requests_for_model{", "gpt"),
+        2.0
+    );
+    // Two calls of 1234 + 12 tokens each.
+    assert_eq!(
+        gauge("litellm_remaining_api_key_tokens_for_model{", ""),
+        100000.0 - 2.0 * 1246.0
     );
 }
 

@@ -105,7 +105,6 @@ pub fn decode_response(
     }
 }
 
-/// The usage of a whole response of dialect `d`, without decoding the rest (the passthrough
 /// Whether a whole body that came with a success status is dialect `d`'s successful response,
 /// and its usage (see each dialect's `check_response`). Cheap: no tree is built.
 pub fn check_response(
@@ -121,6 +120,7 @@ pub fn check_response(
     }
 }
 
+/// The usage of a whole response of dialect `d`, without decoding the rest (the passthrough
 /// tap's need).
 pub fn decode_response_usage(d: Dialect, body: &[u8]) -> Option<dragoman_model::Usage> {
     match d {
