@@ -47,6 +47,8 @@ pub struct Tracker {
     team_alias: Option<String>,
     /// The conversation itself, kept only for a sampled span when the operator opted in.
     content: Option<Box<crate::telemetry::Captured>>,
+    /// A whole answer as sent, for a sampled span to read (see `keep_answer`).
+    answer_body: Option<bytes::Bytes>,
 }
 
 struct Trace {
@@ -55,7 +57,7 @@ struct Trace {
 }
 
 /// The GenAI conventions' finish reason.
-fn finish_reason(s: &dragoman_model::StopReason) -> &'static str {
+pub(crate) fn finish_reason(s: &dragoman_model::StopReason) -> &'static str {
     use dragoman_model::StopReason as S;
     match s {
         S::EndTurn | S::StopSequence { .. } | S::PauseTurn => "stop",
@@ -131,6 +133,7 @@ impl Tracker {
             response: (None, None),
             team_alias: None,
             content: None,
+            answer_body: None,
         }
     }
 
@@ -190,12 +193,11 @@ impl Tracker {
     }
 
     /// Keeps the client's body for the span, when message content is captured.
-    pub fn capture_request(&mut self, dialect: Dialect, body: &bytes::Bytes) {
+    pub fn capture_request(&mut self, body: &bytes::Bytes) {
         if self.gw.telemetry.settings().capture_content && self.sampled() {
             self.content = Some(Box::new(crate::telemetry::Captured {
-                dialect,
                 request: body.clone(),
-                answer: None,
+                streamed: None,
             }));
         }
     }
@@ -205,9 +207,19 @@ impl Tracker {
         self.content.is_some()
     }
 
-    pub fn capture_answer(&mut self, answer: crate::telemetry::Answered) {
+    /// A stream's collected answer, for message content.
+    pub fn capture_stream(&mut self, answer: &dragoman_model::Response) {
         if let Some(c) = &mut self.content {
-            c.answer = Some(answer);
+            c.streamed = Some(Box::new(answer.clone()));
+        }
+    }
+
+    /// A whole answer as the client got it, for the span: `unread` when the request path
+    /// passed it through without decoding (its id and stop reason are read by the exporter).
+    /// Only a sampled request keeps it; a refcount, not a copy.
+    pub fn keep_answer(&mut self, body: &bytes::Bytes, unread: bool) {
+        if (unread && self.sampled()) || self.content.is_some() {
+            self.answer_body = Some(body.clone());
         }
     }
 
@@ -480,6 +492,7 @@ impl Tracker {
                 response_id: self.response.0.take(),
                 response_model: self.response.1.take(),
                 team_alias: self.team_alias.take(),
+                answer_body: self.answer_body.take(),
                 content: self.content.take(),
             });
         }

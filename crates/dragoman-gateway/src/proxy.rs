@@ -247,7 +247,7 @@ pub async fn handle(gw: Arc<Gateway>, ep: Endpoint, req: Request) -> Response {
         Ok(b) => b,
         Err((e, status)) => return refuse(tracker, client, &e, status, &id, false),
     };
-    tracker.capture_request(client, &body);
+    tracker.capture_request(&body);
     let envelope = match Envelope::read(&body) {
         Ok(mut e) => {
             if let Some(p) = path_model {
@@ -591,13 +591,9 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
     let (first, rest) = match answer {
         Answer::Whole { bytes, usage } => {
             let (out, usage) = if dep.dialect == client {
-                // The bytes pass as they came; a span still names the answer, so a request
-                // being traced pays for reading it (none other does).
-                if tracker.sampled()
-                    && let Ok(r) = hub::decode_response(dep.dialect, &bytes, &mut Losses::default())
-                {
-                    tracker.answer(&r);
-                }
+                // The bytes pass as they came; a span still names the answer, so the exporter
+                // reads it.
+                tracker.keep_answer(&bytes, true);
                 (bytes, usage)
             } else {
                 let mut r = match hub::decode_response(dep.dialect, &bytes, &mut losses) {
@@ -623,9 +619,7 @@ async fn generate(call: Call<'_>, stream: bool) -> Response {
                 (Bytes::from(body), r.usage)
             };
             tracker.losses(&losses);
-            if tracker.wants_content() {
-                tracker.capture_answer(crate::telemetry::Answered::Body(out.clone()));
-            }
+            tracker.keep_answer(&out, false);
             let cost = tracker.answered(200, usage);
             if let Some((c, key, ttl)) = fill {
                 c.fill_from_body(key, ttl, client, out.clone(), cost);

@@ -290,7 +290,7 @@ where
             let ttfb = self.first_byte.map(|d| d.as_millis() as u64);
             t.losses(&self.losses);
             if wants_content && let Some(r) = &whole {
-                t.capture_answer(crate::telemetry::Answered::Response(Box::new(r.clone())));
+                t.capture_stream(r);
             }
             cost = t.streamed(self.observed(), ttfb, false);
         }

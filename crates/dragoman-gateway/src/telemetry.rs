@@ -159,23 +159,19 @@ pub struct Finished {
     pub response_id: Option<String>,
     pub response_model: Option<String>,
     pub team_alias: Option<String>,
+    /// A whole answer as the client got it (its dialect), when the span needs what it says
+    /// and the request path did not read it (passed through), or for message content.
+    pub answer_body: Option<Bytes>,
     /// The conversation, when the operator opted in to message content.
     pub content: Option<Box<Captured>>,
 }
 
-/// The client's request and the answer it got, kept for a span's message content; decoded by
+/// The client's request and a stream's answer, kept for a span's message content; decoded by
 /// the exporter, never on the request path.
 pub struct Captured {
-    pub dialect: dragoman_model::Dialect,
     pub request: Bytes,
-    pub answer: Option<Answered>,
-}
-
-pub enum Answered {
-    /// A whole answer in the client's dialect.
-    Body(Bytes),
     /// A stream's answer, as the pump collected it.
-    Response(Box<dragoman_model::Response>),
+    pub streamed: Option<Box<dragoman_model::Response>>,
 }
 
 pub struct Telemetry {
@@ -319,7 +315,13 @@ const MAX_CONTENT_BYTES: usize = 64 * 1024;
 /// The GenAI conventions' `gen_ai.system_instructions`, `gen_ai.input.messages` and
 /// `gen_ai.output.messages`, from the canonical request and answer (so every dialect reads the
 /// same); media are named, not copied.
-fn content_attributes(c: &Captured, finish: Option<&str>, a: &mut Vec<KeyValue>) {
+fn content_attributes(
+    c: &Captured,
+    dialect: dragoman_model::Dialect,
+    whole: Option<&dragoman_model::Response>,
+    finish: Option<&str>,
+    a: &mut Vec<KeyValue>,
+) {
     use serde_json::{Value, json};
     let mut losses = dragoman_model::Losses::default();
     let put = |key: &str, v: Value, a: &mut Vec<KeyValue>| {
@@ -337,7 +339,7 @@ fn content_attributes(c: &Captured, finish: Option<&str>, a: &mut Vec<KeyValue>)
         }
         a.push(s(key, text));
     };
-    if let Ok(req) = dragoman_translate::decode_request(c.dialect, &c.request, &mut losses) {
+    if let Ok(req) = dragoman_translate::decode_request(dialect, &c.request, &mut losses) {
         if !req.system.is_empty() {
             put(
                 "gen_ai.system_instructions",
@@ -352,14 +354,7 @@ fn content_attributes(c: &Captured, finish: Option<&str>, a: &mut Vec<KeyValue>)
             .collect();
         put("gen_ai.input.messages", Value::Array(messages), a);
     }
-    let answer = match &c.answer {
-        Some(Answered::Body(b)) => {
-            dragoman_translate::decode_response(c.dialect, b, &mut losses).ok()
-        }
-        Some(Answered::Response(r)) => Some((**r).clone()),
-        None => None,
-    };
-    if let Some(r) = answer {
+    if let Some(r) = whole.or(c.streamed.as_deref()) {
         let msg = json!({
             "role": "assistant",
             "parts": r.content.iter().map(part_json).collect::<Vec<_>>(),
@@ -452,13 +447,30 @@ fn spans(gw: &crate::Gateway, f: &Finished) -> Vec<Span> {
     if let Some(up) = r.upstream_dialect {
         a.push(s("dragoman.upstream_dialect", up.as_str()));
     }
-    if let Some(m) = f.response_model.as_ref().or(r.provider_model.as_ref()) {
+    // A whole answer the request path passed through unread is read here.
+    let whole = f.answer_body.as_ref().and_then(|b| {
+        dragoman_translate::decode_response(
+            r.client_dialect,
+            b,
+            &mut dragoman_model::Losses::default(),
+        )
+        .ok()
+    });
+    let finish = f
+        .finish_reason
+        .or_else(|| whole.as_ref().map(|w| crate::accounting::finish_reason(&w.stop)));
+    if let Some(m) = f
+        .response_model
+        .as_ref()
+        .or(whole.as_ref().map(|w| &w.model))
+        .or(r.provider_model.as_ref())
+    {
         a.push(s("gen_ai.response.model", m.clone()));
     }
-    if let Some(id) = &f.response_id {
+    if let Some(id) = f.response_id.as_ref().or(whole.as_ref().map(|w| &w.id)) {
         a.push(s("gen_ai.response.id", id.clone()));
     }
-    if let Some(fr) = f.finish_reason {
+    if let Some(fr) = finish {
         a.push(kv(
             "gen_ai.response.finish_reasons",
             any_value::Value::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
@@ -505,7 +517,7 @@ fn spans(gw: &crate::Gateway, f: &Finished) -> Vec<Span> {
         a.push(s("dragoman.team_alias", v.clone()));
     }
     if let Some(c) = &f.content {
-        content_attributes(c, f.finish_reason, &mut a);
+        content_attributes(c, r.client_dialect, whole.as_ref(), finish, &mut a);
     }
     if let Some(v) = &r.owner.user_id {
         a.push(s("dragoman.user_id", v.clone()));
