@@ -32,7 +32,9 @@ pub use request::{
     MESSAGE_FIELDS_KEY, PART_FIELDS_KEY, TOOL_FIELDS_KEY, decode_request, default_max_tokens,
     encode_request,
 };
-pub use response::{check_response, decode_response, decode_response_usage, encode_response};
+pub use response::{
+    check_response, decode_response, decode_response_usage, encode_response, response_summary,
+};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use validate::{Validator, validate};
 

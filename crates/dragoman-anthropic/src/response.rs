@@ -158,3 +158,25 @@ pub fn check_response(body: &[u8]) -> Result<dragoman_model::Usage, dragoman_mod
         ))),
     }
 }
+
+/// A message's id, model and stop reason, for a trace span: one pass, no tree.
+pub fn response_summary(body: &[u8]) -> Option<dragoman_model::ResponseSummary> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: Option<String>,
+        model: Option<String>,
+        stop_reason: Option<Value>,
+        stop_sequence: Option<Value>,
+        stop_details: Option<Value>,
+    }
+    let h: Head = serde_json::from_slice(body).ok()?;
+    Some(dragoman_model::ResponseSummary {
+        stop: crate::stop::decode(
+            h.stop_reason.as_ref(),
+            h.stop_sequence.as_ref(),
+            h.stop_details.as_ref(),
+        ),
+        id: h.id,
+        model: h.model,
+    })
+}

@@ -447,27 +447,44 @@ fn spans(gw: &crate::Gateway, f: &Finished) -> Vec<Span> {
     if let Some(up) = r.upstream_dialect {
         a.push(s("dragoman.upstream_dialect", up.as_str()));
     }
-    // A whole answer the request path passed through unread is read here.
-    let whole = f.answer_body.as_ref().and_then(|b| {
-        dragoman_translate::decode_response(
-            r.client_dialect,
-            b,
-            &mut dragoman_model::Losses::default(),
-        )
-        .ok()
-    });
+    // A whole answer the request path passed through unread is read here: its head only,
+    // unless message content wants all of it.
+    let whole = f
+        .answer_body
+        .as_ref()
+        .filter(|_| f.content.is_some())
+        .and_then(|b| {
+            dragoman_translate::decode_response(
+                r.client_dialect,
+                b,
+                &mut dragoman_model::Losses::default(),
+            )
+            .ok()
+        });
+    let head = match (&whole, &f.answer_body) {
+        (Some(w), _) => Some(dragoman_model::ResponseSummary {
+            id: Some(w.id.clone()),
+            model: Some(w.model.clone()),
+            stop: Some(w.stop.clone()),
+        }),
+        (None, Some(b)) if f.response_id.is_none() => {
+            dragoman_translate::response_summary(r.client_dialect, b)
+        }
+        _ => None,
+    };
+    let head = head.unwrap_or_default();
     let finish = f
         .finish_reason
-        .or_else(|| whole.as_ref().map(|w| crate::accounting::finish_reason(&w.stop)));
+        .or_else(|| head.stop.as_ref().map(crate::accounting::finish_reason));
     if let Some(m) = f
         .response_model
         .as_ref()
-        .or(whole.as_ref().map(|w| &w.model))
+        .or(head.model.as_ref())
         .or(r.provider_model.as_ref())
     {
         a.push(s("gen_ai.response.model", m.clone()));
     }
-    if let Some(id) = f.response_id.as_ref().or(whole.as_ref().map(|w| &w.id)) {
+    if let Some(id) = f.response_id.as_ref().or(head.id.as_ref()) {
         a.push(s("gen_ai.response.id", id.clone()));
     }
     if let Some(fr) = finish {

@@ -36,7 +36,9 @@ mod tests;
 
 pub use error::{decode_error, encode_error, stream_error_event};
 pub use request::{decode_request, encode_request};
-pub use response::{check_response, decode_response, decode_response_usage, encode_response};
+pub use response::{
+    check_response, decode_response, decode_response_usage, encode_response, response_summary,
+};
 pub use stream::{StreamDecoder, StreamEncoder};
 pub use validate::{Validator, validate};
 

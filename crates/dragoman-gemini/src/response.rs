@@ -243,3 +243,63 @@ pub fn check_response(body: &[u8]) -> Result<Usage, ResponseFault> {
     }
     Ok(head.usage.0.map(|c| c.usage()).unwrap_or_default())
 }
+
+/// A response's id, model version and stop reason (its first candidate's), for a trace span:
+/// one pass, no tree.
+pub fn response_summary(body: &[u8]) -> Option<dragoman_model::ResponseSummary> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        response_id: Option<String>,
+        model_version: Option<String>,
+        #[serde(default)]
+        candidates: Vec<Candidate>,
+        prompt_feedback: Option<Feedback>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Feedback {
+        block_reason: Option<IgnoredAny>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Candidate {
+        finish_reason: Option<String>,
+        content: Option<Content>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Content {
+        #[serde(default)]
+        parts: Vec<PartHead>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PartHead {
+        function_call: Option<IgnoredAny>,
+    }
+    let h: Head = serde_json::from_slice(body).ok()?;
+    let blocked = h
+        .prompt_feedback
+        .as_ref()
+        .is_some_and(|f| f.block_reason.is_some());
+    let stop = match h.candidates.first() {
+        // A blocked prompt has no candidates and says why in its feedback.
+        None if blocked => Some(StopReason::ContentFilter),
+        None => Some(StopReason::EndTurn),
+        Some(c) => Some({
+            let calls = c
+                .content
+                .as_ref()
+                .is_some_and(|c| c.parts.iter().any(|p| p.function_call.is_some()));
+            c.finish_reason
+                .as_deref()
+                .map_or(StopReason::EndTurn, stop::decode)
+                .reconcile(calls)
+        }),
+    };
+    Some(dragoman_model::ResponseSummary {
+        id: h.response_id,
+        model: h.model_version,
+        stop,
+    })
+}

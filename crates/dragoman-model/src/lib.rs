@@ -31,7 +31,7 @@ pub use request::{
     CacheControl, Effort, Extension, MediaSource, Message, Part, ReasoningConfig, Request,
     ResponseFormat, Role, Tool, ToolChoice, ToolKind, arguments_object, own_extensions,
 };
-pub use response::{Response, StopReason};
+pub use response::{Response, ResponseSummary, StopReason};
 pub use stream::{BlockKind, Collector, Delta, StreamEvent, collect, response_events};
 pub use usage::Usage;
 

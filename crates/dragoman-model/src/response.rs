@@ -5,6 +5,15 @@ use serde_json::Value;
 
 use crate::{Extension, Part, Usage};
 
+/// What a trace span says of a whole answer (its id, model and why it stopped), read without
+/// decoding the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResponseSummary {
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub stop: Option<StopReason>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub id: String,

@@ -262,3 +262,38 @@ pub fn check_response(body: &[u8]) -> Result<dragoman_model::Usage, dragoman_mod
         )),
     }
 }
+
+/// A completion's id, model and stop reason (its first choice's), for a trace span: one pass,
+/// no tree.
+pub fn response_summary(body: &[u8]) -> Option<dragoman_model::ResponseSummary> {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: Option<String>,
+        model: Option<String>,
+        #[serde(default)]
+        choices: Vec<Choice>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        finish_reason: Option<String>,
+        message: Option<Message>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        tool_calls: Option<Vec<IgnoredAny>>,
+        function_call: Option<IgnoredAny>,
+    }
+    let h: Head = serde_json::from_slice(body).ok()?;
+    let stop = h.choices.first().map(|c| {
+        let calls = c.message.as_ref().is_some_and(|m| {
+            m.tool_calls.as_ref().is_some_and(|t| !t.is_empty()) || m.function_call.is_some()
+        });
+        stop::decode(c.finish_reason.as_deref()).reconcile(calls)
+    });
+    Some(dragoman_model::ResponseSummary {
+        id: h.id,
+        model: h.model,
+        stop,
+    })
+}

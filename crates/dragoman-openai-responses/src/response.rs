@@ -368,3 +368,50 @@ pub fn check_response(body: &[u8]) -> Result<dragoman_model::Usage, dragoman_mod
     }
     Ok(head.usage.0.map(|c| c.usage()).unwrap_or_default())
 }
+
+/// A response's id, model and stop reason (from its status and output), for a trace span: one
+/// pass, no tree.
+pub fn response_summary(body: &[u8]) -> Option<dragoman_model::ResponseSummary> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: Option<String>,
+        model: Option<String>,
+        status: Option<String>,
+        incomplete_details: Option<Value>,
+        #[serde(default)]
+        output: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(rename = "type")]
+        ty: Option<String>,
+        #[serde(default)]
+        content: Option<Vec<Content>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Content {
+        #[serde(rename = "type")]
+        ty: Option<String>,
+    }
+    let h: Head = serde_json::from_slice(body).ok()?;
+    let calls = h
+        .output
+        .iter()
+        .any(|i| matches!(i.ty.as_deref(), Some("function_call" | "custom_tool_call")));
+    let refusal = h.output.iter().any(|i| {
+        i.content
+            .iter()
+            .flatten()
+            .any(|c| c.ty.as_deref() == Some("refusal"))
+    });
+    Some(dragoman_model::ResponseSummary {
+        stop: Some(decode_stop(
+            h.status.as_deref(),
+            h.incomplete_details.as_ref(),
+            calls,
+            refusal,
+        )),
+        id: h.id,
+        model: h.model,
+    })
+}

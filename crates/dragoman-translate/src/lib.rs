@@ -132,6 +132,25 @@ pub fn decode_response_usage(d: Dialect, body: &[u8]) -> Option<dragoman_model::
     }
 }
 
+/// A whole response's id, model and stop reason, for a trace span, without decoding the rest
+/// (Bedrock, never a client's dialect, is decoded whole).
+pub fn response_summary(d: Dialect, body: &[u8]) -> Option<dragoman_model::ResponseSummary> {
+    match d {
+        Dialect::Anthropic => dragoman_anthropic::response_summary(body),
+        Dialect::Chat => dragoman_openai_chat::response_summary(body),
+        Dialect::Responses => dragoman_openai_responses::response_summary(body),
+        Dialect::Gemini => dragoman_gemini::response_summary(body),
+        Dialect::Bedrock => {
+            let r = dragoman_bedrock::decode_response(body, &mut Losses::default()).ok()?;
+            Some(dragoman_model::ResponseSummary {
+                id: Some(r.id),
+                model: Some(r.model),
+                stop: Some(r.stop),
+            })
+        }
+    }
+}
+
 /// Encodes a canonical response as dialect `d`.
 pub fn encode_response(d: Dialect, resp: &Response, losses: &mut Losses) -> Value {
     match d {

@@ -293,3 +293,24 @@ fn the_usage_tap_agrees_with_the_full_decoder() {
     }
     assert!(checked > 150);
 }
+
+/// A span's summary of a whole answer (id, model, stop reason) is what the full decoder says,
+/// for every recorded response of every dialect.
+#[test]
+fn the_response_summary_agrees_with_the_full_decoder() {
+    let mut checked = 0;
+    for d in Dialect::ALL {
+        for path in files(d, "responses") {
+            let bytes = std::fs::read(&path).unwrap();
+            let full = hub::decode_response(d, &bytes, &mut Losses::new()).unwrap();
+            let head = hub::response_summary(d, &bytes)
+                .unwrap_or_else(|| panic!("{d} {}: no summary", name(&path)));
+            let what = format!("{d} {}", name(&path));
+            assert_eq!(head.id.unwrap_or_default(), full.id, "{what}");
+            assert_eq!(head.model.unwrap_or_default(), full.model, "{what}");
+            assert_eq!(head.stop, Some(full.stop), "{what}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 150);
+}
