@@ -18,6 +18,7 @@ mod envelope;
 mod errors;
 mod google;
 mod health;
+pub mod jsonlog;
 mod litellm_metrics;
 mod logsafe;
 mod metrics;

@@ -74,11 +74,7 @@ async fn each_request_is_one_json_log_line_without_secrets() {
     let lines = Lines::default();
     let w = lines.clone();
     let sub = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
+        .event_format(dragoman_gateway::jsonlog::JsonLines)
         .with_writer(move || w.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(sub);

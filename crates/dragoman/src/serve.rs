@@ -63,13 +63,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (writer, _log_guard) = crate::logsink::stderr();
     if json {
         tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
+            .event_format(dragoman_gateway::jsonlog::JsonLines)
             .with_writer(writer)
             .with_env_filter(filter())
-            .with_target(false)
             .init();
     } else {
         tracing_subscriber::fmt()
