@@ -13,7 +13,7 @@ cargo build --locked -p dragoman -p dragoman-testkit --bins
 VENV=.scratch/venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-  anthropic==2.14.0 openai==3.57.0 google-genai==3.6.1 pytest==9.2.0 prometheus-client==0.26.0 botocore==1.44.8 schemathesis==4.32.5
+  anthropic==2.14.0 openai==3.57.0 google-genai==3.6.1 pytest==9.2.0 prometheus-client==0.26.0 botocore==1.44.8 schemathesis==4.32.5 playwright==1.65.2
 # The real coding agents (pinned); if npm cannot reach its registry the client tests skip, loudly.
 CLIENTS=.scratch/clients
 if [ ! -x "$CLIENTS/node_modules/.bin/claude" ] || [ ! -x "$CLIENTS/node_modules/.bin/codex" ] \

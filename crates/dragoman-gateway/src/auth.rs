@@ -80,7 +80,10 @@ impl Gateway {
         let Some(presented) = presented_key(headers) else {
             return match master {
                 None => Ok(Principal::Open),
-                Some(_) => Err(AuthError::Missing),
+                // The admin UI's session, in its cookie (with its CSRF header).
+                Some(_) => {
+                    crate::ui::session_principal(self, headers).unwrap_or(Err(AuthError::Missing))
+                }
             };
         };
         if let Some(m) = master
@@ -88,16 +91,24 @@ impl Gateway {
         {
             return Ok(Principal::Master);
         }
-        // One snapshot for the key, its team and its user: they agree with each other.
-        let dir = self.tenancy.directory();
-        let found = (!dir.keys.is_empty())
-            .then(|| dir.keys.get(&crate::tenancy::hash_key(presented)).cloned())
-            .flatten();
-        let Some(key) = found else {
+        if self.tenancy.directory().keys.is_empty() {
             return match master {
                 None => Ok(Principal::Open),
                 Some(_) => Err(AuthError::Invalid),
             };
+        }
+        match self.key_principal(&crate::tenancy::hash_key(presented)) {
+            Err(AuthError::Invalid) if master.is_none() => Ok(Principal::Open),
+            other => other,
+        }
+    }
+
+    /// The caller a virtual key (by its SHA-256) makes, if it may call now.
+    pub(crate) fn key_principal(&self, hash: &[u8; 32]) -> Result<Principal, AuthError> {
+        // One snapshot for the key, its team and its user: they agree with each other.
+        let dir = self.tenancy.directory();
+        let Some(key) = dir.keys.get(hash).cloned() else {
+            return Err(AuthError::Invalid);
         };
         if key.doc.blocked {
             return Err(AuthError::Blocked("key"));

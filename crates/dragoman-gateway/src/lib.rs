@@ -36,6 +36,7 @@ mod telemetry;
 pub mod tenancy;
 mod time;
 mod tokens;
+mod ui;
 mod upstream;
 
 use std::collections::HashSet;
@@ -325,6 +326,16 @@ impl Gateway {
 
     /// The cost of `usage` on deployment `idx` serving `model`, in nano-dollars; `None` (and a
     /// warning, once per model) when no price is known: unknown is never recorded as zero.
+    /// A deployment's price for its configured model (its overrides over the built-in table).
+    pub(crate) fn price_of(&self, idx: usize) -> Option<ModelPrice> {
+        let d = &self.config.deployments[idx];
+        let model = match d.base_model.as_deref() {
+            Some(b) => b.split_once('/').map_or(b, |(_, m)| m),
+            None => d.upstream_model.as_str(),
+        };
+        pricing::merged(self.overrides[idx].clone(), pricing::builtin(model))
+    }
+
     fn cost(&self, idx: usize, model: &str, usage: &Usage) -> Option<i64> {
         // `base_model` names the model behind a deployment whose own name says nothing of it
         // (an Azure deployment); its provider prefix is not part of the price table's names.

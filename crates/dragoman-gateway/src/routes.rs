@@ -56,6 +56,7 @@ pub fn app(gw: Arc<Gateway>) -> Router {
     }
     // The management API and its description come from one list (`openapi::router`).
     r.merge(crate::openapi::router())
+        .merge(crate::ui::router())
         .fallback(not_found)
         .with_state(gw)
 }

@@ -95,7 +95,7 @@ fn bounds(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), Box
     get,
     path = "/spend/logs",
     tag = "spend",
-    summary = "Usage records, newest first.",
+    summary = "Usage records, newest first; a virtual key reads only its own.",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "at most this many (default 100)"),
         ("model" = Option<String>, Query, description = "model group"),
@@ -114,9 +114,12 @@ pub async fn logs(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(m) = gw.authorize(&headers) {
-        return refuse(ErrorKind::Authentication, m);
-    }
+    // A virtual key reads its own records only, whatever it asks for.
+    let own = match gw.authenticate(&headers) {
+        Ok(crate::principal::Principal::Key(c)) => Some(c.key.doc.key_id.clone()),
+        Ok(_) => None,
+        Err(e) => return refuse(ErrorKind::Authentication, e.message()),
+    };
     let Some(store) = &gw.store else {
         return refuse(
             ErrorKind::NotFound,
@@ -141,7 +144,7 @@ pub async fn logs(
         limit,
         model: q.get("model").cloned(),
         principal: q.get("key").or_else(|| q.get("principal")).cloned(),
-        api_key: q.get("api_key").map(|k| gw.key_id_of(k)),
+        api_key: own.or_else(|| q.get("api_key").map(|k| gw.key_id_of(k))),
         team_id: q.get("team_id").cloned(),
         user_id: q.get("user_id").cloned(),
         end_user: q.get("end_user").cloned(),

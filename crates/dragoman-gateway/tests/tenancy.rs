@@ -1041,3 +1041,110 @@ async fn the_openapi_spec_and_the_routes_agree() {
     drop(g);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The admin UI's session: a key signs in once and gets a cookie the page cannot read; the
+/// cookie authenticates only with its CSRF header; a virtual key's session ends when the key
+/// is blocked, and never reaches the admin views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_session_is_a_signed_cookie_guarded_by_its_csrf_header() {
+    let (g, dir) = gateway().await;
+    let login = |key: &str| {
+        let http = g.http.clone();
+        let url = format!("{}/ui/api/login", g.url);
+        let key = key.to_owned();
+        async move {
+            http.post(url)
+                .json(&json!({ "key": key }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = login("sk-not-a-key").await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    let r = login(MASTER).await;
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains(MASTER));
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["role"], "admin");
+    let csrf = me["csrf"].as_str().unwrap().to_owned();
+    let get = |path: &str, csrf: Option<&str>| {
+        let mut req = g
+            .http
+            .get(format!("{}{path}", g.url))
+            .header("cookie", session.clone());
+        if let Some(c) = csrf {
+            req = req.header("x-dragoman-csrf", c);
+        }
+        req.send()
+    };
+    assert_eq!(get("/key/list", Some(&csrf)).await.unwrap().status(), 200);
+    assert_eq!(
+        get("/ui/api/config", Some(&csrf)).await.unwrap().status(),
+        200
+    );
+    // Without the header (what a cross-site page can make a browser send), or with another
+    // session's, the cookie is nothing.
+    assert_eq!(get("/key/list", None).await.unwrap().status(), 401);
+    assert_eq!(
+        get("/key/list", Some("forged")).await.unwrap().status(),
+        401
+    );
+    // A tampered cookie is refused.
+    let r = g
+        .http
+        .get(format!("{}/key/list", g.url))
+        .header("cookie", session.replace("v1.m.", "v1.m.9"))
+        .header("x-dragoman-csrf", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The config view masks every credential.
+    let cfg = get("/ui/api/config", Some(&csrf))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!cfg.contains(MASTER) && cfg.contains("********"), "{cfg}");
+
+    // A virtual key's session: its own data only, and it ends with the key.
+    let key = g.key(json!({"key_alias": "kim"})).await;
+    let r = login(&key).await;
+    assert_eq!(r.status(), 200);
+    let kc = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let kme: Value = r.json().await.unwrap();
+    assert_eq!(kme["role"], "key");
+    let kcsrf = kme["csrf"].as_str().unwrap().to_owned();
+    let as_key = |path: &str| {
+        g.http
+            .get(format!("{}{path}", g.url))
+            .header("cookie", kc.clone())
+            .header("x-dragoman-csrf", kcsrf.clone())
+            .send()
+    };
+    assert_eq!(as_key("/key/info").await.unwrap().status(), 200);
+    assert_eq!(as_key("/key/list").await.unwrap().status(), 401);
+    assert_eq!(as_key("/ui/api/deployments").await.unwrap().status(), 403);
+    let (s, _) = g.admin("/key/block", json!({"key": key})).await;
+    assert_eq!(s, 200);
+    let r = as_key("/key/info").await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("blocked"));
+    drop(g);
+    let _ = std::fs::remove_dir_all(dir);
+}
