@@ -153,7 +153,18 @@ def test_an_operator_runs_a_team_from_the_ui(ui_gateway, browser):
 
     # Some more traffic for the charts: Chat to both groups (Claude's translated).
     for model in ["gpt", "claude", "gpt", "claude"]:
-        sdk(base, key).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        sdk(base, key).chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], presence_penalty=0.5
+        )
+    # What translation dropped is on the request's page (Claude takes no presence_penalty).
+    page.get_by_role("link", name="Requests").click()
+    page.get_by_role("cell", name="claude", exact=True).first.wait_for(timeout=10_000)
+    page.get_by_role("cell", name="claude", exact=True).first.click()
+    page.get_by_role("heading", name="Dropped or approximated in translation", exact=True).wait_for()
+    assert "presence_penalty" in page.locator("ul.dropped").inner_text()
+    shot(page, "05b-request-detail-dropped")
+    page.get_by_role("link", name="Keys").click()
+    row = page.get_by_role("row").filter(has_text="ann-laptop")
 
     # Blocked from the UI: the SDK is refused.
     row.get_by_role("button", name="Block").click()

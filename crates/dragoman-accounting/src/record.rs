@@ -88,6 +88,9 @@ pub struct UsageRecord {
     /// What a cache hit saved: the cost of the answer when it was made.
     #[serde(default)]
     pub saved_cost_nanos: Option<i64>,
+    /// What translation dropped or approximated (`kind: path: why`, one per line), when anything.
+    #[serde(default)]
+    pub dropped: Option<String>,
 }
 
 /// The tenancy a request is charged to. Never the key itself: `api_key` is its SHA-256 in

@@ -36,8 +36,6 @@ pub struct Tracker {
     trace: Option<Box<Trace>>,
     /// What the request failed with, for the exit's log line and span.
     error: Option<String>,
-    /// What translation dropped or approximated, for the same.
-    dropped: Option<String>,
     /// `gen_ai.operation.name`.
     operation: &'static str,
     finish_reason: Option<&'static str>,
@@ -116,6 +114,7 @@ impl Tracker {
                 owner: dragoman_accounting::Owner::default(),
                 cache_hit: false,
                 saved_cost_nanos: None,
+                dropped: None,
             },
             started: Instant::now(),
             deployment: None,
@@ -127,7 +126,6 @@ impl Tracker {
             global: None,
             trace: None,
             error: None,
-            dropped: None,
             operation: "chat",
             finish_reason: None,
             response: (None, None),
@@ -178,11 +176,11 @@ impl Tracker {
     /// What translation dropped or approximated.
     pub fn losses(&mut self, l: &dragoman_model::Losses) {
         if !l.is_empty() {
-            self.dropped = Some(
+            self.rec.dropped = Some(
                 l.iter()
                     .map(|x| x.to_string())
                     .collect::<Vec<_>>()
-                    .join(", "),
+                    .join("\n"),
             );
         }
     }
@@ -465,7 +463,7 @@ impl Tracker {
             outcome.as_str()
         };
         self.end_attempt(attempt_outcome);
-        crate::telemetry::log_exit(&self.rec, self.error.as_deref(), self.dropped.as_deref());
+        crate::telemetry::log_exit(&self.rec, self.error.as_deref());
         if self.gw.telemetry.active()
             && self
                 .gw
@@ -487,7 +485,7 @@ impl Tracker {
                 end_ns: crate::telemetry::now_ns(),
                 operation: self.operation,
                 error: self.error.take(),
-                dropped: self.dropped.take(),
+                dropped: self.rec.dropped.clone(),
                 finish_reason: self.finish_reason,
                 response_id: self.response.0.take(),
                 response_model: self.response.1.take(),
@@ -509,6 +507,7 @@ impl Tracker {
                 provider_model: r.provider_model.take(),
                 attempted: r.attempted.take(),
                 owner: std::mem::take(&mut r.owner),
+                dropped: r.dropped.take(),
                 ..r.clone()
             });
         }

@@ -478,6 +478,8 @@ pub struct SpendLog {
     /// `True` or `False`, as LiteLLM writes it.
     pub cache_hit: String,
     pub saved_cost_usd: Option<f64>,
+    /// What translation dropped or approximated (`path: why`).
+    pub dropped_fields: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]

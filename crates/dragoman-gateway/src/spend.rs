@@ -76,6 +76,7 @@ fn record_json(r: &UsageRecord) -> Value {
         // LiteLLM writes it as a string.
         "cache_hit": if r.cache_hit { "True" } else { "False" },
         "saved_cost_usd": usd_value(r.saved_cost_nanos),
+        "dropped_fields": r.dropped.as_deref().map(|d| d.lines().collect::<Vec<_>>()).unwrap_or_default(),
     })
 }
 

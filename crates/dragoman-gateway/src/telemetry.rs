@@ -775,7 +775,8 @@ async fn export_loop(
 }
 
 /// The one structured line per request (JSON with `DRAGOMAN_LOG_FORMAT=json`).
-pub fn log_exit(r: &UsageRecord, error: Option<&str>, dropped: Option<&str>) {
+pub fn log_exit(r: &UsageRecord, error: Option<&str>) {
+    let dropped = r.dropped.as_deref();
     let u = &r.usage;
     let cost = r.cost_nanos.map(crate::accounting::usd);
     tracing::info!(

@@ -848,7 +848,7 @@ async fn models_lists_in_openai_and_anthropic_shapes() {
 
 #[tokio::test]
 async fn translation_losses_are_reported_not_rejected() {
-    let h = start("", true).await;
+    let h = start_with("", true, true).await;
     let mut b = body(Dialect::Anthropic, "r/script/text", false);
     b["stop_sequences"] = json!(["END"]);
     b["top_k"] = json!(5);
@@ -861,6 +861,28 @@ async fn translation_losses_are_reported_not_rejected() {
     assert!(
         dropped.contains("stop") && dropped.contains("top_k"),
         "{dropped}"
+    );
+    // The usage record keeps them, for the request's page in the UI and `/spend/logs`.
+    let _ = h.records(1).await;
+    let logs: Value = h
+        .http
+        .get(format!("{}/spend/logs", h.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept: Vec<&str> = logs[0]["dropped_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        kept.iter().any(|d| d.contains("top_k")) && kept.iter().any(|d| d.contains("stop")),
+        "{kept:?}"
     );
     h.shutdown().await;
 }

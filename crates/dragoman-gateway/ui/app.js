@@ -397,6 +397,10 @@ async function logDetail(id) {
     h("h2", {}, "Usage"),
     table([{ label: "Bucket", get: (x) => x[0] }, { label: "Tokens", n: true, get: (x) => num(x[1]) }],
       [["input (uncached)", u.input_uncached], ["cache read", u.cache_read], ["cache write", u.cache_write], ["output", u.output], ["reasoning (of output)", u.reasoning]]),
+    h("h2", {}, "Dropped or approximated in translation"),
+    r.dropped_fields && r.dropped_fields.length
+      ? h("ul", { class: "card dropped" }, r.dropped_fields.map((d) => h("li", {}, d)))
+      : h("p", { class: "muted" }, "Nothing: the request and its answer crossed whole."),
     h("h2", {}, "Record"),
     h("div", { class: "card" }, h("dl", { class: "kv" },
       ["started_at_ms", "model", "deployment", "provider_model", "client_dialect", "upstream_dialect", "stream", "principal", "key_alias", "team_id", "user_id", "end_user", "usage_estimated", "cache_hit", "cost_nanos"].map((k) =>
@@ -428,6 +432,23 @@ const limitFields = () => [
   field("rpm_limit", "Requests/min", { inputmode: "numeric", "data-kind": "number", size: 8 }),
   field("tpm_limit", "Tokens/min", { inputmode: "numeric", "data-kind": "number", size: 9 }),
 ];
+
+// Budget, period and rate limits of a key, team or user, asked one by one; `null` when the
+// operator cancels. An empty answer removes the limit.
+function askLimits(name, cur) {
+  const out = {};
+  for (const [f, q, kind] of [
+    ["max_budget", `Budget in USD for ${name}`, "number"],
+    ["budget_duration", "Budget period (30d, 1mo…)", "text"],
+    ["rpm_limit", "Requests per minute", "number"],
+    ["tpm_limit", "Tokens per minute", "number"],
+  ]) {
+    const a = prompt(`${q} (empty: none)`, cur[f] ?? "");
+    if (a === null) return null;
+    out[f] = a.trim() === "" ? null : kind === "number" ? Number(a) : a.trim();
+  }
+  return out;
+}
 
 async function keys() {
   const teamsList = await api("/team/list");
@@ -477,11 +498,9 @@ async function keys() {
         k.blocked ? act("Unblock", () => api("/key/unblock", { method: "POST", body: { key: k.token } }))
                   : act("Block", () => api("/key/block", { method: "POST", body: { key: k.token } })),
         act("Edit limits", async () => {
-          const b = prompt(`Budget in USD for ${k.key_alias || k.key_name} (empty: none)`, k.max_budget ?? "");
-          if (b === null) throw new Error("cancelled");
-          const rpm = prompt("Requests per minute (empty: none)", k.rpm_limit ?? "");
-          if (rpm === null) throw new Error("cancelled");
-          await api("/key/update", { method: "POST", body: { key: k.token, max_budget: b === "" ? null : Number(b), rpm_limit: rpm === "" ? null : Number(rpm) } });
+          const limits = askLimits(k.key_alias || k.key_name, k);
+          if (!limits) throw new Error("cancelled");
+          await api("/key/update", { method: "POST", body: { key: k.token, ...limits } });
         }),
         act("Delete", async () => {
           if (!confirm(`Delete key ${k.key_alias || k.key_name}? Clients using it are refused at once.`)) throw new Error("cancelled");
@@ -517,6 +536,11 @@ async function teams() {
         h("button", { type: "button", class: "ghost", onclick: async () => {
           try { await api("/team/update", { method: "POST", body: { team_id: t.team_id, blocked: !t.blocked } }); render(); } catch (e) { toast(e.message); }
         } }, t.blocked ? "Unblock" : "Block"),
+        h("button", { type: "button", class: "ghost", onclick: async () => {
+          const limits = askLimits(t.team_alias || t.team_id, t);
+          if (!limits) return;
+          try { await api("/team/update", { method: "POST", body: { team_id: t.team_id, ...limits } }); render(); } catch (e) { toast(e.message); }
+        } }, "Edit limits"),
         h("button", { type: "button", class: "danger", onclick: async () => {
           if (!confirm(`Delete team ${t.team_alias || t.team_id} and its keys?`)) return;
           try { await api("/team/delete", { method: "POST", body: { team_ids: [t.team_id] } }); render(); } catch (e) { toast(e.message); }
@@ -544,10 +568,16 @@ async function users() {
       { label: "Teams", cls: "hide-sm", get: (u) => u.teams.join(", ") || "—" },
       { label: "Spend", n: true, get: (u) => usd(u.spend) },
       { label: "Budget", n: true, get: (u) => (u.max_budget === null ? "—" : usd(u.max_budget)) },
-      { label: "Actions", get: (u) => h("button", { type: "button", class: "danger", onclick: async () => {
-        if (!confirm(`Delete user ${u.user_id} and their keys?`)) return;
-        try { await api("/user/delete", { method: "POST", body: { user_ids: [u.user_id] } }); render(); } catch (e) { toast(e.message); }
-      } }, "Delete") },
+      { label: "Actions", get: (u) => h("div", { class: "actions" },
+        h("button", { type: "button", class: "ghost", onclick: async () => {
+          const limits = askLimits(u.user_id, u);
+          if (!limits) return;
+          try { await api("/user/update", { method: "POST", body: { user_id: u.user_id, ...limits } }); render(); } catch (e) { toast(e.message); }
+        } }, "Edit limits"),
+        h("button", { type: "button", class: "danger", onclick: async () => {
+          if (!confirm(`Delete user ${u.user_id} and their keys?`)) return;
+          try { await api("/user/delete", { method: "POST", body: { user_ids: [u.user_id] } }); render(); } catch (e) { toast(e.message); }
+        } }, "Delete")) },
     ], list.users, { empty: "No users yet." }),
   );
 }

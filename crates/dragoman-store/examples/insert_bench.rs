@@ -61,6 +61,7 @@ fn record(i: usize, rng: &mut fastrand::Rng, sequential: bool) -> UsageRecord {
         cost_nanos: Some(4_200_000),
         cache_hit: false,
         saved_cost_nanos: None,
+        dropped: None,
     }
 }
 

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_tenancy.sql")),
     (4, include_str!("../migrations/sqlite/0004_responses.sql")),
     (5, include_str!("../migrations/sqlite/0005_cache_hits.sql")),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_dropped_fields.sql"),
+    ),
 ];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -584,6 +588,7 @@ fn insert_batch(conn: &mut Connection, sql: &str, records: &[UsageRecord]) -> ru
                 p.end_user,
                 p.cache_hit,
                 p.saved_cost_nanos,
+                p.dropped,
             ])?;
         }
     }
@@ -725,6 +730,7 @@ fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         end_user: row.get(30)?,
         cache_hit: row.get(31)?,
         saved_cost_nanos: row.get(32)?,
+        dropped: row.get(33)?,
     })
 }
 

@@ -283,6 +283,7 @@ fn rec(id: &str, started_at_ms: i64, model: &str, principal: &str) -> UsageRecor
         owner: Owner::default(),
         cache_hit: false,
         saved_cost_nanos: None,
+        dropped: None,
     }
 }
 
@@ -356,6 +357,10 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
         },
         cache_hit: true,
         saved_cost_nanos: Some(1_777_500),
+        dropped: Some(
+            "dropped: messages[0].content[1]: no image input\napproximated: top_k: sent as is"
+                .to_owned(),
+        ),
     };
     let unknown = UsageRecord {
         request_id: "unknown".to_owned(),
@@ -379,6 +384,7 @@ async fn roundtrip_keeps_every_field(fx: &Fixture) {
         owner: Owner::default(),
         cache_hit: false,
         saved_cost_nanos: None,
+        dropped: None,
     };
     let zeros = UsageRecord {
         request_id: "zeros".to_owned(),
