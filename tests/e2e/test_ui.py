@@ -166,6 +166,20 @@ def test_an_operator_runs_a_team_from_the_ui(ui_gateway, browser):
     page.get_by_role("link", name="Keys").click()
     row = page.get_by_role("row").filter(has_text="ann-laptop")
 
+    # Limits and budget changed from the page (its prompts answered in turn): the key API has them.
+    answers = iter(["7.5", "30d", "100", ""])
+    def answer(dialog):
+        dialog.accept(next(answers))
+
+    page.on("dialog", answer)
+    row.get_by_role("button", name="Edit limits").click()
+    page.get_by_role("row").filter(has_text="ann-laptop").filter(has_text="$7.50").wait_for()
+    page.remove_listener("dialog", answer)
+    info = json.load(urllib.request.urlopen(urllib.request.Request(
+        f"{base}/key/info?key={key}", headers={"Authorization": f"Bearer {MASTER}"})))["info"]
+    assert (info["max_budget"], info["budget_duration"], info["rpm_limit"], info["tpm_limit"]) == (7.5, "30d", 100, None), info
+    row = page.get_by_role("row").filter(has_text="ann-laptop")
+
     # Blocked from the UI: the SDK is refused.
     row.get_by_role("button", name="Block").click()
     page.get_by_role("row").filter(has_text="ann-laptop").filter(has_text="blocked").wait_for()
@@ -189,6 +203,10 @@ def test_an_operator_runs_a_team_from_the_ui(ui_gateway, browser):
     page.get_by_role("button", name="Create user").click()
     page.get_by_role("cell", name="ann@example.com", exact=True).wait_for()
     shot(page, "10-users")
+    # Deleting asks first; accepted, the user is gone.
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("row").filter(has_text="ann@example.com").get_by_role("button", name="Delete").click()
+    page.get_by_text("No users yet.").wait_for()
     html = page.content()
     assert MASTER not in html and UPSTREAM_SECRET not in html
 

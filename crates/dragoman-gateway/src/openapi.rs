@@ -29,7 +29,8 @@ use crate::tenancy::docs::{KeyDoc, Limits, Member, TeamDoc, UserDoc};
         title = "dragoman management API",
         description = "LiteLLM's key, team, user and spend endpoints, plus health and models. \
             Authenticate with `Authorization: Bearer <master key>`; a virtual key may read its own \
-            `/key/info` and list the models it may call.",
+            `/key/info` and list the models it may call. The admin UI (`/ui`) calls these same \
+            endpoints; its two read-only views are `/ui/api/deployments` and `/ui/api/config`.",
         license(name = "Apache-2.0"),
     ),
     // Referenced by `Failures`, which (as a response set) does not register what it names.
@@ -96,6 +97,8 @@ fn management() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(crate::routes::health))
         .routes(routes!(crate::routes::models))
         .routes(routes!(crate::routes::models_v1))
+        .routes(routes!(crate::ui::deployments))
+        .routes(routes!(crate::ui::config))
 }
 
 /// The management router with `/openapi.json` beside it; the spec is rendered once.
@@ -502,6 +505,36 @@ pub struct SpendSummaryRow {
     pub cost_usd: Option<f64>,
     /// Requests whose model has no known price.
     pub unknown_cost_requests: u64,
+}
+
+/// One deployment as `/ui/api/deployments` shows it.
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentState {
+    pub id: String,
+    pub model_name: String,
+    pub provider: String,
+    pub model: String,
+    pub api_base: String,
+    pub dialect: String,
+    pub cooling_down: bool,
+    pub latency_estimate_ms: f64,
+    pub in_flight: u32,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub max_parallel_requests: Option<u32>,
+    pub weight: Option<f64>,
+    pub order: Option<u32>,
+    /// USD per million tokens; `null` when the model's price is not known.
+    #[schema(value_type = Option<Object>)]
+    pub price_per_million: Option<Value>,
+    /// The last background health probe, when background checks run.
+    #[schema(value_type = Option<Object>)]
+    pub last_probe: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deployments {
+    pub deployments: Vec<DeploymentState>,
 }
 
 /// `/health/readiness`.

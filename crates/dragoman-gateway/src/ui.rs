@@ -67,8 +67,6 @@ pub fn router() -> Router<Arc<Gateway>> {
         .route("/ui/api/login", post(login))
         .route("/ui/api/logout", post(logout))
         .route("/ui/api/session", get(session))
-        .route("/ui/api/deployments", get(deployments))
-        .route("/ui/api/config", get(config))
         .route("/ui/{*path}", get(asset))
 }
 
@@ -336,7 +334,14 @@ fn admin_only(gw: &Gateway, headers: &HeaderMap) -> Option<Response> {
 
 /// Every deployment: where it points, its state on this instance's router, its limits and
 /// its price per million tokens.
-async fn deployments(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+#[utoipa::path(
+    get,
+    path = "/ui/api/deployments",
+    tag = "models",
+    summary = "Every deployment with its router state (cooling down, latency estimate, in flight), last health probe, limits and price per million tokens.",
+    responses((status = 200, body = crate::openapi::Deployments), crate::openapi::Failures)
+)]
+pub(crate) async fn deployments(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Some(r) = admin_only(&gw, &headers) {
         return r;
     }
@@ -392,7 +397,14 @@ async fn deployments(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
 const MASK: &str = "********";
 
 /// The running config, as parsed: every credential shown as set or not, never its value.
-async fn config(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+#[utoipa::path(
+    get,
+    path = "/ui/api/config",
+    tag = "health",
+    summary = "The running config as parsed; every credential shows only whether it is set.",
+    responses((status = 200, body = Object), crate::openapi::Failures)
+)]
+pub(crate) async fn config(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Some(r) = admin_only(&gw, &headers) {
         return r;
     }

@@ -1013,6 +1013,8 @@ async fn the_openapi_spec_and_the_routes_agree() {
         "GET /health/readiness",
         "GET /models",
         "GET /v1/models",
+        "GET /ui/api/deployments",
+        "GET /ui/api/config",
     ];
     expected.sort();
     assert_eq!(ops, expected);
