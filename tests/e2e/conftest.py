@@ -3,7 +3,9 @@
 Why here: the official SDKs are the clients that matter; they parse what dragoman sends with
 their own code, so a grammar or usage mistake shows up as an SDK error or a wrong number.
 """
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -34,6 +36,43 @@ def wait_http(port, path="/health/liveliness", timeout=20):
         except Exception:
             time.sleep(0.05)
     raise RuntimeError(f"nothing answered on port {port}")
+
+
+class Own:
+    """A gateway a test started for itself: its URL, process, work directory and log file."""
+
+    def __init__(self, url, proc, work, log):
+        self.url, self.proc, self.work, self.log = url, proc, work, log
+
+
+@contextlib.contextmanager
+def own_gateway(config):
+    """A mock upstream and a gateway of the test's own, for tests whose keys, teams or load
+    must not meet the session gateway's; `config(mock_port, work_dir)` returns its YAML."""
+    mock_port = free_port()
+    mock = subprocess.Popen([os.path.join(BIN_DIR, "dragoman-mock"), str(mock_port)], stdout=subprocess.PIPE, text=True)
+    assert "listening" in mock.stdout.readline()
+    work = tempfile.mkdtemp()
+    cfg = os.path.join(work, "config.yaml")
+    with open(cfg, "w") as f:
+        f.write(config(mock_port, work))
+    port = free_port()
+    log = open(os.path.join(work, "gateway.log"), "w+")
+    gw = subprocess.Popen(
+        [os.path.join(BIN_DIR, "dragoman"), "serve", "--config", cfg, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(port)
+        yield Own(f"http://127.0.0.1:{port}", gw, work, log)
+    finally:
+        gw.terminate()
+        mock.terminate()
+        gw.wait(10)
+        mock.wait(10)
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 _MOCK_URL = {}

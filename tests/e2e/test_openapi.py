@@ -12,9 +12,8 @@ team that must exist, an alias already taken) that no schema can say.
 import os
 import subprocess
 import sys
-import tempfile
 
-from conftest import BIN_DIR, free_port, wait_http
+from conftest import own_gateway
 
 MASTER = "sk-openapi-fuzz-master"
 CHECKS = ",".join(
@@ -34,14 +33,8 @@ CHECKS = ",".join(
 
 
 def test_the_management_api_survives_a_schema_driven_fuzz():
-    mock_port = free_port()
-    mock = subprocess.Popen([os.path.join(BIN_DIR, "dragoman-mock"), str(mock_port)], stdout=subprocess.PIPE, text=True)
-    assert "listening" in mock.stdout.readline()
-    work = tempfile.mkdtemp()
-    cfg = os.path.join(work, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write(
-            f"""
+    def config(mock_port, work):
+        return f"""
 model_list:
   - model_name: gpt
     litellm_params: {{model: openai/gpt, api_base: "http://127.0.0.1:{mock_port}/v1", api_key: sk-up}}
@@ -52,21 +45,13 @@ general_settings:
 dragoman_settings:
   database_path: {os.path.join(work, "fuzz.db")}
 """
-        )
-    port = free_port()
-    log = open(os.path.join(work, "gateway.log"), "w+")
-    gw = subprocess.Popen(
-        [os.path.join(BIN_DIR, "dragoman"), "serve", "--config", cfg, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(port)
+
+    with own_gateway(config) as g:
         st = os.path.join(os.path.dirname(sys.executable), "schemathesis")
         # A fixed seed keeps CI repeatable; DRAGOMAN_FUZZ_SEED=random explores.
         seed = os.environ.get("DRAGOMAN_FUZZ_SEED", "20261204")
         cmd = [
-            st, "run", f"http://127.0.0.1:{port}/openapi.json",
+            st, "run", f"{g.url}/openapi.json",
             "-H", f"Authorization: Bearer {MASTER}",
             "--checks", CHECKS,
             "--max-examples", os.environ.get("DRAGOMAN_FUZZ_EXAMPLES", "40"),
@@ -75,16 +60,10 @@ dragoman_settings:
         ]
         if seed != "random":
             cmd += ["--seed", seed]
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=work)
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=g.work)
         out = run.stdout + run.stderr
         assert run.returncode == 0, out[-8000:]
         assert "passed" in out, out[-4000:]
-        assert gw.poll() is None, "the gateway died under the fuzz"
-        log.seek(0)
-        assert "panicked" not in log.read()
-    finally:
-        gw.terminate()
-        mock.terminate()
-        gw.wait(10)
-        mock.wait(10)
-        log.close()
+        assert g.proc.poll() is None, "the gateway died under the fuzz"
+        g.log.seek(0)
+        assert "panicked" not in g.log.read()

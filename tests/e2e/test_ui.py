@@ -6,16 +6,13 @@ target/ui-screenshots/ (look at them).
 """
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.request
 
 import openai
 import pytest
 
-from conftest import BIN_DIR, ROOT, free_port, wait_http
+from conftest import ROOT, own_gateway
 
 MASTER = "sk-ui-master-key-0001"
 UPSTREAM_SECRET = "sk-upstream-do-not-show"
@@ -29,14 +26,8 @@ if not os.path.exists(CHROMIUM):
 
 @pytest.fixture(scope="module")
 def ui_gateway():
-    mock_port = free_port()
-    mock = subprocess.Popen([os.path.join(BIN_DIR, "dragoman-mock"), str(mock_port)], stdout=subprocess.PIPE, text=True)
-    assert "listening" in mock.stdout.readline()
-    work = tempfile.mkdtemp()
-    cfg = os.path.join(work, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write(
-            f"""
+    def config(mock_port, work):
+        return f"""
 model_list:
   - model_name: gpt
     litellm_params: {{model: openai/gpt, api_base: "http://127.0.0.1:{mock_port}/v1", api_key: {UPSTREAM_SECRET}, input_cost_per_token: 0.000001, output_cost_per_token: 0.00001}}
@@ -47,22 +38,9 @@ general_settings:
 dragoman_settings:
   database_path: {os.path.join(work, "ui.db")}
 """
-        )
-    port = free_port()
-    gw = subprocess.Popen(
-        [os.path.join(BIN_DIR, "dragoman"), "serve", "--config", cfg, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        gw.terminate()
-        mock.terminate()
-        gw.wait(10)
-        mock.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+
+    with own_gateway(config) as g:
+        yield g.url
 
 
 @pytest.fixture(scope="module")
