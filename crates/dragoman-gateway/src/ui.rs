@@ -235,6 +235,12 @@ struct Login {
 }
 
 async fn login(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !json_posted(&headers) {
+        return hardened(fail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the key as application/json",
+        ));
+    }
     let Some(signing) = signing_key(&gw) else {
         return hardened(fail(
             StatusCode::BAD_REQUEST,
@@ -272,7 +278,13 @@ async fn login(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) 
     r
 }
 
-async fn logout() -> Response {
+async fn logout(headers: HeaderMap) -> Response {
+    if !json_posted(&headers) {
+        return hardened(fail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "log out with an application/json POST",
+        ));
+    }
     let mut r = hardened(axum::Json(json!({"ok": true})).into_response());
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -371,7 +383,7 @@ pub(crate) async fn deployments(State(gw): State<Arc<Gateway>>, headers: HeaderM
                 "model_name": d.model_name,
                 "provider": d.provider.name(),
                 "model": d.upstream_model,
-                "api_base": d.api_base,
+                "api_base": mask_url(&d.api_base),
                 "dialect": d.dialect.as_str(),
                 "cooling_down": gw.router.is_cooling(i),
                 "latency_estimate_ms": (gw.router.latency_estimate(i) * 1000.0).round(),
@@ -467,23 +479,43 @@ pub(crate) async fn config(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -
     hardened(axum::Json(body).into_response())
 }
 
-/// A URL with any password or query (where keys hide: `?key=…`) masked.
+/// A URL with its user information, query and fragment (where keys hide: `?key=…`) masked.
 fn mask_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, _)) => (b, Some(MASK)),
+    let cut = url.find(['?', '#']);
+    let (base, tail) = match cut {
+        Some(i) => (&url[..i], Some(MASK)),
         None => (url, None),
     };
     let base = match base.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://{MASK}@{host}"),
-            None => base.to_owned(),
-        },
+        Some((scheme, rest)) => {
+            // User information lives in the authority only: before the path's first `/`, up
+            // to its last `@` (a password may hold `@` too).
+            let end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(end);
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{MASK}@{host}{path}"),
+                None => base.to_owned(),
+            }
+        }
         None => base.to_owned(),
     };
-    match query {
-        Some(q) => format!("{base}?{q}"),
+    match tail {
+        Some(t) => format!("{base}?{t}"),
         None => base,
     }
+}
+
+/// A cross-site form can post `text/plain` that parses as JSON; only a script of this origin
+/// can send `application/json` (anything else needs a CORS preflight this server never grants).
+fn json_posted(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
 }
 
 #[cfg(test)]
@@ -514,6 +546,14 @@ mod tests {
             "https://g.example/v1?********"
         );
         assert_eq!(mask_url("http://127.0.0.1:4000"), "http://127.0.0.1:4000");
+        assert_eq!(
+            mask_url("redis://u:p@ss@host:6379/0"),
+            "redis://********@host:6379/0"
+        );
+        assert_eq!(
+            mask_url("https://host/v1/users/a@b#token"),
+            "https://host/v1/users/a@b?********"
+        );
     }
 
     #[test]

@@ -1062,6 +1062,17 @@ async fn the_ui_session_is_a_signed_cookie_guarded_by_its_csrf_header() {
                 .unwrap()
         }
     };
+    // What a cross-site form can send: JSON in a text/plain body. Refused before it is read.
+    let r = g
+        .http
+        .post(format!("{}/ui/api/login", g.url))
+        .header("content-type", "text/plain")
+        .body(format!("{{\"key\": \"{MASTER}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.headers().get("set-cookie").is_none());
     let r = login("sk-not-a-key").await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("set-cookie").is_none());

@@ -123,6 +123,12 @@ async function render() {
 
 window.addEventListener("hashchange", render);
 
+// The skip link moves focus, not the route (a `#main` hash would re-render the page).
+document.querySelector(".skip")?.addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main").focus();
+});
+
 // ---------------------------------------------------------------------------------------------
 // Login
 
