@@ -91,54 +91,70 @@ impl Gateway {
         {
             return Ok(Principal::Master);
         }
-        if self.tenancy.directory().keys.is_empty() {
-            return match master {
+        // One snapshot for the key, its team and its user: they agree with each other.
+        let dir = self.tenancy.directory();
+        let found = (!dir.keys.is_empty())
+            .then(|| key_caller(&dir, &crate::tenancy::hash_key(presented)))
+            .flatten();
+        match found {
+            Some(caller) => caller,
+            None => match master {
                 None => Ok(Principal::Open),
                 Some(_) => Err(AuthError::Invalid),
-            };
-        }
-        match self.key_principal(&crate::tenancy::hash_key(presented)) {
-            Err(AuthError::Invalid) if master.is_none() => Ok(Principal::Open),
-            other => other,
+            },
         }
     }
 
     /// The caller a virtual key (by its SHA-256) makes, if it may call now.
     pub(crate) fn key_principal(&self, hash: &[u8; 32]) -> Result<Principal, AuthError> {
-        // One snapshot for the key, its team and its user: they agree with each other.
-        let dir = self.tenancy.directory();
-        let Some(key) = dir.keys.get(hash).cloned() else {
-            return Err(AuthError::Invalid);
-        };
-        if key.doc.blocked {
-            return Err(AuthError::Blocked("key"));
-        }
-        if let Some(at) = key.doc.expires_ms
-            && at <= crate::tenancy::now_ms()
-        {
-            return Err(AuthError::Expired(at));
-        }
-        let team = match &key.doc.team_id {
-            Some(id) => match dir.teams.get(id) {
-                Some(t) if t.doc.blocked => return Err(AuthError::Blocked("key's team")),
-                Some(t) => Some(t.clone()),
-                // The team was deleted: its keys go with it.
-                None => return Err(AuthError::Invalid),
-            },
-            None => None,
-        };
-        let user = key
-            .doc
-            .user_id
-            .as_ref()
-            .and_then(|u| dir.users.get(u).cloned());
-        Ok(Principal::Key(std::sync::Arc::new(Caller {
-            key,
-            team,
-            user,
-        })))
+        key_caller(&self.tenancy.directory(), hash).unwrap_or(Err(AuthError::Invalid))
     }
+}
 
+/// The key with this hash in `dir` as a caller (refused when blocked, expired or orphaned);
+/// `None` when there is no such key.
+fn key_caller(
+    dir: &crate::tenancy::Directory,
+    hash: &[u8; 32],
+) -> Option<Result<Principal, AuthError>> {
+    let key = dir.keys.get(hash)?.clone();
+    Some(admit_key(dir, key))
+}
+
+fn admit_key(
+    dir: &crate::tenancy::Directory,
+    key: std::sync::Arc<crate::tenancy::KeyEntry>,
+) -> Result<Principal, AuthError> {
+    if key.doc.blocked {
+        return Err(AuthError::Blocked("key"));
+    }
+    if let Some(at) = key.doc.expires_ms
+        && at <= crate::tenancy::now_ms()
+    {
+        return Err(AuthError::Expired(at));
+    }
+    let team = match &key.doc.team_id {
+        Some(id) => match dir.teams.get(id) {
+            Some(t) if t.doc.blocked => return Err(AuthError::Blocked("key's team")),
+            Some(t) => Some(t.clone()),
+            // The team was deleted: its keys go with it.
+            None => return Err(AuthError::Invalid),
+        },
+        None => None,
+    };
+    let user = key
+        .doc
+        .user_id
+        .as_ref()
+        .and_then(|u| dir.users.get(u).cloned());
+    Ok(Principal::Key(std::sync::Arc::new(Caller {
+        key,
+        team,
+        user,
+    })))
+}
+
+impl Gateway {
     /// For the management endpoints: only the master key (or an open gateway) passes.
     pub(crate) fn authorize(&self, headers: &HeaderMap) -> Result<(), String> {
         match self.authenticate(headers) {

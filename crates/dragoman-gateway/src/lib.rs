@@ -324,25 +324,26 @@ impl Gateway {
         self.writer.as_ref()
     }
 
-    /// The cost of `usage` on deployment `idx` serving `model`, in nano-dollars; `None` (and a
-    /// warning, once per model) when no price is known: unknown is never recorded as zero.
+    /// The name deployment `idx` is priced under when it serves `model`: `base_model` names the
+    /// model behind a deployment whose own name says nothing of it (an Azure deployment); its
+    /// provider prefix is not part of the price table's names.
+    fn priced_as<'a>(&'a self, idx: usize, model: &'a str) -> &'a str {
+        match self.config.deployments[idx].base_model.as_deref() {
+            Some(b) => b.split_once('/').map_or(b, |(_, m)| m),
+            None => model,
+        }
+    }
+
     /// A deployment's price for its configured model (its overrides over the built-in table).
     pub(crate) fn price_of(&self, idx: usize) -> Option<ModelPrice> {
-        let d = &self.config.deployments[idx];
-        let model = match d.base_model.as_deref() {
-            Some(b) => b.split_once('/').map_or(b, |(_, m)| m),
-            None => d.upstream_model.as_str(),
-        };
+        let model = self.priced_as(idx, &self.config.deployments[idx].upstream_model);
         pricing::merged(self.overrides[idx].clone(), pricing::builtin(model))
     }
 
+    /// The cost of `usage` on deployment `idx` serving `model`, in nano-dollars; `None` (and a
+    /// warning, once per model) when no price is known: unknown is never recorded as zero.
     fn cost(&self, idx: usize, model: &str, usage: &Usage) -> Option<i64> {
-        // `base_model` names the model behind a deployment whose own name says nothing of it
-        // (an Azure deployment); its provider prefix is not part of the price table's names.
-        let model = match self.config.deployments[idx].base_model.as_deref() {
-            Some(b) => b.split_once('/').map_or(b, |(_, m)| m),
-            None => model,
-        };
+        let model = self.priced_as(idx, model);
         let price_of = || pricing::merged(self.overrides[idx].clone(), pricing::builtin(model));
         let cached = self.prices[idx].get_or_init(|| (model.to_owned(), price_of()));
         let fresh;

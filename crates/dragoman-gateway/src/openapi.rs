@@ -104,12 +104,10 @@ fn management() -> OpenApiRouter<Arc<Gateway>> {
 /// The management router with `/openapi.json` beside it; the spec is rendered once.
 pub fn router() -> Router<Arc<Gateway>> {
     let (router, spec) = management().split_for_parts();
-    let body: Arc<str> = spec
-        .to_json()
-        .unwrap_or_else(|e| {
-            format!("{{\"error\": \"the OpenAPI document failed to render: {e}\"}}")
-        })
-        .into();
+    // Rendered once; each answer shares the bytes.
+    let body = axum::body::Bytes::from(spec.to_json().unwrap_or_else(|e| {
+        format!("{{\"error\": \"the OpenAPI document failed to render: {e}\"}}")
+    }));
     router.route(
         "/openapi.json",
         get(move || {
@@ -119,8 +117,8 @@ pub fn router() -> Router<Arc<Gateway>> {
     )
 }
 
-fn json_text(body: Arc<str>) -> Response {
-    let mut r = body.to_string().into_response();
+fn json_text(body: axum::body::Bytes) -> Response {
+    let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
